@@ -1,0 +1,1 @@
+"""Benchmarks: decode timing and the backend x precision table of accuracy, speed and power."""

@@ -1,0 +1,1 @@
+"""Backend adapters: one file per runtime, each importing its runtime lazily."""

@@ -1,0 +1,1 @@
+"""Codecs: one object owns both halves of a heatmap representation (points <-> map)."""

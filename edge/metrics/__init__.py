@@ -1,0 +1,1 @@
+"""Target-level metrics (SPIRE, BasicIRSTD, Hungarian conventions), numpy only."""

@@ -1,0 +1,1 @@
+"""INT8 quantization (PTQ per backend, QAT with torchao pt2e), calibrated on IR frames."""

@@ -1,0 +1,1 @@
+"""Model zoo: a timm-style registry, one file per architecture (HRPE family, SSHD-Net)."""
