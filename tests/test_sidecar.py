@@ -118,3 +118,32 @@ def test_toolchain_versions_does_not_import_torch():
     code = "import sys, edge.sidecar as s; s.toolchain_versions(); print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.stdout.strip() == "False", out.stderr
+
+
+def test_zoo_resolves_env_folder_and_prefers_int8(tmp_path, monkeypatch):
+    from edge import zoo
+    monkeypatch.setenv(zoo.ENV_VAR, str(tmp_path / "w"))
+    monkeypatch.chdir(tmp_path)
+    assert zoo.weights_dir() == tmp_path / "w"
+    with pytest.raises(SidecarError, match=r"best\.pt.*--weights"):
+        zoo.default_checkpoint()
+    (tmp_path / "w").mkdir()
+    (tmp_path / "w" / "best.pt").write_bytes(b"ckpt")
+    assert zoo.default_checkpoint() == tmp_path / "w" / "best.pt"
+    with pytest.raises(SidecarError, match=r"no onnx artifact.*python -m export --target onnx"):
+        zoo.default_artifact("onnxruntime")
+    exp = tmp_path / "w" / "export"
+    exp.mkdir()
+    fp32, _, _ = _artifact(exp, name="a_fp32.onnx")
+    int8_dir = exp / "int8"
+    int8_dir.mkdir()
+    int8, _, _ = _artifact(int8_dir, name="a_int8.onnx", precision="int8")
+    (exp / "broken").mkdir()
+    (exp / "broken" / SIDECAR_NAME).write_text("{")
+    assert len(zoo.find_artifacts()) == 2
+    assert zoo.default_artifact("onnxruntime") == int8
+    assert zoo.default_artifact("onnx", precision="fp32") == fp32
+    with pytest.raises(SidecarError, match="no fp16 onnx"):
+        zoo.default_artifact("onnx", precision="fp16")
+    with pytest.raises(SidecarError, match="unknown model format"):
+        zoo.default_artifact("coreml")

@@ -1,0 +1,92 @@
+"""Model zoo resolver: where the shipped checkpoint and its exported artifacts live.
+
+Why: `python -m export` and `python -m edge.run` must work with no model argument on a fresh
+checkout, and a user with their own weights folder must be able to point everything at it with
+one environment variable (`SPIRE_EDGE_WEIGHTS`). This module is the single place that knows the
+layout: `<weights>/best.pt` (+ metadata.json) and `<weights>/export/<artifact folders>`; local
+exports in `runs/export/` are found too, after the shipped ones.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from edge.errors import SidecarError
+from edge.sidecar import FORMATS, SIDECAR_NAME, ModelMeta, read_sidecar
+
+ENV_VAR = "SPIRE_EDGE_WEIGHTS"
+REPO_ROOT = Path(__file__).resolve().parents[1]
+CHECKPOINT_NAME = "best.pt"
+# Backend / runtime names users type, mapped to artifact formats.
+FORMAT_ALIASES = {"onnxruntime": "onnx", "ort": "onnx", "ov": "openvino", "litert": "tflite",
+                  "tflite-runtime": "tflite", "trt": "tensorrt", "pt": "torch", "pytorch": "torch"}
+# Preference when no precision is asked for: the fastest artifact that keeps the fidelity report's
+# agreement first, then the reference.
+PRECISION_ORDER = ("int8", "fp32", "fp16")
+
+
+def weights_dir() -> Path:
+    """The shipped-weights folder: $SPIRE_EDGE_WEIGHTS, else <repo>/weights/shipped."""
+    env = os.environ.get(ENV_VAR)
+    return Path(env).expanduser() if env else REPO_ROOT / "weights" / "shipped"
+
+
+def default_checkpoint() -> Path:
+    """The shipped checkpoint (`<weights>/best.pt`); one-line error when it is absent."""
+    p = weights_dir() / CHECKPOINT_NAME
+    if not p.is_file():
+        raise SidecarError(f"{p}: no shipped checkpoint; pass --weights PATH/TO/best.pt, or set {ENV_VAR} "
+                           "to a folder holding best.pt (train one with `python -m spire.train`)")
+    return p
+
+
+def export_roots() -> list[Path]:
+    """Folders searched for exported artifacts, in order: shipped exports, then local runs."""
+    roots = [weights_dir() / "export", Path.cwd() / "runs" / "export"]
+    out = []
+    for r in roots:
+        if r.resolve() not in [o.resolve() for o in out]:
+            out.append(r)
+    return out
+
+
+def normalize_format(fmt: str) -> str:
+    """'onnxruntime' -> 'onnx', 'litert' -> 'tflite', ...; unknown names raise a one-line error."""
+    f = FORMAT_ALIASES.get(fmt.lower(), fmt.lower())
+    if f not in FORMATS:
+        raise SidecarError(f"unknown model format {fmt!r}; expected one of {', '.join(FORMATS)}")
+    return f
+
+
+def find_artifacts(root: str | Path | None = None) -> list[tuple[Path, ModelMeta]]:
+    """Every artifact folder (one with a valid metadata.json) under `root` (default: export_roots()).
+
+    Folders whose sidecar is unreadable are skipped here; loading one directly reports why.
+    """
+    roots = [Path(root)] if root is not None else export_roots()
+    found: list[tuple[Path, ModelMeta]] = []
+    for r in roots:
+        if not r.is_dir():
+            continue
+        for side in sorted(r.rglob(SIDECAR_NAME)):
+            try:
+                found.append((side.parent, read_sidecar(side.parent, verify=False)))
+            except SidecarError:
+                continue
+    return found
+
+
+def default_artifact(fmt: str, precision: str | None = None, root: str | Path | None = None) -> Path:
+    """The artifact folder to run for a format (prefers int8, then fp32, then fp16 when not asked)."""
+    f = normalize_format(fmt)
+    cands = [(p, m) for p, m in find_artifacts(root) if m.format == f]
+    order = (precision,) if precision else PRECISION_ORDER
+    for prec in order:
+        hit = [p for p, m in cands if m.precision == prec]
+        if hit:
+            return hit[0]
+    where = str(root) if root is not None else " or ".join(str(r) for r in export_roots())
+    want = f"{precision} " if precision else ""
+    raise SidecarError(f"{where}: no {want}{f} artifact found; export one with "
+                       f"`python -m export --target {f}{' --precision ' + precision if precision else ''}` "
+                       "or pass --model PATH")
