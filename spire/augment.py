@@ -1,0 +1,150 @@
+"""Geometric augmentation of a raw frame and its point labels (numpy + OpenCV, no torch).
+
+Why its own module: augmentation must move the image and the points by exactly the same
+transform, or the targets drift off the small objects they label. Every operation here is one
+affine map applied to both, with OpenCV's pixel-centre convention (pixel i covers [i-0.5, i+0.5],
+so `cv2.resize` by z maps x to (x + 0.5) * z - 0.5).
+
+Two recipes, chosen by the model's preprocessing:
+- whole frame (`crop=None`, faithful SPIRE with letterbox scale-up): SPIRE's random centred zoom
+  U(1, 1.15), then one of the 8 flips/transposes;
+- native-resolution crops (`crop=S`): an S x S window around a random target (or anywhere, for
+  background samples) cut and zoomed in ONE `cv2.warpAffine`, then a flip/transpose. Training on
+  crops is the big CPU speed-up; the fully convolutional models are evaluated on whole frames.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    """What the training sampler does to a frame before preprocessing.
+
+    zoom: (low, high) of the uniform zoom factor (SPIRE: 1.0 .. 1.15); (1, 1) turns zoom off.
+    dihedral: random flips and transposes (the 8 symmetries of the square).
+    crop: side of the target-centred crop in output pixels, or None for whole frames.
+    margin: smallest distance (source px) kept between the chosen target and the crop border.
+    """
+
+    zoom: tuple[float, float] = (1.0, 1.15)
+    dihedral: bool = True
+    crop: int | None = None
+    margin: float = 8.0
+
+    def __post_init__(self) -> None:
+        lo, hi = self.zoom
+        if not 0 < lo <= hi:
+            raise ValueError(f"AugmentConfig.zoom must satisfy 0 < low <= high, got {self.zoom}")
+        if self.crop is not None and self.crop < 8:
+            raise ValueError(f"AugmentConfig.crop must be >= 8 px or None, got {self.crop}")
+
+
+def _as_points(points: np.ndarray | None) -> np.ndarray:
+    if points is None:
+        return np.zeros((0, 2), np.float32)
+    return np.asarray(points, np.float32).reshape(-1, 2)
+
+
+def keep_inside(points: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
+    """Points whose centre lies on the frame (pixel-centre convention: -0.5 <= x < W - 0.5)."""
+    h, w = hw
+    p = _as_points(points)
+    ok = (p[:, 0] >= -0.5) & (p[:, 0] < w - 0.5) & (p[:, 1] >= -0.5) & (p[:, 1] < h - 0.5)
+    return p[ok]
+
+
+def warp_window(frame: np.ndarray, points: np.ndarray, x0: float, y0: float, zoom: float,
+                out_hw: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Cut the source window whose top-left pixel edge is (x0, y0), magnified by `zoom`.
+
+    The output is `out_hw`; source pixels outside the frame are zero. One bilinear warp does crop
+    and zoom together, so only output pixels are ever computed (cheap on 1920x1080 frames).
+    """
+    oh, ow = out_hw
+    m = np.array([[zoom, 0.0, zoom * (0.5 - x0) - 0.5],
+                  [0.0, zoom, zoom * (0.5 - y0) - 0.5]], np.float64)
+    out = cv2.warpAffine(frame, m, (ow, oh), flags=cv2.INTER_LINEAR,
+                         borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    if frame.ndim == 3 and out.ndim == 2:  # cv2 drops a trailing channel axis of size 1
+        out = out[:, :, None]
+    p = _as_points(points)
+    p = p * zoom + np.array([m[0, 2], m[1, 2]], np.float32)
+    return out, keep_inside(p, (oh, ow))
+
+
+def centred_zoom(frame: np.ndarray, points: np.ndarray, zoom: float) -> tuple[np.ndarray, np.ndarray]:
+    """SPIRE's zoom: magnify by `zoom` about the frame centre and keep the frame size."""
+    h, w = frame.shape[:2]
+    x0 = w / 2 - w / (2 * zoom)
+    y0 = h / 2 - h / (2 * zoom)
+    return warp_window(frame, points, x0, y0, zoom, (h, w))
+
+
+def dihedral(frame: np.ndarray, points: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Apply symmetry k in 0..7: bit 0 flips left-right, bit 1 flips up-down, bit 2 transposes."""
+    p = _as_points(points).copy()
+    h, w = frame.shape[:2]
+    if k & 1:
+        frame = frame[:, ::-1]
+        p[:, 0] = w - 1 - p[:, 0]
+    if k & 2:
+        frame = frame[::-1]
+        p[:, 1] = h - 1 - p[:, 1]
+    if k & 4:
+        frame = frame.swapaxes(0, 1)
+        p = p[:, ::-1]
+    return np.ascontiguousarray(frame), np.ascontiguousarray(p, dtype=np.float32)
+
+
+def _window_start(length: int, win: float, centre: float | None, margin: float,
+                  rng: np.random.Generator) -> float:
+    """Left edge of a window of `win` px on an axis of `length` px, holding `centre` if given."""
+    if length <= win:  # frame smaller than the window: put it anywhere inside the window
+        return float(rng.uniform(length - win, 0.0))
+    if centre is None:
+        return float(rng.uniform(0.0, length - win))
+    m = min(margin, win / 2)
+    lo = max(0.0, centre + 0.5 - win + m)
+    hi = min(length - win, centre + 0.5 - m)
+    if lo > hi:  # target closer to the border than the margin allows: stay on the frame
+        return float(np.clip(centre + 0.5 - win / 2, 0.0, length - win))
+    return float(rng.uniform(lo, hi))
+
+
+def random_crop(frame: np.ndarray, points: np.ndarray, size: int, rng: np.random.Generator,
+                zoom: float = 1.0, target: int | None = None,
+                margin: float = 8.0) -> tuple[np.ndarray, np.ndarray]:
+    """A size x size crop, zoomed by `zoom`, around point `target` (None: anywhere on the frame)."""
+    p = _as_points(points)
+    h, w = frame.shape[:2]
+    win = size / zoom
+    cx = cy = None
+    if target is not None:
+        cx, cy = float(p[target, 0]), float(p[target, 1])
+    x0 = _window_start(w, win, cx, margin, rng)
+    y0 = _window_start(h, win, cy, margin, rng)
+    return warp_window(frame, p, x0, y0, zoom, (size, size))
+
+
+def augment(frame: np.ndarray, points: np.ndarray, cfg: AugmentConfig, rng: np.random.Generator,
+            background: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """One random training view of (frame, points) by `cfg`.
+
+    background: for crops, place the window anywhere instead of on a target (negative samples).
+    """
+    p = _as_points(points)
+    lo, hi = cfg.zoom
+    z = float(rng.uniform(lo, hi)) if hi > lo else float(lo)
+    if cfg.crop is None:
+        if z != 1.0:
+            frame, p = centred_zoom(frame, p, z)
+    else:
+        target = None if (background or len(p) == 0) else int(rng.integers(len(p)))
+        frame, p = random_crop(frame, p, cfg.crop, rng, zoom=z, target=target, margin=cfg.margin)
+    if cfg.dihedral:
+        frame, p = dihedral(frame, p, int(rng.integers(8)))
+    return frame, p
