@@ -1,0 +1,176 @@
+"""Frame in, target points out: the one inference path shared by `edge.run`, calibration checks and benchmarks.
+
+The sidecar is read once: it fixes the preprocessing (edge.preprocess, the same code training
+used), the decoder (edge.codecs, same parameters as training) and the backend. A frame that fits
+the model input is padded, or letterboxed when the model was trained with scale_up (the faithful
+SPIRE way); a larger frame is tiled at native resolution (edge.tiling) so few-pixel targets are
+not shrunk away. Points always come back in original image pixels.
+"""
+from __future__ import annotations
+
+import dataclasses
+import time
+from pathlib import Path
+
+import numpy as np
+
+from edge.backends import BACKENDS, Backend, load_backend
+from edge.frames import read_frame
+from edge.points import Points
+from edge.tiling import TileConfig, global_filter, merge_peaks, tile_grid
+
+MODES = ("auto", "tile", "resize")
+STAGES = ("read", "preprocess", "infer", "decode")
+
+
+def _ms(t0: float) -> float:
+    return (time.perf_counter() - t0) * 1000.0
+
+
+def resolve_model(model_path: str | Path | None, backend: str | None, precision: str | None = None) -> Path:
+    """The artifact to run: `model_path`, else the shipped one for the backend's format (edge.zoo)."""
+    if model_path is not None:
+        return Path(model_path)
+    from edge.zoo import default_artifact
+
+    fmt = BACKENDS[backend].format if backend in BACKENDS else "onnx"
+    return default_artifact(fmt, precision)
+
+
+class Predictor:
+    """A loaded model plus its preprocessing and decoder.
+
+    Args:
+        model_path: artifact folder or model file (None: the shipped artifact for `backend`).
+        backend: 'onnxruntime' | 'openvino' | 'tflite' | 'tensorrt' (None: from the sidecar).
+        threads: runtime CPU threads.
+        mode: 'auto' (pad/letterbox frames that fit, tile larger ones) | 'tile' | 'resize'.
+        conf: score threshold overriding the codec's `thr` (None: the sidecar's).
+        precision: which shipped artifact when `model_path` is None ('fp32' | 'int8').
+        overlap: minimum tile overlap in px (>= 32).
+        merge_px: peaks from different tiles closer than this are one target.
+    """
+
+    def __init__(self, model_path: str | Path | None = None, backend: str | None = None,
+                 threads: int | None = None, mode: str = "auto", conf: float | None = None,
+                 precision: str | None = None, overlap: int = 32, merge_px: float = 3.0):
+        from edge.sidecar import read_sidecar
+
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+        self.model_path = resolve_model(model_path, backend, precision)
+        self.meta = read_sidecar(self.model_path)
+        self.backend: Backend = load_backend(self.model_path, backend, threads, meta=self.meta)
+        self.cfg = self.meta.preprocess_config()
+        self.size = int(self.meta.input["shape"][2])
+        self.codec = self._build_codec(conf)
+        self.mode = mode
+        self.tiles = TileConfig(self.size, max(32, int(overlap)), float(merge_px))
+        # tiles are only ever padded, never scaled, whatever the model's scale_up says
+        self._tile_cfg = dataclasses.replace(self.cfg, scale_up=False) if hasattr(self.cfg, "scale_up") else self.cfg
+
+    def _build_codec(self, conf: float | None):
+        cfg = dict(self.meta.codec)
+        if conf is not None:
+            cfg["thr"] = float(conf)
+        try:
+            from edge.codecs import build_codec
+        except ImportError:
+            from edge.codecs.base import build_codec
+        return build_codec(cfg)
+
+    @property
+    def conf(self) -> float:
+        return float(getattr(self.codec, "thr", 0.0))
+
+    # ------------------------------------------------------------------ paths
+    def uses_tiles(self, hw: tuple[int, int]) -> bool:
+        """Whether a frame of this H×W goes through tiling under the current mode."""
+        if self.mode == "tile":
+            return True
+        if self.mode == "resize":
+            return False
+        return hw[0] > self.size or hw[1] > self.size
+
+    def predict(self, frame: np.ndarray | str | Path, name: str | None = None) -> tuple[Points, dict]:
+        """Detect targets in one frame.
+
+        Args:
+            frame: H×W / H×W×3 RGB array (uint8, uint16 or finite float) or an image path.
+            name: what a FrameError calls the frame.
+        Returns:
+            (Points in original image px, {'read', 'preprocess', 'infer', 'decode'} in ms).
+        Raises:
+            FrameError: corrupt / empty / NaN / wrongly shaped frame.
+        """
+        t0 = time.perf_counter()
+        img = read_frame(frame, name)
+        timings = {"read": _ms(t0), "preprocess": 0.0, "infer": 0.0, "decode": 0.0}
+        if self.uses_tiles(img.shape[:2]):
+            pts = self._predict_tiled(img, timings)
+        else:
+            pts = self._run_one(img, self.cfg, timings)
+        return pts, timings
+
+    def __call__(self, frame, name: str | None = None) -> Points:
+        return self.predict(frame, name)[0]
+
+    def _run_one(self, img: np.ndarray, cfg, timings: dict) -> Points:
+        """preprocess -> infer -> decode on one (tile or whole) image; points in its px."""
+        from edge.preprocess import preprocess
+
+        t = time.perf_counter()
+        x, lb = preprocess(img, cfg)
+        timings["preprocess"] += _ms(t)
+        t = time.perf_counter()
+        heat = self.backend.infer(x[None])
+        timings["infer"] += _ms(t)
+        t = time.perf_counter()
+        pts = self.codec.decode(heat, lb)
+        timings["decode"] += _ms(t)
+        return pts
+
+    def _predict_tiled(self, img: np.ndarray, timings: dict) -> Points:
+        """Native-resolution S×S tiles; each keeps the peaks in its core; near-duplicates merged."""
+        img = self._global_gain(img, timings)
+        h, w = img.shape[:2]
+        parts = []
+        for tile in tile_grid(h, w, self.tiles):
+            pts = self._run_one(tile.crop(img), self._tile_cfg, timings)
+            if len(pts):
+                xy = pts.xy + np.array([tile.x, tile.y], np.float32)
+                keep = tile.owns(xy)
+                parts.append(Points(xy[keep], pts.scores[keep]))
+        t = time.perf_counter()
+        merged = Points.concat(parts)
+        keep = merge_peaks(merged.xy, merged.scores, self.tiles.merge_px)
+        merged = Points(merged.xy[keep], merged.scores[keep])
+        order = global_filter(merged.scores, getattr(self.codec, "top_k", None), self._frame_vr())
+        timings["decode"] += _ms(t)
+        return Points(merged.xy[order], merged.scores[order])
+
+    def _frame_vr(self) -> float | None:
+        """The codec's relative-to-best rule, re-applied across tiles when the codec applies it."""
+        return getattr(self.codec, "vr", None) if getattr(self.codec, "applies_vr", False) else None
+
+    def _global_gain(self, img: np.ndarray, timings: dict) -> np.ndarray:
+        """16-bit / float frames: one AGC over the whole frame so every tile sees the same gain."""
+        if img.dtype == np.uint8:
+            return img
+        from edge import preprocess as pp
+
+        agc = getattr(pp, "to_uint8", None) or getattr(pp, "agc_to_uint8", None) or getattr(pp, "percentile_agc", None)
+        if agc is None:
+            return img
+        t = time.perf_counter()
+        norm = getattr(self.cfg, "norm", None)
+        lo, hi = getattr(norm, "low_pct", 0.5), getattr(norm, "high_pct", 99.5)
+        try:
+            out = agc(img, lo, hi)
+        except TypeError:
+            out = agc(img)
+        timings["preprocess"] += _ms(t)
+        return np.clip(np.rint(out), 0, 255).astype(np.uint8) if out.dtype != np.uint8 else out
+
+    def __repr__(self) -> str:
+        return f"Predictor({self.model_path}, backend={self.backend.name}, mode={self.mode}, S={self.size})"
