@@ -1,1 +1,13 @@
-"""Model zoo: a timm-style registry, one file per architecture (HRPE family, SSHD-Net)."""
+"""Model zoo: a timm-style registry, one file per architecture (HRPE family, SSHD-Net).
+
+Why here: training, export and quantisation all build networks from a name stored in a
+checkpoint; this package is the single place that maps names to networks, their input
+conventions (`ModelCfg`) and their weights files (checkpoints, official SPIRE releases).
+"""
+from .checkpoint import CheckpointError, fuse_bn, load_checkpoint, save_checkpoint
+from .official import load_official
+from .registry import ModelCfg, create_model, default_cfgs, get_model_cfg, list_models, register_model
+
+__all__ = ["ModelCfg", "create_model", "list_models", "get_model_cfg", "register_model",
+           "default_cfgs", "save_checkpoint", "load_checkpoint", "fuse_bn", "CheckpointError",
+           "load_official"]
