@@ -1,1 +1,9 @@
-"""Codecs: one object owns both halves of a heatmap representation (points <-> map)."""
+"""Codecs: one object owns both halves of a heatmap representation (points <-> map).
+
+`build_codec(codec.to_dict())` rebuilds any registered codec; `CODECS` lists them.
+"""
+from edge.codecs.base import CODECS, BaseCodec, build_codec, register_codec
+from edge.codecs.gaussian import GaussianCodec
+from edge.codecs.prps import PRPSCodec
+
+__all__ = ["CODECS", "BaseCodec", "GaussianCodec", "PRPSCodec", "build_codec", "register_codec"]

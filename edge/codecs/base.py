@@ -1,0 +1,150 @@
+"""`BaseCodec`: one object owns both halves of a heatmap representation, and the registry.
+
+The same codec dict (`to_dict()`, stored in every sidecar) builds the training targets and
+decodes the deployed model's output, so the two halves cannot drift apart (mmpose's design,
+without its framework imports: numpy only, so the device runtime imports the same class).
+
+Note (shapes and spaces):
+    S = input_size, h = w = S / stride (heatmap_size). N points, K = top_k.
+    encode: points (N, 2) (x, y) in network-input px -> {'heatmap': float32 (h, w)}.
+    decode: map (h, w) | (1, h, w) | (1, 1, h, w) -> Points in input px, or in image px when
+            a Letterbox is given.
+Cell convention: default mode, cell c covers input px [stride·c, stride·c + stride), its centre
+is stride·c + (stride − 1)/2; faithful mode, cell c is input px stride·c (SPIRE's ×4, no offset).
+"""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+
+import numpy as np
+
+from edge.codecs.peaks import REFINE_METHODS, as_map, find_peaks, refine, select_top_k
+from edge.points import Points
+
+CODECS: dict[str, type] = {}
+
+
+def register_codec(name: str):
+    """Class decorator: make a codec buildable from {'type': name, ...}."""
+
+    def deco(cls):
+        CODECS[name] = cls
+        cls.type_name = name
+        return cls
+
+    return deco
+
+
+def build_codec(cfg: dict) -> "BaseCodec":
+    """Rebuild a codec from its `to_dict()` (e.g. a sidecar's 'codec' entry)."""
+    import edge.codecs.gaussian  # noqa: F401  (registers 'gaussian')
+    import edge.codecs.prps  # noqa: F401  (registers 'prps')
+
+    cfg = dict(cfg)
+    kind = cfg.pop("type", None)
+    if kind not in CODECS:
+        raise ValueError(f"unknown codec type {kind!r}; known: {sorted(CODECS)}")
+    return CODECS[kind](**cfg)
+
+
+class BaseCodec(ABC):
+    """Heatmap codec with SPIRE-style peak decoding (threshold, 3×3 NMS, top-K, sub-pixel).
+
+    Args:
+        input_size: network input side S (pixels).
+        stride: output stride (4 for HRPE / HRNet).
+        sigma: Gaussian σ in heatmap cells.
+        faithful: reproduce the official code's quirks (method.md §2 and §4) exactly.
+        thr: absolute score threshold (a peak must be > thr).
+        vr: SPIRE's relative cut (keep peaks ≥ (1 − vr)·best); applied in faithful mode only,
+            since it drops real dim targets next to a bright one.
+        top_k: at most K points per map.
+        refine: 'quadratic' | 'centroid' | 'quarter' | 'none'; None picks 'quarter' when
+            faithful, else 'quadratic'.
+    """
+
+    type_name = "base"
+
+    def __init__(self, input_size: int, stride: int = 4, sigma: float = 2.0, faithful: bool = False,
+                 thr: float = 0.35, vr: float = 0.35, top_k: int = 8, refine: str | None = None):
+        if input_size <= 0 or stride <= 0 or input_size % stride:
+            raise ValueError(f"input_size {input_size} must be a positive multiple of stride {stride}")
+        if sigma <= 0:
+            raise ValueError(f"sigma must be > 0, got {sigma}")
+        if top_k < 1:
+            raise ValueError(f"top_k must be >= 1, got {top_k}")
+        if not 0 <= vr < 1:
+            raise ValueError(f"vr must be in [0, 1), got {vr}")
+        refine = refine or ("quarter" if faithful else "quadratic")
+        if refine not in REFINE_METHODS:
+            raise ValueError(f"refine must be one of {REFINE_METHODS}, got {refine!r}")
+        self.input_size = int(input_size)
+        self.stride = int(stride)
+        self.sigma = float(sigma)
+        self.faithful = bool(faithful)
+        self.thr = float(thr)
+        self.vr = float(vr)
+        self.top_k = int(top_k)
+        self.refine = refine
+
+    @property
+    def heatmap_size(self) -> int:
+        """Side of the (square) heatmap, S / stride."""
+        return self.input_size // self.stride
+
+    def to_dict(self) -> dict:
+        return {"type": self.type_name, "input_size": self.input_size, "stride": self.stride,
+                "sigma": self.sigma, "faithful": self.faithful, "thr": self.thr, "vr": self.vr,
+                "top_k": self.top_k, "refine": self.refine}
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.to_dict().items() if k != "type")
+        return f"{type(self).__name__}({args})"
+
+    @abstractmethod
+    def encode(self, points, image: np.ndarray | None = None) -> dict:
+        """Points (N, 2) in input px (+ the letterboxed image) -> {'heatmap': float32 (h, w)}."""
+
+    # ------------------------------------------------------------------ decode
+    def cells_to_input(self, cx: np.ndarray, cy: np.ndarray) -> np.ndarray:
+        """Continuous cell coords -> input px (N, 2), in this codec's cell convention."""
+        off = 0.0 if self.faithful else (self.stride - 1) / 2
+        return np.stack([cx * self.stride + off, cy * self.stride + off], axis=1)
+
+    def decode(self, heatmap, letterbox=None) -> Points:
+        """Peaks of one map -> Points (input px, or image px through `letterbox.inverse`).
+
+        Faithful mode is method.md §4: NMS peaks > thr, sorted, relative vr cut, K slots,
+        quarter-cell shift, ×stride, and a coordinate exactly 0 before the inverse transform
+        stays 0 after it. The official K-slot output pads with (0, 0), score 0, which its own
+        evaluation drops; here only filled slots are returned (never more than K).
+        Scores are the raw map values at the peaks.
+        """
+        hm = as_map(heatmap)
+        ys, xs, v = find_peaks(hm, self.thr)
+        ys, xs, v = select_top_k(ys, xs, v, self.top_k, self.vr if self.faithful else None)
+        if v.size == 0:
+            return Points.empty()
+        cx, cy = refine(hm, ys, xs, self.refine)
+        xy = self.cells_to_input(cx, cy)
+        if letterbox is not None:
+            zero = xy == 0
+            xy = letterbox.inverse(xy)
+            if self.faithful:
+                xy[zero] = 0
+        return Points(xy, v)
+
+    def decode_batch(self, maps, letterboxes=None) -> list[Points]:
+        """(B, 1, h, w) or (B, h, w) maps (+ one Letterbox per map, or None) -> list of Points."""
+        maps = np.asarray(maps)
+        if maps.ndim == 4:
+            if maps.shape[1] != 1:
+                raise ValueError(f"decode_batch expects (B, 1, h, w) maps, got {maps.shape}")
+            maps = maps[:, 0]
+        if maps.ndim != 3:
+            raise ValueError(f"decode_batch expects (B, 1, h, w) or (B, h, w) maps, got {maps.shape}")
+        if letterboxes is None:
+            letterboxes = [None] * len(maps)
+        if len(letterboxes) != len(maps):
+            raise ValueError(f"{len(maps)} maps but {len(letterboxes)} letterboxes")
+        return [self.decode(m, lb) for m, lb in zip(maps, letterboxes)]

@@ -1,0 +1,93 @@
+"""Frame reading: every image file or array enters the package through `read_frame`.
+
+One gate for all inputs (training, calibration, the device runtime) means one set of checks and
+one set of error messages: a corrupt PNG, an empty file or a NaN array fails here, in one line
+that names the file and the fix, instead of deep inside a resize or a network.
+
+Output: H×W (grey) or H×W×3 **RGB**; uint8 and uint16 are kept as they are (raw 14-in-16-bit
+radiometric frames stay 16-bit so the percentile AGC in `edge.preprocess` sees every level);
+float arrays are returned as float32 when finite.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from edge.errors import FrameError
+
+# What cv2.imdecode reads and what raw IR frames come as; anything else is still tried.
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
+
+
+def _fail(name: str, reason: str, fix: str) -> FrameError:
+    return FrameError(f"{name}: {reason}; {fix}")
+
+
+def _read_file(path: Path, name: str) -> np.ndarray:
+    if not path.exists():
+        raise _fail(name, "no such file", "check the path")
+    if path.is_dir():
+        raise _fail(name, "is a folder, not an image", "pass an image file")
+    try:
+        data = np.fromfile(str(path), dtype=np.uint8)  # fromfile+imdecode: non-ASCII paths work
+    except OSError as e:
+        raise _fail(name, f"cannot be read ({e.strerror or e})", "check the file permissions") from None
+    if data.size == 0:
+        raise _fail(name, "empty file (0 bytes)", "re-copy or re-export the image")
+    img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    if img is None:
+        raise _fail(
+            name, "not a readable image (corrupt or unsupported format)",
+            "re-export it as PNG, JPG, BMP or TIFF",
+        )
+    if img.ndim == 3 and img.shape[2] in (3, 4):  # OpenCV decodes colour as BGR(A)
+        img = cv2.cvtColor(img, cv2.COLOR_BGRA2RGB if img.shape[2] == 4 else cv2.COLOR_BGR2RGB)
+    return img
+
+
+def _check_array(img: np.ndarray, name: str, from_array: bool) -> np.ndarray:
+    if img.size == 0:
+        raise _fail(name, f"zero-size frame (shape {img.shape})", "pass a frame with at least one pixel")
+    if img.ndim == 3 and img.shape[2] == 1:
+        img = img[:, :, 0]
+    elif img.ndim == 3 and img.shape[2] == 4:
+        img = img[:, :, :3]  # arrays are taken as RGB(A): drop alpha
+    if not (img.ndim == 2 or (img.ndim == 3 and img.shape[2] == 3)):
+        raise _fail(name, f"wrong shape {img.shape}", "pass H×W grey or H×W×3 RGB")
+    if img.dtype == np.uint8 or img.dtype == np.uint16:
+        return img
+    if img.dtype.kind == "f":
+        img = img.astype(np.float32, copy=False)
+        if not np.isfinite(img).all():
+            raise _fail(name, "contains NaN or Inf values", "replace invalid pixels before passing the frame")
+        return img
+    if img.dtype.kind in "iu" and not from_array:
+        # e.g. a signed 16-bit TIFF: keep the values, as float32, for the AGC
+        return img.astype(np.float32)
+    raise _fail(name, f"unsupported dtype {img.dtype}", "convert it to uint8, uint16 or float32")
+
+
+def read_frame(src: str | Path | np.ndarray, name: str | None = None) -> np.ndarray:
+    """Read (or check) one frame.
+
+    Args:
+        src: an image path (PNG/JPG/BMP 8-bit grey or colour, PNG/TIFF 16-bit) or an array
+            (H×W, H×W×1, H×W×3 RGB, H×W×4 RGBA) of dtype uint8, uint16 or float.
+        name: what error messages call the frame (default: the path, or '<array>').
+
+    Returns:
+        H×W or H×W×3 RGB array, uint8 / uint16 kept, floats as float32.
+
+    Raises:
+        FrameError: one line '<name>: <reason>; <fix>' for a missing, empty, corrupt,
+            zero-size, NaN/Inf or wrongly shaped frame.
+    """
+    if isinstance(src, np.ndarray):
+        return _check_array(src, name or "<array>", from_array=True)
+    if isinstance(src, (str, Path)):
+        path = Path(src)
+        name = name or str(path)
+        return _check_array(_read_file(path, name), name, from_array=False)
+    raise _fail(name or "<frame>", f"unsupported input type {type(src).__name__}", "pass a path or a numpy array")

@@ -1,0 +1,66 @@
+"""`Points`: the one validated container for detected (or labelled) target points.
+
+Every decoder, metric and runtime path hands points around as this dataclass, so shapes and
+dtypes are checked once, where the points are made, instead of in every consumer.
+Coordinates are (x, y) float32 in pixel-index convention (the centre of pixel i is i).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass
+class Points:
+    """N points: `xy` float32 (N, 2) as (x, y), `scores` float32 (N,) (map value at each peak)."""
+
+    xy: np.ndarray = field(default_factory=lambda: np.zeros((0, 2), np.float32))
+    scores: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        xy = np.asarray(self.xy, dtype=np.float32)
+        if xy.size == 0:
+            xy = xy.reshape(0, 2)
+        if xy.ndim != 2 or xy.shape[1] != 2:
+            raise ValueError(f"Points.xy must have shape (N, 2), got {xy.shape}")
+        scores = np.ones(len(xy), np.float32) if self.scores is None else self.scores
+        scores = np.asarray(scores, dtype=np.float32).reshape(-1)
+        if scores.shape != (len(xy),):
+            raise ValueError(f"Points.scores must have shape ({len(xy)},), got {scores.shape}")
+        if not (np.isfinite(xy).all() and np.isfinite(scores).all()):
+            raise ValueError("Points must be finite (no NaN/Inf in xy or scores)")
+        self.xy = np.ascontiguousarray(xy)
+        self.scores = np.ascontiguousarray(scores)
+
+    def __len__(self) -> int:
+        return len(self.xy)
+
+    @classmethod
+    def empty(cls) -> "Points":
+        """No points."""
+        return cls(np.zeros((0, 2), np.float32), np.zeros(0, np.float32))
+
+    def filter(self, min_score: float) -> "Points":
+        """The points whose score is >= `min_score`, in the same order."""
+        keep = self.scores >= min_score
+        return Points(self.xy[keep], self.scores[keep])
+
+    def sorted(self) -> "Points":
+        """The points by descending score (stable)."""
+        order = np.argsort(-self.scores, kind="stable")
+        return Points(self.xy[order], self.scores[order])
+
+    def to_list(self) -> list[dict]:
+        """JSON-ready list of {'x', 'y', 'score'} (python floats)."""
+        return [
+            {"x": float(x), "y": float(y), "score": float(s)}
+            for (x, y), s in zip(self.xy.tolist(), self.scores.tolist())
+        ]
+
+    @classmethod
+    def concat(cls, parts: list["Points"]) -> "Points":
+        """One Points from several (e.g. tiles)."""
+        if not parts:
+            return cls.empty()
+        return cls(np.concatenate([p.xy for p in parts]), np.concatenate([p.scores for p in parts]))
