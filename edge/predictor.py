@@ -8,7 +8,6 @@ not shrunk away. Points always come back in original image pixels.
 """
 from __future__ import annotations
 
-import dataclasses
 import time
 from pathlib import Path
 
@@ -66,8 +65,6 @@ class Predictor:
         self.codec = self._build_codec(conf)
         self.mode = mode
         self.tiles = TileConfig(self.size, max(32, int(overlap)), float(merge_px))
-        # tiles are only ever padded, never scaled, whatever the model's scale_up says
-        self._tile_cfg = dataclasses.replace(self.cfg, scale_up=False) if hasattr(self.cfg, "scale_up") else self.cfg
 
     def _build_codec(self, conf: float | None):
         cfg = dict(self.meta.codec)
@@ -109,19 +106,22 @@ class Predictor:
         if self.uses_tiles(img.shape[:2]):
             pts = self._predict_tiled(img, timings)
         else:
-            pts = self._run_one(img, self.cfg, timings)
+            pts = self._run_one(img, timings)
         return pts, timings
 
     def __call__(self, frame, name: str | None = None) -> Points:
         return self.predict(frame, name)[0]
 
-    def _run_one(self, img: np.ndarray, cfg, timings: dict) -> Points:
-        """preprocess -> infer -> decode on one (tile or whole) image; points in its px."""
+    def _run_one(self, img: np.ndarray, timings: dict) -> Points:
+        """preprocess -> infer -> decode on a whole frame (pad or letterbox as the sidecar says)."""
         from edge.preprocess import preprocess
 
         t = time.perf_counter()
-        x, lb = preprocess(img, cfg)
+        x, lb = preprocess(img, self.cfg)
         timings["preprocess"] += _ms(t)
+        return self._infer_decode(x, lb, timings)
+
+    def _infer_decode(self, x: np.ndarray, lb, timings: dict) -> Points:
         t = time.perf_counter()
         heat = self.backend.infer(x[None])
         timings["infer"] += _ms(t)
@@ -131,12 +131,27 @@ class Predictor:
         return pts
 
     def _predict_tiled(self, img: np.ndarray, timings: dict) -> Points:
-        """Native-resolution S×S tiles; each keeps the peaks in its core; near-duplicates merged."""
-        img = self._global_gain(img, timings)
+        """Native-resolution S×S tiles; each keeps the peaks in its core; near-duplicates merged.
+
+        Gain (8-bit scaling / percentile AGC) and channel conversion run once on the whole frame,
+        so every tile sees the same gain; each tile is then only zero-padded (never scaled) and
+        normalised with the same edge.preprocess functions the whole-frame path uses.
+        """
+        from edge.preprocess import Letterbox, normalize, to_255, to_channels
+
+        t = time.perf_counter()
+        img = to_channels(to_255(img, self.cfg.norm), self.cfg.channels)
+        timings["preprocess"] += _ms(t)
         h, w = img.shape[:2]
         parts = []
         for tile in tile_grid(h, w, self.tiles):
-            pts = self._run_one(tile.crop(img), self._tile_cfg, timings)
+            t = time.perf_counter()
+            crop = tile.crop(img)
+            lb = Letterbox.fit(crop.shape[:2], self.size, "center", scale_up=False)
+            lb_img = lb.apply(crop)
+            x = normalize(lb_img if lb_img.ndim == 3 else lb_img[:, :, None], self.cfg)
+            timings["preprocess"] += _ms(t)
+            pts = self._infer_decode(x, lb, timings)
             if len(pts):
                 xy = pts.xy + np.array([tile.x, tile.y], np.float32)
                 keep = tile.owns(xy)
@@ -152,25 +167,6 @@ class Predictor:
     def _frame_vr(self) -> float | None:
         """The codec's relative-to-best rule, re-applied across tiles when the codec applies it."""
         return getattr(self.codec, "vr", None) if getattr(self.codec, "applies_vr", False) else None
-
-    def _global_gain(self, img: np.ndarray, timings: dict) -> np.ndarray:
-        """16-bit / float frames: one AGC over the whole frame so every tile sees the same gain."""
-        if img.dtype == np.uint8:
-            return img
-        from edge import preprocess as pp
-
-        agc = getattr(pp, "to_uint8", None) or getattr(pp, "agc_to_uint8", None) or getattr(pp, "percentile_agc", None)
-        if agc is None:
-            return img
-        t = time.perf_counter()
-        norm = getattr(self.cfg, "norm", None)
-        lo, hi = getattr(norm, "low_pct", 0.5), getattr(norm, "high_pct", 99.5)
-        try:
-            out = agc(img, lo, hi)
-        except TypeError:
-            out = agc(img)
-        timings["preprocess"] += _ms(t)
-        return np.clip(np.rint(out), 0, 255).astype(np.uint8) if out.dtype != np.uint8 else out
 
     def __repr__(self) -> str:
         return f"Predictor({self.model_path}, backend={self.backend.name}, mode={self.mode}, S={self.size})"
