@@ -81,6 +81,20 @@ class ModelCfg:
         d.setdefault("stride", self.stride)
         return d
 
+    def preprocess_config(self, imgsz: int | None = None):
+        """The `edge.preprocess.PreprocessConfig` frames must go through for this variant."""
+        from edge.preprocess import Normalization, PreprocessConfig
+
+        return PreprocessConfig(imgsz=int(imgsz or self.input_size), channels=self.in_chans,
+                                norm=Normalization.from_dict(self.norm),
+                                letterbox=self.letterbox, scale_up=self.scale_up)
+
+    def build_codec(self, imgsz: int | None = None):
+        """The `edge.codecs` codec (encode targets / decode heatmaps) for this variant."""
+        from edge.codecs.base import build_codec
+
+        return build_codec(self.codec_cfg(imgsz))
+
 
 _model_entrypoints: dict[str, Callable[..., nn.Module]] = {}
 default_cfgs: dict[str, ModelCfg] = {}
@@ -108,7 +122,7 @@ def register_model(fn: Callable[..., nn.Module] | None = None, *, cfg: ModelCfg 
 def _ensure_loaded() -> None:
     # Architecture modules register themselves on import; importing here keeps
     # `registry` usable on its own (e.g. `from spire.models.registry import create_model`).
-    from . import hrpe  # noqa: F401
+    from . import hrpe, sshd  # noqa: F401
 
 
 def list_models(pattern: str = "*") -> list[str]:
