@@ -21,7 +21,7 @@ import torch.nn as nn
 from .checkpoint import CheckpointError, _torch_load
 from .registry import create_model
 
-__all__ = ["load_official", "official_state_dict", "OFFICIAL_PARAMS"]
+__all__ = ["load_official", "import_official", "official_state_dict", "OFFICIAL_PARAMS"]
 
 OFFICIAL_PARAMS = 294_753
 _FIX = "pass one of the released files (e.g. /work/shared/weights/spire-official/*.pth)"
@@ -66,3 +66,31 @@ def load_official(path: str | os.PathLike, strict: bool = True) -> nn.Module:
         model.cfg = model.cfg.replace(input_size=info["input_size"])
     model.official = info
     return model.eval()
+
+
+def import_official(path: str | os.PathLike, out_dir: str | os.PathLike) -> Path:
+    """Convert an official file into a SPIRE-Edge checkpoint folder (checkpoint + metadata.json).
+
+    The folder then works wherever a trained checkpoint does (`load_checkpoint`, export,
+    quantisation, `edge.run` via its sidecar). Returns the checkpoint path.
+    """
+    from edge.sidecar import ModelMeta, file_sha256, io_specs, write_sidecar
+
+    from .checkpoint import save_checkpoint
+
+    model = load_official(path)
+    info, cfg = model.official, model.cfg
+    size = cfg.input_size
+    inp, out = io_specs(size, cfg.in_chans, cfg.stride)
+    meta = {
+        "arch": "hrpe", "arch_kwargs": {}, "format": "torch", "precision": "fp32",
+        "input": inp, "output": out,
+        "preprocess": cfg.preprocess_config(size).to_dict(),
+        "codec": cfg.build_codec(size).to_dict(),
+        "source_checkpoint": {"path": info["path"], "sha256": info["sha256"]},
+        "training": {"source": "official SPIRE release (NIRIXIANG/SPIRE-IRSTD)", "epoch": info["epoch"]},
+    }
+    folder = Path(out_dir)
+    ckpt = save_checkpoint(folder / f"{Path(info['path']).stem}.pt", model, meta, epoch=info["epoch"])
+    write_sidecar(folder, ModelMeta(model_file=ckpt.name, model_sha256=file_sha256(ckpt), **meta))
+    return ckpt
