@@ -1,0 +1,54 @@
+"""`python -m edge.datasets`: inspect a dataset folder or convert it to SPIRE COCO-keypoint JSON.
+
+    python -m edge.datasets info SRC [--format F] [--split S]
+    python -m edge.datasets convert SRC --format F --split S[,S2...] --out DST [--exclude LIST]
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import warnings
+
+from edge.errors import SpireEdgeError
+
+from . import FORMATS, open_dataset, write_spire_json
+from .core import DatasetWarning
+
+
+def _parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="python -m edge.datasets", description=__doc__.splitlines()[0])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    for name in ("info", "convert"):
+        p = sub.add_parser(name)
+        p.add_argument("src", help="dataset folder (the one holding images/)")
+        p.add_argument("--format", default="auto", choices=("auto", *FORMATS))
+        p.add_argument("--split", default="train", help="list name(s), comma-separated, a list file, or 'all'")
+        p.add_argument("--exclude", default=None, help="list file of names to leave out")
+        p.add_argument("--centroid", default="geometric", choices=("geometric", "intensity"))
+        if name == "convert":
+            p.add_argument("--out", required=True, help="destination folder (SPIRE JSON layout)")
+    return ap
+
+
+def main(argv=None) -> int:
+    args = _parser().parse_args(argv)
+    warnings.simplefilter("ignore", DatasetWarning)  # problems are printed below instead
+    try:
+        for split in args.split.split(","):
+            ds = open_dataset(args.src, args.format, split, exclude=args.exclude, centroid=args.centroid)
+            if args.cmd == "info":
+                n_pts = sum(len(ds[i].points) for i in range(len(ds)))
+                print(f"{ds.root}: format {ds.format}, split {split}: {len(ds)} frames, {n_pts} targets")
+            else:
+                path = write_spire_json(ds, args.out, split=split)
+                print(f"{split}: {len(ds)} frames -> {path}")
+            for p in ds.problems:
+                print(f"  warning: {p}")
+    except SpireEdgeError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
