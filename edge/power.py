@@ -361,6 +361,10 @@ class PowerSampler:
         self._thread.start()
         return self
 
+    def snapshot(self) -> PowerResult:
+        """Mean W / energy over the samples so far, without stopping (for interim summaries)."""
+        return integrate(list(self._samples), self.sensor.kind, self.sensor.describe())
+
     def stop(self) -> PowerResult:
         self._stop.set()
         if self._thread is not None:

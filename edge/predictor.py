@@ -109,6 +109,12 @@ class Predictor:
             pts = self._run_one(img, timings)
         return pts, timings
 
+    def warmup(self, n: int = 2) -> None:
+        """Run the backend `n` times on a zero input so first-frame costs stay out of the latencies."""
+        x = np.zeros(self.backend.input_shape, np.float32)
+        for _ in range(max(0, int(n))):
+            self.backend.infer(x)
+
     def __call__(self, frame, name: str | None = None) -> Points:
         return self.predict(frame, name)[0]
 
@@ -166,7 +172,7 @@ class Predictor:
 
     def _frame_vr(self) -> float | None:
         """The codec's relative-to-best rule, re-applied across tiles when the codec applies it."""
-        return getattr(self.codec, "vr", None) if getattr(self.codec, "applies_vr", False) else None
+        return getattr(self.codec, "vr", None) if getattr(self.codec, "faithful", False) else None
 
     def __repr__(self) -> str:
         return f"Predictor({self.model_path}, backend={self.backend.name}, mode={self.mode}, S={self.size})"

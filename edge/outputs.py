@@ -1,0 +1,228 @@
+"""What a run leaves behind in `--save`: per-frame JSON Lines and CSV, `summary.json`, overlays.
+
+Written so that a run killed at any moment leaves usable files: the JSONL/CSV are line-buffered
+and flushed after every frame (only whole lines), and `summary.json` is rewritten atomically
+(temp file + os.replace) every few frames and once more at the end, Ctrl-C and crashes included.
+`RunStats` holds the counters and latencies the summary is computed from.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+STAGES = ("read", "preprocess", "infer", "decode")
+
+
+def percentiles(values: list[float]) -> dict:
+    """{'p50', 'p90', 'p99', 'mean'} in ms (None for no values)."""
+    if not values:
+        return {"p50": None, "p90": None, "p99": None, "mean": None}
+    a = np.asarray(values, np.float64)
+    p50, p90, p99 = np.percentile(a, (50, 90, 99))
+    return {"p50": round(float(p50), 4), "p90": round(float(p90), 4), "p99": round(float(p99), 4),
+            "mean": round(float(a.mean()), 4)}
+
+
+def write_json_atomic(path: Path, obj) -> None:
+    """JSON to `path` via a temp file in the same folder + os.replace (never a half-written file)."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(obj, f, indent=2, allow_nan=False, default=_json_default)
+            f.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _json_default(o):
+    if isinstance(o, (np.integer,)):
+        return int(o)
+    if isinstance(o, (np.floating,)):
+        return float(o)
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+def _clean(obj):
+    """NaN/Inf -> None so summary.json stays strict JSON."""
+    if isinstance(obj, dict):
+        return {k: _clean(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_clean(v) for v in obj]
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
+
+
+@dataclass
+class RunStats:
+    """Counters and per-stage latencies of a run (ms); `fps` is end-to-end over processed frames."""
+
+    frames: int = 0
+    skipped: int = 0
+    skipped_names: list = field(default_factory=list)
+    latency: dict = field(default_factory=lambda: {s: [] for s in (*STAGES, "total")})
+    points: int = 0
+    t_start: float = field(default_factory=time.perf_counter)
+    t_last: float | None = None
+    stop_reason: str = "end of source"
+
+    def add(self, timings: dict, n_points: int) -> None:
+        self.frames += 1
+        self.points += int(n_points)
+        for s in STAGES:
+            self.latency[s].append(float(timings.get(s, 0.0)))
+        self.latency["total"].append(float(sum(timings.get(s, 0.0) for s in STAGES)))
+        self.t_last = time.perf_counter()
+
+    def skip(self, name: str) -> None:
+        self.skipped += 1
+        self.skipped_names.append(name)
+        self.t_last = time.perf_counter()
+
+    @property
+    def wall_s(self) -> float:
+        return (self.t_last or time.perf_counter()) - self.t_start
+
+    @property
+    def fps(self) -> float:
+        """Frames per second of wall time (read to decode, skipped frames' time included)."""
+        return self.frames / self.wall_s if self.frames and self.wall_s > 0 else 0.0
+
+    @property
+    def latency_fps(self) -> float:
+        """1000 / mean total latency: the pipeline's speed without the loop's own overhead."""
+        tot = self.latency["total"]
+        return 1000.0 / float(np.mean(tot)) if tot and np.mean(tot) > 0 else 0.0
+
+    def summary(self, **extra) -> dict:
+        out = {
+            "frames": self.frames,
+            "skipped": self.skipped,
+            "skipped_names": self.skipped_names[:50],
+            "fps": round(self.fps, 3),
+            "fps_from_latency": round(self.latency_fps, 3),
+            "wall_s": round(self.wall_s, 4),
+            "points": self.points,
+            "latency_ms": {s: percentiles(v) for s, v in self.latency.items()},
+            "stop_reason": self.stop_reason,
+        }
+        out.update(extra)
+        return _clean(out)
+
+
+def overlay_image(frame: np.ndarray, pts, gt: np.ndarray | None = None, label: str = "") -> np.ndarray:
+    """8-bit BGR picture of a frame with predictions (green circles) and labels (red crosses)."""
+    import cv2
+
+    from edge.preprocess import percentile_agc
+
+    img = frame if frame.dtype == np.uint8 else np.clip(percentile_agc(frame), 0, 255).astype(np.uint8)
+    img = cv2.cvtColor(img, cv2.COLOR_GRAY2BGR) if img.ndim == 2 else cv2.cvtColor(img, cv2.COLOR_RGB2BGR)
+    r = max(4, round(min(img.shape[:2]) / 60))
+    if gt is not None:
+        for x, y in np.asarray(gt, np.float32).reshape(-1, 2):
+            cv2.drawMarker(img, (round(float(x)), round(float(y))), (0, 0, 255), cv2.MARKER_CROSS, 2 * r, 1)
+    for (x, y), s in zip(pts.xy.tolist(), pts.scores.tolist()):
+        cv2.circle(img, (round(x), round(y)), r, (0, 255, 0), 1, cv2.LINE_AA)
+        cv2.putText(img, f"{s:.2f}", (round(x) + r, round(y) - r), cv2.FONT_HERSHEY_SIMPLEX, 0.35,
+                    (0, 255, 0), 1, cv2.LINE_AA)
+    if label:
+        cv2.putText(img, label, (4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (255, 255, 0), 1, cv2.LINE_AA)
+    return img
+
+
+class RunWriter:
+    """Files of one run under `save_dir` (None: write nothing, keep only the stats)."""
+
+    CSV_FIELDS = ["frame_id", "name", "n_points", *[f"{s}_ms" for s in STAGES], "total_ms", "points", "error"]
+
+    def __init__(self, save_dir: str | Path | None, source: str, overlay_every: int = 0,
+                 video_fps: float | None = None, summary_every: int = 25):
+        self.dir = Path(save_dir) if save_dir else None
+        self.source, self.overlay_every = source, int(overlay_every or 0)
+        self.video_fps, self.summary_every = video_fps, max(1, int(summary_every))
+        self._video = None
+        self._jsonl = self._csv_file = self._csv = None
+        if self.dir is None:
+            return
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self._jsonl = open(self.dir / "frames.jsonl", "w", encoding="utf-8", buffering=1)
+        self._csv_file = open(self.dir / "frames.csv", "w", encoding="utf-8", newline="", buffering=1)
+        self._csv = csv.DictWriter(self._csv_file, fieldnames=self.CSV_FIELDS)
+        self._csv.writeheader()
+        self._csv_file.flush()
+
+    @property
+    def summary_path(self) -> Path | None:
+        return self.dir / "summary.json" if self.dir else None
+
+    def frame(self, frame_id: int, name: str, pts, timings: dict, image: np.ndarray | None = None,
+              gt: np.ndarray | None = None) -> None:
+        """One processed frame: a JSONL line, a CSV row, and an overlay when it is due."""
+        if self.dir is None:
+            return
+        lat = {s: round(float(timings.get(s, 0.0)), 4) for s in STAGES}
+        lat["total"] = round(sum(lat.values()), 4)
+        rec = {"frame_id": frame_id, "source": self.source, "name": name, "points": pts.to_list(),
+               "latency_ms": lat}
+        if gt is not None:
+            rec["gt"] = np.asarray(gt, np.float32).reshape(-1, 2).round(3).tolist()
+        self._jsonl.write(json.dumps(rec) + "\n")
+        self._jsonl.flush()
+        self._csv.writerow({"frame_id": frame_id, "name": name, "n_points": len(pts),
+                            **{f"{s}_ms": lat[s] for s in STAGES}, "total_ms": lat["total"],
+                            "points": ";".join(f"{p['x']:.2f} {p['y']:.2f} {p['score']:.4f}" for p in pts.to_list()),
+                            "error": ""})
+        self._csv_file.flush()
+        if image is not None and self.overlay_every and frame_id % self.overlay_every == 0:
+            self._overlay(frame_id, name, image, pts, gt)
+
+    def skipped(self, frame_id: int, name: str, error: str) -> None:
+        """A frame that could not be used: a JSONL line and a CSV row saying why."""
+        if self.dir is None:
+            return
+        self._jsonl.write(json.dumps({"frame_id": frame_id, "source": self.source, "name": name,
+                                      "skipped": True, "error": error}) + "\n")
+        self._jsonl.flush()
+        self._csv.writerow({"frame_id": frame_id, "name": name, "n_points": 0, "error": error})
+        self._csv_file.flush()
+
+    def _overlay(self, frame_id: int, name: str, image: np.ndarray, pts, gt) -> None:
+        import cv2
+
+        pic = overlay_image(image, pts, gt, f"{name}  {len(pts)} pts")
+        if self.video_fps:  # video source: one MP4 of the overlaid frames instead of PNGs
+            if self._video is None:
+                h, w = pic.shape[:2]
+                fps = max(1.0, self.video_fps / max(1, self.overlay_every))
+                self._video = cv2.VideoWriter(str(self.dir / "overlay.mp4"), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
+            if self._video.isOpened():
+                self._video.write(pic)
+                return
+        cv2.imwrite(str(self.dir / f"overlay_{frame_id:06d}.png"), pic)
+
+    def summary(self, data: dict) -> None:
+        """Rewrite summary.json atomically."""
+        if self.dir is not None:
+            write_json_atomic(self.summary_path, data)
+
+    def close(self) -> None:
+        for f in (self._jsonl, self._csv_file):
+            if f is not None and not f.closed:
+                f.close()
+        if self._video is not None:
+            self._video.release()
+            self._video = None

@@ -1,0 +1,251 @@
+"""`python -m edge.run`: the device command — frames in, points, latencies, watts and (with labels) metrics out.
+
+Pipeline: source (edge.sources) -> Predictor (sidecar-driven preprocess, backend, numpy decode,
+tiling for large frames) -> outputs (edge.outputs). With no --model and no --source it runs the
+shipped artifact for the chosen backend on the built-in synthetic clip, so
+`python -m edge.run --backend openvino` works right after install. Bad frames are logged by name,
+skipped and counted; Ctrl-C, a stalled camera or a crash still leave a valid summary.json.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from edge.errors import FrameError, SpireEdgeError
+
+STAGES = ("read", "preprocess", "infer", "decode")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from edge.backends import BACKENDS
+
+    p = argparse.ArgumentParser(prog="python -m edge.run", description=__doc__.splitlines()[0].split(": ", 1)[-1])
+    p.add_argument("--backend", choices=sorted(BACKENDS), help="runtime (default: from --board, the model's sidecar, "
+                   "else onnxruntime)")
+    p.add_argument("--model", help="artifact folder or model file (default: the shipped model for the backend)")
+    p.add_argument("--precision", choices=("fp32", "fp16", "int8"), help="which shipped artifact (default int8, then fp32)")
+    p.add_argument("--board", help="boards/NAME/profile.json defaults (backend, precision, imgsz, threads, power)")
+    p.add_argument("--source", default=None, help="synthetic (default) | DIR | IMAGE | VIDEO | camera:N")
+    p.add_argument("--split", default="all", help="list to read when --source is a dataset folder (default all)")
+    p.add_argument("--save", help="folder for frames.jsonl, frames.csv, summary.json and overlays")
+    p.add_argument("--overlay-every", type=int, default=50, help="overlay every N frames (PNG; MP4 for video); 0: none")
+    p.add_argument("--threads", type=int, help="runtime CPU threads")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--tile", dest="mode", action="store_const", const="tile", help="always tile at native resolution")
+    g.add_argument("--resize", dest="mode", action="store_const", const="resize", help="always letterbox to the input")
+    p.add_argument("--frames", type=int, help="stop after N frames")
+    p.add_argument("--conf", type=float, help="score threshold (default: the sidecar codec's thr)")
+    p.add_argument("--power", help="power sensor: auto (default) | none | rapl | ina3221 | ina3221-iio | ina219 | "
+                   "pi5-pmic | tegrastats")
+    p.add_argument("--warmup", type=int, default=3, help="untimed warm-up inferences (default 3)")
+    p.add_argument("--summary-every", type=int, default=25, help="rewrite summary.json every N frames")
+    p.add_argument("--quiet", action="store_true", help="no progress bar, no per-frame skip lines")
+    p.set_defaults(mode="auto")
+    return p
+
+
+def pick_artifact(backend: str, precision: str | None, imgsz: int | None) -> Path:
+    """The shipped artifact for a backend (and a board's input size when it has one)."""
+    from edge import zoo
+    from edge.backends import BACKENDS
+
+    fmt = BACKENDS[backend].format
+    if imgsz:
+        cands = [(p, m) for p, m in zoo.find_artifacts() if m.format == fmt and m.imgsz == int(imgsz)]
+        for prec in ((precision,) if precision else zoo.PRECISION_ORDER):
+            hit = [p for p, m in cands if m.precision == prec]
+            if hit:
+                return hit[0]
+    return zoo.default_artifact(fmt, precision)
+
+
+def _progress(total: int, quiet: bool):
+    """tqdm when installed (not an edge dependency), else a no-op with the same calls."""
+    if not quiet:
+        try:
+            from tqdm import tqdm
+
+            return tqdm(total=total or None, unit="frame", desc="edge.run", leave=False, file=sys.stderr)
+        except ImportError:
+            pass
+
+    class _Plain:
+        def update(self, n=1):
+            pass
+
+        def set_postfix_str(self, s):
+            pass
+
+        def write(self, s):
+            print(s, file=sys.stderr)
+
+        def close(self):
+            pass
+
+    return _Plain()
+
+
+def _say(bar, msg: str) -> None:
+    write = getattr(bar, "write", None)
+    if write is not None and type(bar).__name__ == "tqdm":
+        bar.write(msg, file=sys.stderr)
+    else:
+        print(msg, file=sys.stderr)
+
+
+def format_report(summary: dict) -> list[str]:
+    """The lines printed at the end of a run."""
+    lat = summary["latency_ms"]
+    stages = "  ".join(f"{s} {_f(lat[s]['p50'])}/{_f(lat[s]['p90'])}/{_f(lat[s]['p99'])}" for s in (*STAGES, "total"))
+    lines = [f"frames {summary['frames']}, skipped {summary['skipped']}, FPS {summary['fps']:.1f} end-to-end "
+             f"({summary['fps_from_latency']:.1f} from latency) [{summary.get('backend')}, {summary.get('precision')}, "
+             f"{summary.get('mode')}]",
+             f"latency ms p50/p90/p99: {stages}"]
+    if summary.get("power_w") is None:
+        lines.append(f"power: n/a ({summary.get('power_note') or 'no sensor'})")
+    else:
+        lines.append(f"power: {summary['power_w']:.2f} W mean, {summary['energy_mj_per_frame']:.1f} mJ/frame "
+                     f"({summary['power_source']})")
+    if summary.get("metrics_line"):
+        lines.append(f"metrics: {summary['metrics_line']}")
+    return lines
+
+
+def _f(v) -> str:
+    return "n/a" if v is None else f"{v:.2f}"
+
+
+class Run:
+    """One run's state: predictor, source, writer, stats, power and metrics (see `main`)."""
+
+    def __init__(self, args):
+        from edge.outputs import RunStats, RunWriter
+        from edge.power import PowerSampler, detect
+        from edge.predictor import Predictor
+        from edge.sources import open_source
+
+        self.args = args
+        model = args.model
+        if model is None:
+            model = pick_artifact(args.backend or "onnxruntime", args.precision, args.imgsz)
+        self.pred = Predictor(model, args.backend, args.threads, args.mode, args.conf)
+        self.source = open_source(args.source, args.frames, args.split)
+        self.stats = RunStats()
+        video_fps = self.source.fps if self.source.kind == "video" else None
+        self.writer = RunWriter(args.save, self.source.spec, args.overlay_every, video_fps, args.summary_every)
+        self.metrics = None
+        if self.source.labelled:
+            from edge.metrics import PointMetrics
+
+            self.metrics = PointMetrics()
+        self.sensor, self.tried = detect(args.power)
+        self.sampler = PowerSampler(self.sensor) if self.sensor is not None else None
+        self.power = None
+
+    def summary(self) -> dict:
+        """Everything known so far (called every few frames and at the end)."""
+        meta = self.pred.meta
+        power = self.power or (self.sampler.snapshot() if self.sampler else None)
+        watts = power.mean_w if power else None
+        mj = power.energy_j * 1000.0 / self.stats.frames if power and power.energy_j is not None and self.stats.frames else None
+        names = [t.split(" ")[0] for t in self.tried]
+        out = self.stats.summary(
+            power_w=round(watts, 4) if watts is not None else None,
+            energy_mj_per_frame=round(mj, 4) if mj is not None else None,
+            power_source=power.source if power else None,
+            power_note=None if self.sensor else f"no sensor: tried {', '.join(names) or 'nothing'}",
+            power_tried=self.tried,
+            backend=self.pred.backend.name, model=str(self.pred.model_path), format=meta.format,
+            precision=meta.precision, imgsz=meta.imgsz, mode=self.pred.mode, conf=self.pred.conf,
+            threads=self.args.threads, source=self.source.spec, source_kind=self.source.kind,
+        )
+        if self.metrics is not None and len(self.metrics):
+            r = self.metrics.compute()
+            out["metrics"] = {k: r[k] for k in ("precision", "recall", "f1", "fa_per_pixel", "fppi", "tp", "fp", "fn",
+                                                "images", "targets", "loc_error_px")}
+            out["metrics_line"] = self.metrics.summary_line(result=r)
+        from edge.outputs import _clean
+
+        return _clean(out)
+
+    def loop(self) -> None:
+        args, stats = self.args, self.stats
+        self.pred.warmup(args.warmup)
+        if self.sampler:
+            self.sampler.start()
+        stats.t_start = time.perf_counter()
+        bar = _progress(len(self.source), args.quiet)
+        try:
+            for item in self.source:
+                frame = item.frame
+                if not isinstance(frame, Exception):
+                    try:
+                        pts, t = self.pred.predict(frame, item.name)
+                    except FrameError as e:
+                        frame = e
+                if isinstance(frame, Exception):
+                    msg = str(frame) if item.name in str(frame) else f"{item.name}: {frame}"
+                    stats.skip(item.name)
+                    self.writer.skipped(item.frame_id, item.name, msg)
+                    if not args.quiet:
+                        _say(bar, f"skipped {msg}")
+                else:
+                    t["read"] += item.read_ms
+                    stats.add(t, len(pts))
+                    if self.metrics is not None and item.gt is not None:
+                        self.metrics.update(pts, item.gt, frame.shape[:2])
+                    self.writer.frame(item.frame_id, item.name, pts, t, frame, item.gt)
+                bar.update(1)
+                if (stats.frames + stats.skipped) % self.writer.summary_every == 0:
+                    self.writer.summary(self.summary())
+            if getattr(self.source, "stopped_early", False):
+                stats.stop_reason = "source stopped delivering frames (retried, then stopped)"
+        finally:
+            bar.close()
+
+    def finish(self) -> dict:
+        if self.sampler is not None:
+            self.power = self.sampler.stop()
+            self.sensor.close()
+        s = self.summary()
+        self.writer.summary(s)
+        self.writer.close()
+        self.source.close()
+        return s
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    run = None
+    try:
+        if args.board:
+            from edge.boards import load_board
+
+            for k, v in load_board(args.board).as_defaults().items():
+                if getattr(args, k, None) is None:
+                    setattr(args, k, v)
+        args.imgsz = getattr(args, "imgsz", None)
+        run = Run(args)
+        try:
+            run.loop()
+        except KeyboardInterrupt:
+            run.stats.stop_reason = "interrupted (Ctrl-C)"
+        except BaseException as e:
+            run.stats.stop_reason = f"error: {type(e).__name__}: {e}"
+            raise
+        finally:
+            summary = run.finish()
+    except SpireEdgeError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    for line in format_report(summary):
+        print(line)
+    if args.save:
+        print(f"saved: {args.save}/summary.json, frames.jsonl, frames.csv")
+    return 130 if summary["stop_reason"].startswith("interrupted") else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
