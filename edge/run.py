@@ -41,7 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "pi5-pmic | tegrastats")
     p.add_argument("--warmup", type=int, default=3, help="untimed warm-up inferences (default 3)")
     p.add_argument("--summary-every", type=int, default=25, help="rewrite summary.json every N frames")
-    p.add_argument("--quiet", action="store_true", help="no progress bar, no per-frame skip lines")
+    p.add_argument("--quiet", action="store_true", help="no progress bar (skipped frames are still logged)")
     p.set_defaults(mode="auto")
     return p
 
@@ -189,8 +189,7 @@ class Run:
                     msg = str(frame) if item.name in str(frame) else f"{item.name}: {frame}"
                     stats.skip(item.name)
                     self.writer.skipped(item.frame_id, item.name, msg)
-                    if not args.quiet:
-                        _say(bar, f"skipped {msg}")
+                    _say(bar, f"skipped {msg}")
                 else:
                     t["read"] += item.read_ms
                     stats.add(t, len(pts))
