@@ -72,11 +72,13 @@ def test_nuaa_layout(tmp_path):
     assert d.mask.shape == (64, 96)
     # pixel centres map as (x + 0.5) * 2 - 0.5
     np.testing.assert_allclose(d.points, TRUE_PTS * 2 + 0.5)
-    with pytest.warns(DatasetWarning, match="no mask, kept unlabelled: c"):
+    with pytest.warns(DatasetWarning) as rec:
         ds_all = open_dataset(root, split="train", keep_unlabelled=True)
+    assert any("no mask, kept unlabelled: c" in str(w.message) for w in rec)
     c = ds_all[ds_all.names.index("c")]
     assert not c.labelled and c.mask is None and len(c.points) == 0
-    assert open_dataset(root, split="all", exclude=["a", "b"]).names == ["d"]
+    with pytest.warns(DatasetWarning, match="no mask, skipped: c"):
+        assert open_dataset(root, split="all", exclude=["a", "b"]).names == ["d"]
     assert open_dataset(root, split=str(root / "val.txt")).names == ["a"]
 
 
@@ -87,6 +89,8 @@ def test_errors_are_one_line_and_name_the_folder(tmp_path):
             open_dataset(bad)
         assert str(bad) in str(e.value) and "\n" not in str(e.value)
     root = _nuaa(tmp_path / "nuaa")
+    with pytest.raises(DatasetError, match="holds several datasets \\(nuaa\\); pass one"):
+        open_dataset(tmp_path)
     with pytest.raises(DatasetError, match="split 'test'.*train, val"):
         open_dataset(root, split="test")
     with pytest.raises(DatasetError, match="unknown dataset format"):

@@ -93,6 +93,15 @@ def test_threshold_rematches():
     assert pm.best([0.0, 0.5, 0.95])["score_thr"] == 0.0
 
 
+def test_accepts_edge_points():
+    from edge.points import Points
+
+    pm = PointMetrics(method="hungarian")
+    pm.update(Points(np.array([[3.0, 4.0], [30.0, 30.0]]), np.array([0.9, 0.2])), [[0, 0]], (64, 64))
+    r = pm.compute(score_thr=0.5)
+    assert (r["tp"], r["fp"], r["loc_error_px"]) == (1, 0, 5.0)
+
+
 def test_array_predictions_and_validation():
     pm = PointMetrics()
     pm.update(np.array([[1.0, 1.0, 0.7]]), [[1, 2]], (10, 10))

@@ -56,6 +56,9 @@ def detect_format(root) -> str:
     if (root / "annotations" / "annotations.json").is_file():
         return "spire-json"
     if not (root / "images").is_dir():
+        inner = sorted(p.name for p in root.iterdir() if (p / "images").is_dir())
+        if inner:  # e.g. BasicIRSTD's datasets/ folder holding NUAA-SIRST/, IRSTD-1K/, ...
+            raise DatasetError(f"{root}: holds several datasets ({', '.join(inner)}); pass one of them as the root")
         what = "is empty" if not any(root.iterdir()) else "has no images/ folder"
         raise DatasetError(f"{root}: {what}; {LAYOUTS}")
     if (root / "masks_centroid").is_dir() or (root / "masks_coarse").is_dir():
