@@ -119,7 +119,7 @@ def _check_count(n: int, where: str, wanted: int, min_frames: int) -> None:
     if n < min_frames:
         raise DatasetError(f"{where}: only {n} calibration frame(s), INT8 calibration needs at least "
                            f"{min_frames}; pass a larger --data split (or several frames with --frames >= {min_frames})")
-    if n < min(wanted, WARN_FRAMES):
+    if n < WARN_FRAMES:
         _warn(f"{where}: calibrating on {n} frames (fewer than {WARN_FRAMES}); INT8 ranges may be noisy, "
               "use --frames 300 on a larger split")
 

@@ -67,6 +67,14 @@ def _expand_scope(model: onnx.ModelProto, scope: tuple[str, ...]) -> list[str]:
     return hit
 
 
+def _chunk(n: int, m: int) -> int:
+    """A calibration chunk size that does not divide n: onnxruntime (1.31) raises "No data is
+    collected" when the last chunk comes out empty."""
+    while n >= m and n % m == 0:
+        m += 1
+    return m
+
+
 def quantize_onnx(fp32_onnx: str | Path, out_onnx: str | Path, reader, cfg: OrtInt8Config = OrtInt8Config()) -> Path:
     """Static QDQ INT8 quantization of an FP32 ONNX model.
 
@@ -87,7 +95,7 @@ def quantize_onnx(fp32_onnx: str | Path, out_onnx: str | Path, reader, cfg: OrtI
         model = onnx.load(str(pre))
         exclude = (head_nodes(model) if cfg.keep_fp32_head else []) + _expand_scope(model, tuple(cfg.ignored_scope))
         extra = {"ActivationSymmetric": cfg.symmetric_activations, "WeightSymmetric": cfg.symmetric_weights,
-                 "CalibMaxIntermediateOutputs": cfg.max_intermediate_outputs, **cfg.extra}
+                 "CalibMaxIntermediateOutputs": _chunk(len(reader), cfg.max_intermediate_outputs), **cfg.extra}
         quantize_static(str(pre), str(out_onnx), reader, quant_format=QuantFormat.QDQ,
                         per_channel=cfg.per_channel, activation_type=getattr(QuantType, cfg.activation),
                         weight_type=getattr(QuantType, cfg.weight), nodes_to_exclude=sorted(set(exclude)),

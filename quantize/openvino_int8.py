@@ -43,8 +43,15 @@ def head_nodes(model) -> list[str]:
 
 
 def _scope_names(model, scope: tuple[str, ...]) -> list[str]:
-    names = [op.get_friendly_name() for op in model.get_ordered_ops()]
-    return [n for n in names if any(n == s or n.startswith(s) for s in scope)]
+    """Ops named by the scope, or whose weight constants carry a module path in it ('stage4.0')."""
+    out = []
+    for op in model.get_ordered_ops():
+        name = op.get_friendly_name()
+        consts = [i.get_source_output().get_node() for i in op.inputs()]
+        consts = [c.get_friendly_name() for c in consts if c.get_type_name() == "Constant"]
+        if any(name == s or name.startswith(s) or any(c.startswith(s + ".") for c in consts) for s in scope):
+            out.append(name)
+    return out
 
 
 def quantize_openvino(fp32_model: str | Path, out_xml: str | Path, dataset, subset_size: int,

@@ -63,6 +63,7 @@ def quantize_tflite(model, source, out_path: str | Path, keep_fp32_head: bool = 
     from litert_torch.quantize.quant_config import QuantConfig
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
 
+    from export.common import quiet
     from quantize.calibration import torch_batches
 
     model = model.eval()
@@ -75,8 +76,9 @@ def quantize_tflite(model, source, out_path: str | Path, keep_fp32_head: bool = 
         for x in torch_batches(source.with_progress("calibration (pt2e/LiteRT)")):
             prepared(x)
     converted = convert_pt2e(prepared, fold_quantize=False)
-    edge_model = litert_torch.convert(converted, example, quant_config=QuantConfig(pt2e_quantizer=quantizer))
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    edge_model.export(str(out_path))
+    with quiet():  # the converter's progress chatter; errors still raise
+        edge_model = litert_torch.convert(converted, example, quant_config=QuantConfig(pt2e_quantizer=quantizer))
+        edge_model.export(str(out_path))
     return out_path

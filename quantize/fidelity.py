@@ -1,0 +1,193 @@
+"""Fidelity report: what INT8 changed, measured through the runtime's own inference path.
+
+Why: an INT8 artifact is only worth shipping if it finds the same targets. Both the FP32 and
+the INT8 artifact run through `edge.predictor.Predictor` (same preprocessing, tiling and decoder
+as on the device) on validation frames — never the calibration or test frames — and the report
+gives FP32 vs INT8 P / R / F1 / Fa (SPIRE convention), the share of frames whose decoded points
+are the same, the mean shift of the points both found, and the latency of each on this CPU.
+It is written as `fidelity.json` beside the artifact's metadata.json.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+IDENTICAL_TOL_PX = 0.5  # two decodes are "identical" when they pair up one-to-one within this
+PAIR_GATE_PX = 3.0  # points further apart than this are different detections, not a shift
+
+
+@dataclass
+class ValFrame:
+    name: str
+    frame: np.ndarray
+    points: np.ndarray  # (N, 2) image px
+
+
+@dataclass
+class ValSet:
+    """Validation frames for the report, read lazily (full frames; the Predictor tiles them)."""
+
+    source: str
+    split: str | None
+    names: list[str]
+    _get: object
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def __iter__(self) -> Iterator[ValFrame]:
+        for i in range(len(self.names)):
+            yield self._get(i)
+
+
+def val_set(val_data: str | Path | None, val_split: str = "val", frames: int = 50, size: int = 512,
+            seed: int = 0) -> ValSet:
+    """`frames` frames of a validation split (seeded order), or synthetic frames when no data is given."""
+    if val_data is None:
+        from edge.synthetic import SyntheticDataset
+
+        ds = SyntheticDataset(frames, size, seed=seed + 1000)  # other frames than the calibration ones
+
+        def get(i):
+            s = ds[i]
+            return ValFrame(str(s.name), s.frame, np.asarray(s.points, np.float32).reshape(-1, 2))
+
+        return ValSet("synthetic", None, [f"synthetic_{i}" for i in range(len(ds))], get)
+    from edge.datasets import open_dataset
+
+    ds = open_dataset(val_data, split=val_split)
+    idx = np.random.default_rng(seed).permutation(len(ds))[:frames]
+
+    def get(i):
+        s = ds[int(idx[i])]
+        return ValFrame(str(s.name), s.frame, np.asarray(s.points, np.float32).reshape(-1, 2))
+
+    return ValSet(str(val_data), val_split, [str(ds.names[int(i)]) if hasattr(ds, "names") else str(i) for i in idx], get)
+
+
+def default_val(data: str | Path | None, val_data: str | Path | None, val_split: str) -> tuple[str | Path | None, str]:
+    """--val-data, else the calibration root when it has the validation list, else synthetic (None)."""
+    if val_data is not None or data is None:
+        return val_data, val_split
+    from edge.datasets import open_dataset
+    from edge.errors import DatasetError
+
+    try:
+        open_dataset(data, split=val_split)
+    except DatasetError:
+        print(f"warning: {data} has no '{val_split}' list; the fidelity report uses synthetic frames "
+              "(pass --val-data ROOT --val-split val for real ones)", file=sys.stderr)
+        return None, val_split
+    return data, val_split
+
+
+def pair_points(a: np.ndarray, b: np.ndarray, gate: float = PAIR_GATE_PX):
+    """One-to-one pairing of two point sets (Hungarian, gated): (distances of pairs, n_a, n_b)."""
+    from edge.metrics import match_hungarian
+
+    m = match_hungarian(np.asarray(a, np.float64).reshape(-1, 2), np.asarray(b, np.float64).reshape(-1, 2), gate)
+    return np.asarray(m.dist, np.float64), len(a), len(b)
+
+
+def compare_points(fp32_xy: np.ndarray, int8_xy: np.ndarray, tol: float = IDENTICAL_TOL_PX) -> tuple[bool, np.ndarray]:
+    """(identical?, shifts of paired points): identical = same count, all paired within `tol` px."""
+    dist, na, nb = pair_points(fp32_xy, int8_xy)
+    same = na == nb and len(dist) == na and bool(np.all(dist <= tol))
+    return same, dist
+
+
+def latency_ms(model_path: str | Path, runs: int = 30, threads: int | None = 2, warmup: int = 3) -> float:
+    """Median backend infer time (ms) of one (1, C, S, S) input on this machine."""
+    from edge.backends import load_backend
+
+    be = load_backend(model_path, threads=threads)
+    shape = tuple(int(v) for v in be.input_shape)
+    x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+    for _ in range(warmup):
+        be.infer(x)
+    ts = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        be.infer(x)
+        ts.append((time.perf_counter() - t0) * 1e3)
+    return float(np.median(ts))
+
+
+def fidelity_report(fp32_model: str | Path, int8_model: str | Path, vals: ValSet, threads: int | None = 2,
+                    bench_runs: int = 30, max_dist: float = 5.0, desc: str = "fidelity") -> dict:
+    """Run both artifacts on the validation frames; returns the report dict (see module docstring)."""
+    from tqdm import tqdm
+
+    from edge.metrics import PointMetrics
+    from edge.predictor import Predictor
+
+    p32, p8 = Predictor(fp32_model, threads=threads), Predictor(int8_model, threads=threads)
+    m32, m8 = PointMetrics(max_dist=max_dist), PointMetrics(max_dist=max_dist)
+    identical, exact, shifts, changed = 0, 0, [], []
+    t32 = t8 = 0.0
+    n = 0
+    for vf in tqdm(vals, total=len(vals), desc=desc, unit="frame", leave=False):
+        a, ta = p32.predict(vf.frame, vf.name)
+        b, tb = p8.predict(vf.frame, vf.name)
+        t32, t8 = t32 + ta["infer"], t8 + tb["infer"]
+        hw = vf.frame.shape[:2]
+        m32.update(a, vf.points, hw)
+        m8.update(b, vf.points, hw)
+        same, dist = compare_points(a.xy, b.xy)
+        identical += same
+        exact += bool(len(a) == len(b) and (len(a) == 0 or np.array_equal(a.xy, b.xy)))
+        shifts.extend(dist.tolist())
+        if not same:
+            changed.append(vf.name)
+        n += 1
+    r32, r8 = m32.compute(), m8.compute()
+    rep = {
+        "frames": n, "val_source": vals.source, "val_split": vals.split, "max_dist_px": max_dist,
+        "fp32_model": str(Path(fp32_model).name), "int8_model": str(Path(int8_model).name),
+        "identical_tol_px": IDENTICAL_TOL_PX, "pair_gate_px": PAIR_GATE_PX,
+        "identical_frames": identical / n if n else 0.0, "exact_frames": exact / n if n else 0.0,
+        "mean_shift_px": float(np.mean(shifts)) if shifts else 0.0,
+        "max_shift_px": float(np.max(shifts)) if shifts else 0.0,
+        "changed_frames": changed[:20],
+        "f1_drop_points": 100.0 * (r32["f1"] - r8["f1"]),
+        "infer_ms_per_frame": {"fp32": t32 / max(n, 1), "int8": t8 / max(n, 1)},
+    }
+    for tag, r in (("fp32", r32), ("int8", r8)):
+        for k in ("precision", "recall", "f1", "fa_per_pixel", "fppi", "tp", "fp", "fn", "targets"):
+            rep[f"{tag}_{k}"] = r[k]
+    if bench_runs > 0:
+        a_ms, b_ms = latency_ms(fp32_model, bench_runs, threads), latency_ms(int8_model, bench_runs, threads)
+        rep["latency_ms"] = {"fp32": a_ms, "int8": b_ms, "threads": threads, "runs": bench_runs}
+        rep["speedup"] = a_ms / b_ms if b_ms > 0 else None
+    return rep
+
+
+def summary_line(rep: dict, what: str) -> str:
+    """One printable line: F1 FP32 -> INT8, identical share, shift, speed-up."""
+    s = (f"{what}: F1 {100 * rep['fp32_f1']:.2f} -> {100 * rep['int8_f1']:.2f} "
+         f"(P {100 * rep['int8_precision']:.1f}, R {100 * rep['int8_recall']:.1f}, "
+         f"Fa {rep['int8_fa_per_pixel']:.2e}/px) on {rep['frames']} {rep['val_source']} frames; "
+         f"identical {100 * rep['identical_frames']:.0f}%, mean shift {rep['mean_shift_px']:.3f} px")
+    if rep.get("speedup"):
+        lat = rep["latency_ms"]
+        s += f"; {lat['fp32']:.1f} -> {lat['int8']:.1f} ms ({rep['speedup']:.2f}x, {lat['threads']} threads)"
+    return s
+
+
+def write_report(folder: str | Path, rep: dict) -> Path:
+    """Write `folder/fidelity.json` atomically."""
+    folder = Path(folder)
+    fd, tmp = tempfile.mkstemp(prefix=".fidelity.", suffix=".tmp", dir=folder)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        json.dump(rep, f, indent=2)
+        f.write("\n")
+    os.replace(tmp, folder / "fidelity.json")
+    return folder / "fidelity.json"

@@ -1,0 +1,143 @@
+"""`python -m quantize.ptq`: post-training INT8 for each backend, with sidecar and fidelity report.
+
+Why one command: every runtime has its own well-kept quantizer (onnxruntime.quantization, NNCF,
+litert-torch pt2e, TensorRT's explicit Q/DQ rules), but they must all be calibrated on the same
+real IR frames, preprocessed by the runtime's own function, keep the same layers in FP32, and be
+judged the same way (FP32 vs INT8 through `edge.predictor`). `python -m export --precision int8`
+calls `run_ptq` too.
+
+    python -m quantize.ptq --weights W [--data PATH] [--frames 300] [--imgsz S]
+        --backend openvino|onnxruntime|tflite|tensorrt|all [--out DIR]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+from pathlib import Path
+
+from edge.errors import SpireEdgeError
+from quantize.artifacts import (build_int8, check_runtime, folder_for, fp32_onnx, fp32_reference, resolve_backends,
+                                runnable_int8, write_meta)
+from quantize.calibration import MIN_FRAMES, calibration_source
+from quantize.fidelity import default_val, fidelity_report, summary_line, val_set, write_report
+
+
+def run_ptq(weights: str | Path | None = None, backend: str | list[str] = "all", data: str | Path | None = None,
+            split: str = "train", val_data: str | Path | None = None, val_split: str = "val", frames: int = 300,
+            imgsz: int | None = None, out: str | Path = "runs/quantize", ignored_scope: list[str] | None = None,
+            val_frames: int = 50, seed: int = 0, threads: int | None = 2, bench_runs: int = 30,
+            fidelity: bool = True, calibrate_method: str = "MinMax", min_frames: int = MIN_FRAMES,
+            src=None, **_) -> list[Path]:
+    """Quantize a checkpoint to INT8 for one or all backends.
+
+    Args:
+        weights: FP32 checkpoint (default: the shipped one, edge.zoo.default_checkpoint()).
+        backend: 'onnxruntime' | 'openvino' | 'tflite' | 'tensorrt' | 'all' (or a list / comma list).
+        data, split: calibration dataset root and split (None: synthetic frames, with a warning).
+        val_data, val_split: validation frames for fidelity.json (default: `data` if it has
+            `val_split`, else synthetic).
+        frames: calibration frames; imgsz: input size (default: the checkpoint's).
+        out: output root; artifacts go to `<out>/<arch>_<S>_int8_<format>/`.
+        ignored_scope: module paths / node names kept FP32 in addition to the head.
+        val_frames, threads, bench_runs, fidelity: the fidelity report's size and latency runs.
+        src: an already loaded export.common.Source (QAT passes its fine-tuned model).
+    Returns:
+        The artifact folders, in backend order.
+    Raises:
+        SpireEdgeError (one line): unknown backend, missing runtime (names the pip extra),
+        missing/too few frames, a toolchain failure.
+    """
+    names = resolve_backends(backend)
+    for n in names:
+        check_runtime(n)
+    if src is None:
+        from export.common import load_source
+
+        src = load_source(weights, imgsz)
+    from edge.preprocess import PreprocessConfig
+
+    cfg = PreprocessConfig.from_dict(src.preprocess)
+    source = calibration_source(data, split, frames, cfg, seed, min_frames)
+    calib = source.info()
+    print(f"quantize: {src.arch} at {src.imgsz}px, {calib['frames']} calibration frames from {calib['source']}"
+          f"{'/' + str(calib['split']) if calib['split'] else ''} ({calib['target_frames']} with targets)")
+    vals = None
+    if fidelity:
+        vdata, vsplit = default_val(data, val_data, val_split)
+        vals = val_set(vdata, vsplit, val_frames, src.imgsz, seed)
+    scope = tuple(ignored_scope or ())
+    done, failed = [], []
+    with tempfile.TemporaryDirectory(prefix="spire_ptq_") as work:
+        work = Path(work)
+        onnx32 = fp32_onnx(src, work) if any(n != "tflite" for n in names) else None
+        for n in names:
+            try:
+                done.append((n, _one(n, src, onnx32, source, calib, out, scope, calibrate_method, vals, work,
+                                 threads, bench_runs)))
+            except SpireEdgeError as e:
+                failed.append(f"{n}: {e}")
+            except Exception as e:  # a toolchain crash: one line, other backends still run
+                if os.environ.get("SPIRE_EDGE_DEBUG"):
+                    raise
+                first = (str(e).strip().splitlines() or [type(e).__name__])[0][:300]
+                failed.append(f"{n}: {type(e).__name__}: {first} (rerun with SPIRE_EDGE_DEBUG=1 for the traceback)")
+    for n, f in done:
+        if n == "tensorrt":
+            print(f"next: copy {f} to the Jetson and run {f}/build_engine.sh there")
+        else:
+            print(f"next: python -m edge.run --backend {n} --model {f}")
+    if failed:
+        raise SpireEdgeError("INT8 failed for " + "; ".join(failed))
+    return [f for _, f in done]
+
+
+def _one(n, src, onnx32, source, calib, out, scope, method, vals, work, threads, bench_runs) -> Path:
+    from export.common import staged_folder
+
+    final = folder_for(out, src, n)
+    with staged_folder(final) as tmp:
+        name, extra = build_int8(n, src, onnx32, source, tmp, scope, method)
+        write_meta(src, n, tmp, name, "int8", calib, extra)
+        if vals is not None:
+            ref = fp32_reference(n, src, onnx32, work)
+            int8 = runnable_int8(n, src, tmp, name, work, calib)
+            rep = fidelity_report(ref, int8, vals, threads, bench_runs, desc=f"fidelity {n}")
+            rep.update(backend=n, runtime="onnxruntime (QDQ view; no TensorRT here)" if n == "tensorrt" else n,
+                       calibration=calib)
+            write_report(tmp, rep)
+            print(summary_line(rep, final.name))
+    print(f"quantize: wrote {final}")
+    return final
+
+
+def _parser() -> argparse.ArgumentParser:
+    from quantize.cli import add_common
+
+    p = argparse.ArgumentParser(prog="python -m quantize.ptq", description=__doc__.split("\n\n")[0])
+    add_common(p)
+    p.add_argument("--backend", default="all", help="openvino|onnxruntime|tflite|tensorrt|all (comma list ok)")
+    p.add_argument("--data", default=None, help="calibration dataset root (training/validation split); "
+                   "default: synthetic frames with a warning")
+    p.add_argument("--out", default="runs/quantize", help="output root (default runs/quantize)")
+    p.add_argument("--calibrate-method", default="MinMax", choices=("MinMax", "Percentile", "Entropy"),
+                   help="onnxruntime/TensorRT calibration statistic")
+    return p
+
+
+def _main(a: argparse.Namespace) -> int:
+    run_ptq(weights=a.weights, backend=a.backend, data=a.data, split=a.split, val_data=a.val_data,
+            val_split=a.val_split, frames=a.frames, imgsz=a.imgsz, out=a.out, ignored_scope=a.ignored_scope,
+            val_frames=a.val_frames, seed=a.seed, threads=a.threads, bench_runs=a.bench_runs,
+            fidelity=not a.no_fidelity, calibrate_method=a.calibrate_method)
+    return 0
+
+
+def main(argv=None) -> int:
+    from quantize.cli import run_main
+
+    return run_main(_main, _parser(), argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
