@@ -104,30 +104,22 @@ class PowerMeter:
         if sensor is None:
             self.note = f"n/a (no sensor: tried {', '.join(map(str, tried)) or 'nothing'})"
         else:
-            self.note = getattr(sensor, "name", type(sensor).__name__)
+            self.note = sensor.describe() if hasattr(sensor, "describe") else type(sensor).__name__
 
     def start(self) -> None:
+        """Start sampling in the background (a no-op without a sensor)."""
         self._detect()
         self.watts = None
         if self._sensor is None:
             return
-        from edge import power
-        sampler_cls = getattr(power, "PowerSampler", None) or getattr(power, "Sampler", None)
-        if sampler_cls is None:
-            return
-        self._sampler = sampler_cls(self._sensor)
-        self._sampler.start()
+        from edge.power import PowerSampler
+        self._sampler = PowerSampler(self._sensor).start()
 
     def stop(self) -> float | None:
-        """Stop sampling; returns mean W over the span (None without a sensor or samples)."""
+        """Stop sampling; mean W over the span (None without a sensor or with too few samples)."""
         if self._sampler is None:
             return None
         result = self._sampler.stop()
         self._sampler = None
-        w = getattr(result, "mean_w", None) if not isinstance(result, (int, float, dict)) else result
-        if isinstance(result, dict):
-            w = result.get("mean_w", result.get("power_w"))
-        if w is None:
-            w = getattr(self._sampler, "mean_w", None)
-        self.watts = float(w) if w is not None else None
+        self.watts = float(result.mean_w) if result.mean_w is not None else None
         return self.watts

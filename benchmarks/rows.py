@@ -133,7 +133,8 @@ def plan_rows(backends: list[str] | None = None, precisions: list[str] | None = 
             continue
         if not explicit and not available(backend):
             continue
-        for prec in BACKEND_PRECISIONS.get(backend, ("fp32", "int8")):
+        # an unknown name still gets a row, whose status will say what the known backends are
+        for prec in BACKEND_PRECISIONS.get(backend, tuple(precisions or ("fp32",))):
             if precisions and prec not in precisions:
                 continue
             specs.append(RowSpec(f"{backend} {prec} shipped", backend, prec, "shipped"))

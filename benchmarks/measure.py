@@ -1,0 +1,218 @@
+"""Measure one row: accuracy, end-to-end and infer-only latency, power — the same way for every row.
+
+Every row goes through `edge.predictor.Predictor` (read → preprocess → infer → decode with the
+sidecar's preprocessing and codec), so rows differ only in the model and the runtime. The torch
+rows use the same Predictor with a torch module in the backend slot (`TorchPredictor`), so the
+torch baseline pays the same preprocessing and decoding as everything else and the speed-ups
+measure the model and runtime, not a different pipeline.
+
+Timing: `warmup` predictions first; then end-to-end passes over the benchmark frames (metrics
+from the first pass) until at least `min_runs` timed frames; then `repeats` infer-only calls on
+one preprocessed input. Medians and 90th percentiles, in ms.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from benchmarks.rows import Row
+
+STAGES = ("read", "preprocess", "infer", "decode")
+
+
+@dataclass(frozen=True)
+class TimingConfig:
+    """How much to time: warm-up predictions, minimum timed end-to-end frames, infer-only repeats."""
+
+    warmup: int = 3
+    min_runs: int = 20
+    repeats: int = 20
+
+
+@dataclass
+class BenchFrame:
+    """One benchmark frame: the array (or path, so reading is timed), its GT points and size."""
+
+    name: str
+    src: object  # np.ndarray or path
+    points: np.ndarray
+    hw: tuple[int, int]
+
+
+def load_frames(data: str | None, split: str, n: int, size: int, seed: int = 12345) -> list[BenchFrame]:
+    """`n` labelled frames: evenly spread over a dataset split, else seeded synthetic frames.
+
+    Synthetic frames are `size`×`size` (one model input, no tiling) with a seed that differs from
+    the PTQ calibration and fidelity seeds, so INT8 is never scored on its calibration frames.
+    Dataset frames are passed as paths so that reading them is part of the end-to-end time.
+    """
+    frames: list[BenchFrame] = []
+    if data is None:
+        from edge.synthetic import SyntheticDataset
+
+        ds = SyntheticDataset(n, size, seed=seed)
+        for i in range(len(ds)):
+            s = ds[i]
+            pts = np.asarray(s.points, np.float32).reshape(-1, 2)
+            frames.append(BenchFrame(str(s.name), s.frame, pts, tuple(s.frame.shape[:2])))
+        return frames
+    from edge.datasets import open_dataset
+    from edge.errors import DatasetError
+
+    ds = open_dataset(data, split=split)
+    if len(ds) == 0:
+        raise DatasetError(f"{data}: split '{split}' has no frames; pass --split with a list that exists")
+    idx = np.unique(np.linspace(0, len(ds) - 1, min(n, len(ds))).round().astype(int))
+    for i in idx:
+        s = ds[int(i)]
+        pts = np.asarray(s.points, np.float32).reshape(-1, 2)
+        src = str(s.path) if getattr(s, "path", None) else s.frame
+        frames.append(BenchFrame(str(s.name), src, pts, tuple(s.frame.shape[:2])))
+    return frames
+
+
+class TorchBackend:
+    """A torch module behind the edge Backend interface (`infer`, `input_shape`, `name`)."""
+
+    name = "torch"
+
+    def __init__(self, model, imgsz: int, channels: int, threads: int | None = None):
+        import torch
+
+        if threads:
+            torch.set_num_threads(int(threads))
+        self.torch = torch
+        self.model = model.eval()
+        self.input_shape = (1, int(channels), int(imgsz), int(imgsz))
+        self.threads = threads
+
+    def infer(self, x: np.ndarray) -> np.ndarray:
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        with self.torch.inference_mode():
+            return self.model(self.torch.from_numpy(x)).float().numpy()
+
+
+def torch_predictor(src, threads: int | None, mode: str = "auto"):
+    """An edge Predictor whose backend is the torch module of `src` (an export.common.Source)."""
+    from edge.predictor import Predictor
+
+    class TorchPredictor(Predictor):
+        def __init__(self):  # no sidecar: preprocessing and codec come from the Source
+            from edge.preprocess import PreprocessConfig
+            from edge.tiling import TileConfig
+
+            self.model_path = src.weights
+            self.meta = None
+            self.backend = TorchBackend(src.model, src.imgsz, src.channels, threads)
+            self.cfg = PreprocessConfig.from_dict(src.preprocess)
+            self.size = int(src.imgsz)
+            try:
+                from edge.codecs import build_codec
+            except ImportError:
+                from edge.codecs.base import build_codec
+            self.codec = build_codec(dict(src.codec))
+            self.mode = mode
+            self.tiles = TileConfig(self.size, 32, 3.0)
+
+    return TorchPredictor()
+
+
+def _pct(values: list[float], q: float) -> float | None:
+    return float(np.percentile(values, q)) if values else None
+
+
+def infer_input(predictor, frame: BenchFrame) -> np.ndarray:
+    """One preprocessed (1, C, S, S) input for the infer-only timing."""
+    from edge.frames import read_frame
+    from edge.preprocess import preprocess
+
+    x, _ = preprocess(read_frame(frame.src, frame.name), predictor.cfg)
+    return x[None]
+
+
+def measure(row: Row, predictor, frames: list[BenchFrame], timing: TimingConfig, power=None,
+            progress: bool = True) -> Row:
+    """Fill `row` with accuracy, latency and power from `predictor` on `frames`; returns it."""
+    from edge.metrics import PointMetrics
+
+    if not frames:
+        raise ValueError("no benchmark frames")
+    for i in range(timing.warmup):
+        predictor.predict(frames[i % len(frames)].src, frames[i % len(frames)].name)
+    metrics = PointMetrics()
+    per_stage: dict[str, list[float]] = {k: [] for k in STAGES}
+    totals: list[float] = []
+    passes = max(1, -(-timing.min_runs // len(frames)))
+    bar = _progress(passes * len(frames), row.name, progress)
+    if power is not None:
+        power.start()
+    t_start = time.perf_counter()
+    for p in range(passes):
+        for fr in frames:
+            pts, t = predictor.predict(fr.src, fr.name)
+            if p == 0:
+                metrics.update(pts, fr.points, fr.hw)
+            for k in STAGES:
+                per_stage[k].append(float(t.get(k, 0.0)))
+            totals.append(sum(float(t.get(k, 0.0)) for k in STAGES))
+            bar.update(1)
+    wall_s = time.perf_counter() - t_start
+    bar.close()
+    watts = power.stop() if power is not None else None
+    x = infer_input(predictor, frames[0])
+    for _ in range(min(3, timing.repeats)):
+        predictor.backend.infer(x)
+    infer_ms = []
+    for _ in range(timing.repeats):
+        t0 = time.perf_counter()
+        predictor.backend.infer(x)
+        infer_ms.append((time.perf_counter() - t0) * 1000.0)
+
+    m = metrics.compute()
+    row.p, row.r, row.f1 = m["precision"], m["recall"], m["f1"]
+    row.fa_per_pixel, row.fppi = m["fa_per_pixel"], m["fppi"]
+    row.frames = len(frames)
+    row.infer_ms_p50, row.infer_ms_p90 = _pct(infer_ms, 50), _pct(infer_ms, 90)
+    row.latency_ms_p50, row.latency_ms_p90 = _pct(totals, 50), _pct(totals, 90)
+    row.stage_ms = {k: float(np.median(v)) for k, v in per_stage.items()}
+    total_sum = float(np.sum(totals))
+    if total_sum > 0:
+        row.decode_share = float(np.sum(per_stage["decode"])) / total_sum
+        row.overhead_share = 1.0 - float(np.sum(per_stage["infer"])) / total_sum
+    row.fps = 1000.0 / row.latency_ms_p50 if row.latency_ms_p50 else None
+    if watts is not None:
+        row.power_w = watts
+        row.energy_mj_per_frame = watts * wall_s / len(totals) * 1000.0
+    if power is not None:
+        row.power_source = power.note
+    return row
+
+
+class _NoBar:
+    def update(self, n: int = 1) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def _progress(total: int, desc: str, enabled: bool):
+    if not enabled:
+        return _NoBar()
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        return _NoBar()
+    return tqdm(total=total, desc=desc, leave=False, unit="frame")
+
+
+def file_mb(path: Path | None) -> float | None:
+    return Path(path).stat().st_size / 1e6 if path is not None and Path(path).is_file() else None
+
+
+def state_dict_mb(model) -> float:
+    """Bytes of a torch module's parameters and buffers, in MB (the torch rows' model size)."""
+    return sum(t.numel() * t.element_size() for t in model.state_dict().values()) / 1e6
