@@ -217,8 +217,11 @@ class ModelMeta:
         from edge.preprocess import PreprocessConfig
         return PreprocessConfig.from_dict(self.preprocess)
 
-    def codec(self):
-        """The decoder (`edge.codecs` codec) this model was trained and exported with."""
+    def build_codec(self):
+        """The decoder (`edge.codecs` codec) this model was trained and exported with.
+
+        (Named build_codec because `codec` is the sidecar's dict field.)
+        """
         try:
             from edge.codecs import build_codec
         except ImportError:  # registry may live only in base.py

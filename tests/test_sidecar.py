@@ -114,6 +114,20 @@ def test_derive_and_versions(tmp_path):
     assert m2.precision == "int8" and meta.precision == "fp32" and m2.arch == meta.arch
 
 
+def test_preprocess_config_and_codec_from_sidecar(tmp_path):
+    folder, f, meta = _artifact(tmp_path)
+    from edge.preprocess import Normalization, PreprocessConfig
+    pre = PreprocessConfig(64, 1, Normalization("mean-std", (0.4,), (0.2,)))
+    codec = {"type": "prps", "input_size": 64, "stride": 4, "thr": 0.3}
+    inp, out = io_specs(64, 1)
+    m = meta.derive(preprocess=pre.to_dict(), codec=codec, input=inp, output=out)
+    write_sidecar(folder, m)
+    back = read_sidecar(f)
+    assert back.preprocess_config() == pre
+    c = back.build_codec()
+    assert c.input_size == 64 and c.stride == 4 and abs(c.thr - 0.3) < 1e-9
+
+
 def test_toolchain_versions_does_not_import_torch():
     code = "import sys, edge.sidecar as s; s.toolchain_versions(); print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
