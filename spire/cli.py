@@ -1,0 +1,122 @@
+"""Shared command-line plumbing for `spire.train` and `spire.evaluate`.
+
+Why: both tools must report user errors the same way (one `error: ...` line, exit 2), resolve
+the shipped model the same way when no weights are given, and open datasets from the same
+`--data/--format/--split` arguments.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from edge.errors import DatasetError, SidecarError, SpireEdgeError
+
+__all__ = ["run_main", "default_weights", "git_commit", "write_json", "carve_split", "REPO_ROOT"]
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_main(main, argv=None) -> int:
+    """Call `main(argv)`; a `SpireEdgeError` becomes `error: <message>` on stderr and exit code 2."""
+    try:
+        return int(main(argv) or 0)
+    except SpireEdgeError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+def default_weights() -> Path:
+    """The shipped checkpoint: `edge.zoo.default_checkpoint()`, else weights/shipped/best.pt."""
+    try:
+        from edge.zoo import default_checkpoint
+    except ImportError:
+        p = REPO_ROOT / "weights" / "shipped" / "best.pt"
+        if not p.is_file():
+            raise SidecarError(f"{p}: no shipped checkpoint; pass --weights PATH (train one with "
+                               "`python -m spire.train`)") from None
+        return p
+    return default_checkpoint()
+
+
+def git_commit() -> str | None:
+    """The repository's HEAD commit (+'-dirty' with local changes), or None outside git."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True,
+                              text=True, timeout=10)
+        if head.returncode:
+            return None
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO_ROOT,
+                               capture_output=True, text=True, timeout=10)
+        return head.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def write_json(path: str | os.PathLike, obj) -> Path:
+    """Write JSON atomically (temp file + os.replace), so a killed run never leaves half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(obj, f, indent=2, default=_jsonable)
+            f.write("\n")
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def _jsonable(o):
+    import numpy as np
+
+    if isinstance(o, (np.integer, np.floating)):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(f"{type(o).__name__} is not JSON serialisable")
+
+
+def carve_split(names: list[str], fraction: float, seed: int) -> set[str]:
+    """A fixed-seed validation subset (`fraction` of the unique names, at least 1 when possible).
+
+    Depends only on the set of names and the seed (not on list order), so the split is the
+    same on every machine and every rank.
+    """
+    if not 0 < fraction < 1:
+        raise DatasetError(f"--val-fraction must be in (0, 1), got {fraction}")
+    uniq = sorted(set(names))
+    if len(uniq) < 2:
+        raise DatasetError(f"only {len(uniq)} training frame(s): too few to carve a validation split; "
+                           "add frames or pass --val-data ROOT")
+    import numpy as np
+
+    k = min(len(uniq) - 1, max(1, int(round(len(uniq) * fraction))))
+    order = np.random.default_rng([int(seed), 20]).permutation(len(uniq))
+    return {uniq[i] for i in order[:k]}
+
+
+def open_roots(roots, fmt: str, split: str, exclude=None):
+    """`edge.datasets.open_dataset` for each root (one-line DatasetError on a bad root)."""
+    import warnings
+
+    from edge.datasets import DatasetWarning, open_dataset
+
+    out = []
+    for r in roots:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DatasetWarning)
+            ds = open_dataset(r, fmt, split, exclude=exclude)
+        for p in ds.problems:
+            print(f"warning: {p}", file=sys.stderr)
+        if len(ds) == 0:
+            raise DatasetError(f"{r}: split {split!r} has no usable frames; check --format/--split")
+        out.append(ds)
+    return out

@@ -1,0 +1,309 @@
+"""Torch datasets over `edge.datasets`: training views with augmentation, whole-frame evaluation.
+
+Why: the frames a model is trained on must go through exactly the preprocessing and target
+codec the device uses, so this module only glues `edge` together: raw frame + points ->
+`spire.augment` -> `edge.preprocess.letterbox` + `normalize` -> `codec.encode(points in input
+px, image=letterboxed image)`. It also owns the data hygiene a long run needs: every training
+frame is read once up front (points, size, optional statistics), a frame that cannot be read or
+has no label is reported once by name and left out, and a file that breaks later is skipped
+(the batch shrinks) instead of crashing an epoch.
+
+Epochs are plans, not random draws: `epoch_plan(seed, epoch)` lists (frame, background?) items
+and every item carries its own RNG seed, so the same epoch is bit-identical after `--resume`,
+with any number of DataLoader workers and on every DDP rank.
+"""
+from __future__ import annotations
+
+import math
+import sys
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch.utils.data import Sampler
+
+from edge.errors import SpireEdgeError
+from edge.preprocess import Letterbox, PreprocessConfig, letterbox, normalize, preprocess, to_255, to_channels
+
+from .augment import AugmentConfig, augment
+
+__all__ = ["Reporter", "FrameRecord", "FrameStore", "TrainDataset", "PlanSampler", "epoch_plan",
+           "collate_skip", "prepare_eval", "native_letterbox", "EvalFrame", "iter_eval_frames"]
+
+
+class Reporter:
+    """Prints each data problem once (by key) to stderr and keeps the list for the run log."""
+
+    def __init__(self, stream=None, enabled: bool = True):
+        self.stream = stream or sys.stderr
+        self.enabled = enabled
+        self.seen: dict[str, str] = {}
+
+    def once(self, key: str, message: str) -> bool:
+        """Report `message` unless `key` was reported before; True when it was printed now."""
+        if key in self.seen:
+            return False
+        self.seen[key] = message
+        if self.enabled:
+            from tqdm import tqdm
+
+            tqdm.write(f"warning: {message}", file=self.stream)
+        return True
+
+    @property
+    def messages(self) -> list[str]:
+        return list(self.seen.values())
+
+
+@dataclass
+class FrameRecord:
+    """One usable training frame: where it comes from, its points and size (frame if cached)."""
+
+    name: str
+    source: object | None  # an edge.datasets Dataset (read lazily) or None (in-memory frame)
+    index: int
+    points: np.ndarray
+    hw: tuple[int, int]
+    frame: np.ndarray | None = None
+
+
+@dataclass
+class FrameStore:
+    """The training frames, indexed once; frames are re-read per item unless `cache`."""
+
+    records: list[FrameRecord] = field(default_factory=list)
+    reporter: Reporter = field(default_factory=Reporter)
+    cache: bool = False
+    progress: bool = True
+    dropped: int = 0
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    @property
+    def names(self) -> list[str]:
+        return [r.name for r in self.records]
+
+    @property
+    def positives(self) -> list[int]:
+        return [i for i, r in enumerate(self.records) if len(r.points)]
+
+    @property
+    def negatives(self) -> list[int]:
+        return [i for i, r in enumerate(self.records) if not len(r.points)]
+
+    @property
+    def targets(self) -> int:
+        return int(sum(len(r.points) for r in self.records))
+
+    def read(self, source, index: int, name: str):
+        """(frame, points) from a dataset item, or None after reporting why (once per name)."""
+        try:
+            s = source[index]
+        except (SpireEdgeError, OSError, ValueError) as e:
+            msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+            self.reporter.once(f"read:{name}", f"{name}: skipped, cannot be read ({msg})")
+            return None
+        if not getattr(s, "labelled", True):
+            self.reporter.once(f"label:{name}", f"{name}: skipped, its label could not be read "
+                               "(fix or delete the mask file)")
+            return None
+        return s.frame, np.asarray(s.points, np.float32).reshape(-1, 2)
+
+    def iter_add(self, dataset, exclude: set[str] | None = None, desc: str = "indexing"):
+        """Read every frame of `dataset` once, adding the usable ones; yields each added frame.
+
+        Names already in the store or in `exclude` (the validation names; frames listed by two
+        training roots) are left out and counted in `self.dropped`. Yielding lets the caller
+        compute pixel statistics in the same single pass over the files.
+        """
+        from tqdm import tqdm
+
+        have = set(self.names)
+        exclude = exclude or set()
+        for i, name in enumerate(tqdm(dataset.names, desc=desc, unit="frame", leave=False,
+                                      disable=not self.progress)):
+            if name in have or name in exclude:
+                self.dropped += 1
+                continue
+            got = self.read(dataset, i, name)
+            if got is None:
+                continue
+            frame, pts = got
+            have.add(name)
+            self.records.append(FrameRecord(name, dataset, i, pts, tuple(frame.shape[:2]),
+                                            frame if self.cache else None))
+            yield frame
+
+    def add_frame(self, name: str, frame: np.ndarray, points: np.ndarray) -> None:
+        """Add an in-memory frame (synthetic data); always kept in memory."""
+        pts = np.asarray(points, np.float32).reshape(-1, 2)
+        self.records.append(FrameRecord(name, None, -1, pts, tuple(frame.shape[:2]), frame))
+
+    def load(self, i: int):
+        """(frame, points) of record i, or None when the file broke since indexing (reported)."""
+        r = self.records[i]
+        if r.frame is not None:
+            return r.frame, r.points
+        got = self.read(r.source, r.index, r.name)
+        if got is None:
+            return None
+        frame, pts = got
+        if tuple(frame.shape[:2]) != r.hw:
+            self.reporter.once(f"size:{r.name}", f"{r.name}: skipped, the file changed size during training")
+            return None
+        return frame, r.points
+
+
+def epoch_plan(n_frames: int, positives: list[int], negatives: list[int], seed: int, epoch: int,
+               bg_ratio: float) -> list[tuple[int, int]]:
+    """The shuffled (frame index, background flag) items of one epoch.
+
+    Every frame with targets appears once (a target-centred view). Background items (random
+    views of target-free frames, or of any frame when there are none) make up `bg_ratio` of the
+    epoch; target-free frames are drawn without replacement while they last.
+    """
+    rng = np.random.default_rng([int(seed), int(epoch), 7])
+    pos = list(positives) if positives else list(range(n_frames))
+    items = [(i, 0) for i in pos]
+    n_bg = int(round(len(pos) * bg_ratio / (1.0 - bg_ratio))) if 0 < bg_ratio < 1 else 0
+    pool = list(negatives) if negatives else list(range(n_frames))
+    if n_bg and pool:
+        reps = math.ceil(n_bg / len(pool))
+        draw = np.concatenate([rng.permutation(pool) for _ in range(reps)])[:n_bg]
+        items += [(int(i), 1) for i in draw]
+    order = rng.permutation(len(items))
+    return [items[k] for k in order]
+
+
+class PlanSampler(Sampler):
+    """Yields (frame, background, epoch, slot) keys of this rank's share of the epoch plan.
+
+    The plan is the same on every rank (seeded); rank r takes items r, r + world, ... cut to the
+    same length on all ranks, so DDP ranks always run the same number of steps. `skip` drops the
+    first items (a resumed mid-epoch run continues where it stopped).
+    """
+
+    def __init__(self, store: FrameStore, seed: int, bg_ratio: float, rank: int = 0, world: int = 1):
+        self.store, self.seed, self.bg_ratio = store, int(seed), float(bg_ratio)
+        self.rank, self.world = int(rank), int(world)
+        self.epoch, self.skip = 0, 0
+        self._pos, self._neg = store.positives, store.negatives
+
+    def set_epoch(self, epoch: int, skip: int = 0) -> None:
+        self.epoch, self.skip = int(epoch), int(skip)
+
+    def shard(self) -> list[tuple[int, int, int, int]]:
+        plan = epoch_plan(len(self.store), self._pos, self._neg, self.seed, self.epoch, self.bg_ratio)
+        keys = [(f, b, self.epoch, slot) for slot, (f, b) in enumerate(plan)]
+        per_rank = len(keys) // self.world
+        return keys[self.rank::self.world][:per_rank]
+
+    def epoch_len(self) -> int:
+        return len(self.shard())
+
+    def __iter__(self):
+        return iter(self.shard()[self.skip:])
+
+    def __len__(self) -> int:
+        return max(0, self.epoch_len() - self.skip)
+
+
+class TrainDataset(torch.utils.data.Dataset):
+    """Training views: augment raw frame + points, preprocess through edge, encode the target map.
+
+    Returns (x float32 (C, S, S), target float32 (1, S/stride, S/stride)), or None when the frame
+    cannot be read (dropped by `collate_skip`).
+    """
+
+    def __init__(self, store: FrameStore, pre: PreprocessConfig, codec, aug: AugmentConfig, seed: int):
+        self.store, self.pre, self.codec, self.aug, self.seed = store, pre, codec, aug, int(seed)
+
+    def __len__(self) -> int:
+        return len(self.store)
+
+    def view(self, key: tuple[int, int, int, int]):
+        """The augmented (letterboxed image, input-px points) of one plan item, or None."""
+        idx, bg, epoch, slot = key
+        got = self.store.load(idx)
+        if got is None:
+            return None
+        frame, pts = got
+        rng = np.random.default_rng([self.seed, int(epoch), int(slot), int(idx)])
+        frame, pts = augment(frame, pts, self.aug, rng, background=bool(bg))
+        img, lb = letterbox(frame, self.pre)
+        xy = lb.forward(pts)
+        s = self.pre.imgsz
+        inside = (xy[:, 0] >= 0) & (xy[:, 0] <= s - 1) & (xy[:, 1] >= 0) & (xy[:, 1] <= s - 1)
+        return img, xy[inside]
+
+    def __getitem__(self, key):
+        got = self.view(key)
+        if got is None:
+            return None
+        img, xy = got
+        hm = self.codec.encode(xy, image=img)["heatmap"]
+        return torch.from_numpy(normalize(img, self.pre)), torch.from_numpy(np.ascontiguousarray(hm))[None]
+
+
+def collate_skip(batch):
+    """default_collate without the items that could not be read; None for an empty batch."""
+    batch = [b for b in batch if b is not None]
+    if not batch:
+        return None
+    return torch.utils.data.default_collate(batch)
+
+
+# ----------------------------------------------------------------------------- evaluation
+def native_letterbox(hw: tuple[int, int], multiple: int = 32) -> Letterbox:
+    """Pad-only 'center' letterbox of an h x w frame to the next multiple of `multiple` per axis.
+
+    The models are fully convolutional, so a whole frame is evaluated at its native resolution
+    (no resize, so no target is blurred away), as BasicIRSTD evaluates NUAA-SIRST.
+    """
+    h, w = int(hw[0]), int(hw[1])
+    H, W = -(-h // multiple) * multiple, -(-w // multiple) * multiple
+    px, py = (W - w) // 2, (H - h) // 2
+    return Letterbox((h, w), (H, W), 1.0, 1.0, float(px), float(py), False)
+
+
+def prepare_eval(frame: np.ndarray, pre: PreprocessConfig, native: bool) -> tuple[np.ndarray, Letterbox]:
+    """Whole frame -> (x float32 (C, H, W), Letterbox): native pad-to-32, or edge's letterbox."""
+    if not native:
+        return preprocess(frame, pre)
+    img = to_channels(to_255(frame, pre.norm), pre.channels)
+    lb = native_letterbox(img.shape[:2])
+    return normalize(lb.apply(img).astype(np.float32, copy=False), pre), lb
+
+
+@dataclass
+class EvalFrame:
+    """One evaluation frame: the network input and what is needed to score and draw it."""
+
+    name: str
+    x: np.ndarray
+    letterbox: Letterbox
+    points: np.ndarray
+    hw: tuple[int, int]
+    index: int
+
+
+def iter_eval_frames(dataset, pre: PreprocessConfig, native: bool, reporter: Reporter,
+                     frames: list | None = None):
+    """Yield `EvalFrame`s of an edge dataset; unreadable / unlabelled frames are reported, skipped.
+
+    `frames` (optional) caches raw frames by index across calls (the validation set of a run).
+    """
+    store = FrameStore(reporter=reporter)
+    for i, name in enumerate(dataset.names):
+        got = frames[i] if frames is not None and i < len(frames) and frames[i] is not None else None
+        if got is None:
+            got = store.read(dataset, i, name)
+            if got is None:
+                continue
+            if frames is not None:
+                frames.extend([None] * (i + 1 - len(frames)))
+                frames[i] = got
+        frame, pts = got
+        x, lb = prepare_eval(frame, pre, native)
+        yield EvalFrame(name, x, lb, pts, tuple(frame.shape[:2]), i)

@@ -1,0 +1,382 @@
+"""`python -m spire.train`: train a heatmap point detector, resumable, single process or DDP.
+
+Why one CLI owns the whole recipe: the shipped model is trained with it, so everything that
+decides the result (data roots and splits, the validation split, normalisation statistics,
+codec, augmentation, schedule, seed, commit) is recorded next to the weights, and a run that is
+cut off (`--time-limit-min`, Ctrl-C, a lost session) continues exactly with `--resume`.
+
+    python -m spire.train --model hrpe_lite --data /data/nuaa-sirst /data/sirst-v2 \
+        --val-data /data/sirst-v2 --val-split val --imgsz 256 --epochs 200 --out runs/lite
+    torchrun --nproc_per_node 2 -m spire.train ...         # DDP (gloo on CPU, nccl on GPU)
+
+Writes OUT/last.pt, OUT/best.pt (+ OUT/metadata.json describing best.pt), OUT/log.csv,
+OUT/train_args.json and OUT/summary.json. Recipe (method.md §6): AdamW, linear warm-up over the
+first epoch (<= --warmup-iters), ReduceLROnPlateau on the validation F1, model selection on the
+validation F1 (never on a test list), 2 x MSE on PRPS / Gaussian targets.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import signal
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from edge.errors import DatasetError
+
+from .cli import carve_split, git_commit, open_roots, run_main, write_json
+from .data import FrameStore, PlanSampler, Reporter, TrainDataset, collate_skip, iter_eval_frames
+from .augment import AugmentConfig
+from . import engine
+from .engine import RunState, build_meta, load_last, save_best, save_last, write_log
+
+# Options that may change when a run is resumed; everything else is taken from train_args.json.
+RUN_CONTROL = ("epochs", "time_limit_min", "threads", "workers", "device", "resume", "out", "quiet")
+
+
+@dataclass
+class TrainConfig:
+    """Every option of a run (saved as OUT/train_args.json)."""
+
+    data: list[str] = field(default_factory=list)
+    model: str = "hrpe_lite"
+    format: str = "auto"
+    train_split: str = "train"
+    val_data: str | None = None
+    val_split: str = "val"
+    val_fraction: float = 0.2
+    synthetic: int = 0
+    imgsz: int = 256
+    epochs: int = 100
+    batch: int = 8
+    lr: float = 5e-3
+    weight_decay: float = 1e-4
+    warmup_iters: int = 1000
+    loss: str = "mse"
+    codec: str | None = None
+    eval_every: int = 5
+    lr_patience: int = 3
+    lr_factor: float = 0.1
+    min_lr: float = 1e-6
+    bg_ratio: float = 0.2
+    zoom: tuple[float, float] = (1.0, 1.15)
+    no_flip: bool = False
+    native_val: bool | None = None
+    max_val_frames: int = 0
+    grad_clip: float = 0.0
+    seed: int = 0
+    out: str = "runs/train"
+    resume: bool = False
+    workers: int = 0
+    threads: int | None = None
+    device: str = "auto"
+    time_limit_min: float = 0.0
+    cache: bool = False
+    quiet: bool = False
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m spire.train", description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    d = TrainConfig()
+    a = p.add_argument
+    a("--model", default=d.model, help="registered model name (spire.models.list_models())")
+    a("--data", nargs="+", required=True, help="training dataset root(s)")
+    a("--format", default=d.format, choices=["auto", "nuaa", "basicirstd", "spire-json", "lesps"])
+    a("--train-split", default=d.train_split, help="list name (or .txt path) of every --data root")
+    a("--val-data", default=None, help="external validation root; its names are removed from training")
+    a("--val-split", default=d.val_split)
+    a("--val-fraction", type=float, default=d.val_fraction, help="carved from training without --val-data")
+    a("--synthetic", type=int, default=d.synthetic, help="add N synthetic frames (edge.synthetic)")
+    a("--imgsz", type=int, default=d.imgsz, help="network input / crop side (multiple of 32)")
+    a("--epochs", type=int, default=d.epochs)
+    a("--batch", type=int, default=d.batch, help="batch per process")
+    a("--lr", type=float, default=d.lr)
+    a("--weight-decay", type=float, default=d.weight_decay)
+    a("--warmup-iters", type=int, default=d.warmup_iters, help="capped at one epoch")
+    a("--loss", default=d.loss, choices=["mse", "focal"])
+    a("--codec", default=None, choices=["prps", "gaussian"], help="override the model's target codec")
+    a("--eval-every", type=int, default=d.eval_every, help="validate every k epochs (and at the end)")
+    a("--lr-patience", type=int, default=d.lr_patience, help="ReduceLROnPlateau patience, in evaluations")
+    a("--lr-factor", type=float, default=d.lr_factor)
+    a("--min-lr", type=float, default=d.min_lr)
+    a("--bg-ratio", type=float, default=d.bg_ratio, help="share of background (target-free) views")
+    a("--zoom", type=float, nargs=2, default=list(d.zoom), metavar=("LO", "HI"))
+    a("--no-flip", action="store_true", help="no flips / transposes")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--native-val", dest="native_val", action="store_true", default=None,
+                   help="validate whole frames at native resolution (default for scale_up=False models)")
+    g.add_argument("--letterbox-val", dest="native_val", action="store_false", help="validate letterboxed to --imgsz")
+    a("--max-val-frames", type=int, default=0, help="validate on the first N frames only (0: all)")
+    a("--grad-clip", type=float, default=0.0)
+    a("--seed", type=int, default=d.seed)
+    a("--out", default=d.out)
+    a("--resume", action="store_true", help="continue OUT/last.pt exactly")
+    a("--workers", type=int, default=d.workers, help="DataLoader worker processes")
+    a("--threads", type=int, default=None, help="torch.set_num_threads")
+    a("--device", default=d.device, help="auto | cpu | cuda")
+    a("--time-limit-min", type=float, default=0.0, help="stop cleanly (saving last) after N minutes")
+    a("--cache", action="store_true", help="keep decoded frames in memory")
+    a("--quiet", action="store_true", help="no progress bars")
+    return p
+
+
+def parse_config(argv=None) -> TrainConfig:
+    """CLI -> TrainConfig; with --resume, OUT/train_args.json wins except for RUN_CONTROL options."""
+    ns = build_parser().parse_args(argv)
+    kw = {k: v for k, v in vars(ns).items()}
+    kw["zoom"] = tuple(kw["zoom"])
+    cfg = TrainConfig(**kw)
+    saved = Path(cfg.out) / "train_args.json"
+    if cfg.resume and saved.is_file():
+        import json
+
+        old = json.loads(saved.read_text())
+        old["zoom"] = tuple(old.get("zoom", cfg.zoom))
+        keep = {k: getattr(cfg, k) for k in RUN_CONTROL}
+        names = {f.name for f in dataclasses.fields(TrainConfig)}
+        cfg = TrainConfig(**{**{k: v for k, v in old.items() if k in names}, **keep})
+    if cfg.imgsz % 32:
+        raise DatasetError(f"--imgsz {cfg.imgsz}: must be a multiple of 32 (e.g. {max(32, cfg.imgsz // 32 * 32)})")
+    return cfg
+
+
+def build_data(cfg: TrainConfig, pre_norm_needed: bool, channels: int, reporter: Reporter, quiet: bool = False):
+    """Training FrameStore, validation datasets, split info and (if needed) pixel statistics."""
+    from edge.preprocess import compute_stats
+
+    train_sets = open_roots(cfg.data, cfg.format, cfg.train_split)
+    if cfg.val_data:
+        val_sets = open_roots([cfg.val_data], cfg.format, cfg.val_split)
+        val_names = {n for d in val_sets for n in d.names}
+        split = {"val_data": cfg.val_data, "val_split": cfg.val_split}
+    else:
+        val_names = carve_split([n for d in train_sets for n in d.names], cfg.val_fraction, cfg.seed)
+        val_sets, taken = [], set()
+        for d in train_sets:
+            mine = {n for n in d.names if n in val_names and n not in taken}
+            taken |= mine
+            if mine:
+                val_sets += open_roots([d.root], cfg.format, cfg.train_split, exclude=set(d.names) - mine)
+        split = {"val_fraction": cfg.val_fraction, "val_seed": cfg.seed}
+    store = FrameStore(reporter=reporter, cache=cfg.cache, progress=not quiet)
+    excluded = 0
+
+    def frames():
+        nonlocal excluded
+        for d in train_sets:
+            yield from store.iter_add(d, val_names, desc=f"indexing {Path(str(d.root)).name}")
+        excluded = store.dropped
+
+    norm = None
+    if pre_norm_needed:
+        with _tqdm_disabled(quiet):
+            norm = compute_stats(frames(), channels=channels)
+    else:
+        for _ in frames():
+            pass
+    if cfg.synthetic:
+        add_synthetic(store, cfg.synthetic, cfg.seed)
+    if not len(store):
+        raise DatasetError(f"{', '.join(cfg.data)}: no readable training frames left after removing the "
+                           "validation names; check --data/--train-split")
+    split.update({"train": [{"root": str(d.root), "split": cfg.train_split, "format": d.format} for d in train_sets],
+                  "train_frames": len(store), "train_targets": store.targets,
+                  "val_names_excluded_from_train": excluded, "val_frames": sum(len(d) for d in val_sets),
+                  "synthetic": cfg.synthetic})
+    return store, val_sets, split, norm
+
+
+def _tqdm_disabled(quiet: bool):
+    """Silence progress bars drawn inside edge helpers (compute_stats) for --quiet / other ranks."""
+    import contextlib
+    from functools import partialmethod
+
+    from tqdm import tqdm
+
+    if not quiet:
+        return contextlib.nullcontext()
+    from unittest import mock
+
+    return mock.patch.object(tqdm, "__init__", partialmethod(tqdm.__init__, disable=True))
+
+
+def add_synthetic(store: FrameStore, n: int, seed: int) -> None:
+    """N seeded synthetic frames (edge.synthetic.make_frame) as in-memory training frames."""
+    from edge import synthetic
+
+    for i in range(n):
+        fr = synthetic.make_frame(seed=seed * 100003 + i)
+        frame, pts = (fr.frame, fr.points) if hasattr(fr, "frame") else (fr[0], fr[1])
+        store.add_frame(f"synthetic_{i:05d}", np.asarray(frame), np.asarray(pts, np.float32))
+
+
+def validate(model, val_sets, pre, codec, info, native: bool, reporter, max_frames: int, cache, quiet) -> dict:
+    """Validation metrics of the unwrapped model on whole frames (rank 0 only)."""
+    from itertools import islice
+
+    from edge.metrics.points import PointMetrics
+
+    metrics = PointMetrics()
+    for k, ds in enumerate(val_sets):
+        frames = iter_eval_frames(ds, pre, native, reporter, cache[k] if cache is not None else None)
+        if max_frames:
+            frames = islice(frames, max(0, max_frames - len(metrics)))
+        engine.score_frames(model, frames, codec, info.device, metrics, progress=not quiet)
+    r = metrics.compute()
+    return {k: r[k] for k in ("precision", "recall", "f1", "fa_per_pixel", "fppi", "tp", "fp", "fn", "images", "targets")}
+
+
+def train(cfg: TrainConfig) -> dict:
+    """Run (or resume) one training run; returns the summary written to OUT/summary.json."""
+    from spire.models import create_model
+
+    info = engine.setup_distributed(cfg.device)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    torch.manual_seed(cfg.seed)
+    out = Path(cfg.out)
+    quiet = cfg.quiet or not info.is_main
+    reporter = Reporter(enabled=info.is_main)
+    resume = load_last(out) if cfg.resume else None
+    if cfg.resume and resume is None and info.is_main:
+        print(f"note: {out / 'last.pt'} not found; starting a new run", file=sys.stderr)
+
+    model = create_model(cfg.model)
+    mcfg = model.cfg.replace(input_size=cfg.imgsz)
+    if cfg.codec:
+        mcfg = mcfg.replace(codec={**mcfg.codec, "type": cfg.codec})
+    pre = mcfg.preprocess_config(cfg.imgsz)
+    need_stats = pre.norm.mode == "mean-std" and resume is None
+    store, val_sets, split, norm = build_data(cfg, need_stats, pre.channels, reporter, quiet)
+    if resume is not None:
+        mcfg = mcfg.replace(norm=resume.meta["preprocess"]["norm"])
+    elif norm is not None:
+        mcfg = mcfg.replace(norm=norm.to_dict())
+    pre, codec = mcfg.preprocess_config(cfg.imgsz), mcfg.build_codec(cfg.imgsz)
+    mcfg = mcfg.replace(codec=codec.to_dict())
+    model.cfg = mcfg
+    native = (not mcfg.scale_up) if cfg.native_val is None else cfg.native_val
+    aug = AugmentConfig(zoom=cfg.zoom, dihedral=not cfg.no_flip, crop=None if mcfg.scale_up else cfg.imgsz)
+    if info.is_main:
+        print(f"train: {split['train_frames']} frames ({len(store.positives)} with {store.targets} targets, "
+              f"{len(store.negatives)} background); {split['val_names_excluded_from_train']} name(s) of the "
+              f"validation set excluded from training; val: {split['val_frames']} frames "
+              f"({'native resolution' if native else f'letterbox {cfg.imgsz}'}); norm {pre.norm.to_dict()}")
+
+    model.to(info.device)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="max", factor=cfg.lr_factor,
+                                                       patience=cfg.lr_patience, min_lr=cfg.min_lr)
+    sampler = PlanSampler(store, cfg.seed, cfg.bg_ratio, info.rank, info.world)
+    batches = -(-sampler.epoch_len() // cfg.batch)
+    warm = engine.Warmup([cfg.lr], min(cfg.warmup_iters, batches))
+    st = RunState()
+    if resume is not None:
+        st = resume.restore(model, opt, sched)
+    meta = build_meta(model, pre, codec, {
+        "model": cfg.model, "imgsz": cfg.imgsz, "epochs": cfg.epochs, "batch": cfg.batch, "world_size": info.world,
+        "seed": cfg.seed, "commit": git_commit(), "loss": cfg.loss, "lr": cfg.lr, "split": split,
+        "augment": dataclasses.asdict(aug), "bg_ratio": cfg.bg_ratio,
+        "validation": "native resolution, padded to 32" if native else f"letterbox {cfg.imgsz}"})
+    if info.is_main:
+        out.mkdir(parents=True, exist_ok=True)
+        write_json(out / "train_args.json", dataclasses.asdict(cfg))
+    net = model
+    if info.distributed:
+        net = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[info.local_rank] if info.device.type == "cuda" else None)
+    ds = TrainDataset(store, pre, codec, aug, cfg.seed)
+    val_cache = [[] for _ in val_sets] if cfg.cache else None
+
+    t_start, stop_flag = time.monotonic(), {"sig": False}
+    limit = cfg.time_limit_min * 60.0
+
+    def on_signal(signum, frame):  # first Ctrl-C / SIGTERM: finish the batch, save last, exit
+        if stop_flag["sig"]:
+            raise KeyboardInterrupt
+        stop_flag["sig"] = True
+
+    old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+
+    def should_stop() -> bool:
+        local = stop_flag["sig"] or (limit > 0 and time.monotonic() - t_start > limit)
+        if info.distributed:
+            t = torch.tensor([1.0 if local else 0.0], device=info.device)
+            torch.distributed.all_reduce(t, op=torch.distributed.ReduceOp.MAX)
+            return bool(t.item())
+        return local
+
+    from tqdm import tqdm
+
+    stopped = False
+    try:
+        while st.epoch < cfg.epochs and not stopped:
+            epoch = st.epoch
+            sampler.set_epoch(epoch, skip=st.step * cfg.batch)
+            loader = torch.utils.data.DataLoader(ds, batch_size=cfg.batch, sampler=sampler, collate_fn=collate_skip,
+                                                 num_workers=cfg.workers, pin_memory=info.device.type == "cuda")
+            bar = tqdm(total=batches, initial=st.step, desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="batch",
+                       disable=quiet, leave=False)
+            t0 = time.monotonic()
+            r = engine.train_one_epoch(net, loader, opt, device=info.device, loss_kind=cfg.loss,
+                                       warmup=warm, global_step=st.global_step, start_step=st.step,
+                                       should_stop=should_stop, progress=None if quiet else bar,
+                                       grad_clip=cfg.grad_clip)
+            bar.close()
+            st.absorb(r, time.monotonic() - t0)
+            if r["stopped"] and st.step < batches:
+                stopped = True
+                if info.is_main:
+                    save_last(out, model, meta, opt, sched, st, dataclasses.asdict(cfg))
+                    print(f"stopped in epoch {epoch + 1} after {st.step}/{batches} batches; "
+                          f"continue with --resume", file=sys.stderr)
+                break
+            row = st.finish_epoch(opt.param_groups[0]["lr"])
+            if (epoch + 1) % cfg.eval_every == 0 or epoch + 1 == cfg.epochs or r["stopped"]:
+                val = None
+                if info.is_main:
+                    te = time.monotonic()
+                    val = validate(model, val_sets, pre, codec, info, native, reporter, cfg.max_val_frames,
+                                   val_cache, quiet)
+                    val["seconds"] = time.monotonic() - te
+                val = engine.broadcast_object(val, info)
+                sched.step(val["f1"])
+                st.record_val(row, val)
+            if info.is_main:
+                save_last(out, model, meta, opt, sched, st, dataclasses.asdict(cfg))
+                if st.improved:
+                    save_best(out, model, meta, st)
+                write_log(out / "log.csv", st.history)
+                print(st.epoch_line(cfg.epochs), flush=True)
+            stopped = r["stopped"]
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+    summary = {"epochs_done": st.epoch, "epochs": cfg.epochs, "stopped_early": stopped, "best": st.best,
+               "best_epoch": st.best_epoch, "world_size": info.world, "data_problems": reporter.messages,
+               "seconds": time.monotonic() - t_start}
+    sums = [engine.param_checksum(model)]
+    if info.distributed:
+        sums = [None] * info.world
+        torch.distributed.all_gather_object(sums, engine.param_checksum(model))
+    summary.update(rank_checksums=sums, ranks_agree=len(set(sums)) == 1)
+    if info.is_main:
+        write_json(out / "summary.json", summary)
+    engine.cleanup_distributed()
+    return summary
+
+
+def main(argv=None) -> int:
+    cfg = parse_config(argv)
+    train(cfg)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run_main(main))
