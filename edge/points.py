@@ -37,6 +37,14 @@ class Points:
         return len(self.xy)
 
     @classmethod
+    def trusted(cls, xy: np.ndarray, scores: np.ndarray) -> "Points":
+        """Wrap arrays a decoder already made float32 (N, 2) / (N,) without re-validating them
+        (the checks cost more than a whole decode; see benchmarks/decode.py)."""
+        pts = object.__new__(cls)
+        pts.xy, pts.scores = xy, scores
+        return pts
+
+    @classmethod
     def empty(cls) -> "Points":
         """No points."""
         return cls(np.zeros((0, 2), np.float32), np.zeros(0, np.float32))

@@ -228,7 +228,8 @@ def test_peak_finding_matches_a_full_max_pool():
     hm[7, 7] = hm[7, 8] = 2.0  # a plateau: both cells are peaks, as with ==maxpool
     pad = np.pad(hm, 1, constant_values=-np.inf)
     pool = np.max([pad[dy:dy + 40, dx:dx + 50] for dy in range(3) for dx in range(3)], axis=0)
-    ys, xs, v = find_peaks(hm, 0.5)
+    idx, vals = find_peaks(hm, 0.5)
     ry, rx = np.where((pool == hm) & (hm > 0.5))
-    np.testing.assert_array_equal(ys, ry)
-    np.testing.assert_array_equal(xs, rx)
+    np.testing.assert_array_equal(idx, ry * 50 + rx)
+    np.testing.assert_array_equal(vals[:, 0], hm[ry, rx])
+    assert vals.shape == (len(idx), 9)

@@ -1,23 +1,61 @@
 """Vectorised peak decoding of a one-channel heatmap: threshold, 3×3 NMS, top-K, sub-pixel.
 
-Speed matters on the device (the decode runs once per frame on a CPU next to the NPU), so the
-order is chosen to touch the full map only once: threshold first (`np.flatnonzero(map > thr)`
-leaves a handful of candidates), then compare only those candidates with their 8 neighbours
-(index clipping at the border is the same as SPIRE's −inf padded max-pool: a clipped neighbour
-is the cell itself or a real neighbour). No Python loop over cells or candidates.
+Speed matters on the device (the decode runs once per frame on a CPU next to the accelerator;
+goal: about 3× one `cv2.dilate` 3×3 of the map, see benchmarks/decode.py), and at these map
+sizes a numpy call costs more in overhead than in arithmetic. So the full map is touched once,
+`(map > thr).nonzero()` leaves the candidates (the cells of a few targets), one gather through
+a per-shape table of 3×3 windows (`_tables`, built once) fetches every candidate's 9 values,
+and NMS, top-K and the sub-pixel fit all work on those few rows. No Python loop over cells or
+candidates.
+
+Out-of-map neighbours are mirrored (x = −1 reads x = 1, as cv2's BORDER_REFLECT_101): for the
+NMS that only repeats a real neighbour, so the result equals SPIRE's −inf padded 3×3 max-pool;
+for the parabola it makes both sides equal, so a border cell is not moved along that axis.
 """
 from __future__ import annotations
+
+from functools import lru_cache
 
 import numpy as np
 
 REFINE_METHODS = ("quadratic", "centroid", "quarter", "none")
-# 8-neighbourhood offsets (dy, dx)
-_DY = np.array([-1, -1, -1, 0, 0, 1, 1, 1])
-_DX = np.array([-1, 0, 1, -1, 1, -1, 0, 1])
+# window columns: 0 = the cell, then (dy, dx) in this order
+_DY = np.array([0, -1, -1, -1, 0, 0, 1, 1, 1])
+_DX = np.array([0, -1, 0, 1, -1, 1, -1, 0, 1])
+_L, _U, _R, _D = 4, 2, 5, 7  # left, up, right, down columns
+# window @ _PARABOLA = [(l − r)/2, (u − d)/2, l + r − 2c, u + d − 2c]
+_PARABOLA = np.zeros((9, 4), np.float32)
+_PARABOLA[[_L, _R], 0] = 0.5, -0.5
+_PARABOLA[[_U, _D], 1] = 0.5, -0.5
+_PARABOLA[[_L, _R, 0], 2] = 1, 1, -2
+_PARABOLA[[_U, _D, 0], 3] = 1, 1, -2
+
+
+def _reflect(i: np.ndarray, n: int) -> np.ndarray:
+    i = np.where(i < 0, -i, i)
+    i = np.where(i > n - 1, 2 * (n - 1) - i, i)
+    return np.clip(i, 0, n - 1)  # n == 1: the cell itself
+
+
+@lru_cache(maxsize=4)
+def _tables(h: int, w: int) -> dict:
+    """Per map shape, built once (about 90 bytes per cell, 2.3 MB for a 160×160 map):
+    win:  (n, 9) flat indices of each cell's 3×3 window (cell first, mirrored at borders);
+    cell: (n, 2) float32 (x, y);
+    quarter: (n, 1) float32, SPIRE's shift condition 1 < x < W−1 and 1 < y < H−1."""
+    ys, xs = np.mgrid[:h, :w]
+    win = _reflect(ys[..., None] + _DY, h) * w + _reflect(xs[..., None] + _DX, w)
+    quarter = (xs > 1) & (xs < w - 1) & (ys > 1) & (ys < h - 1)
+    return {"win": win.reshape(-1, 9).astype(np.intp),  # intp: take() needs no index cast
+            "cell": np.stack([xs, ys], -1).reshape(-1, 2).astype(np.float32),
+            "quarter": quarter.reshape(-1, 1).astype(np.float32)}
 
 
 def as_map(heatmap) -> np.ndarray:
     """(h, w), (1, h, w) or (1, 1, h, w) -> contiguous float32 (h, w)."""
+    if type(heatmap) is np.ndarray and heatmap.ndim == 2 and heatmap.dtype == np.float32 \
+            and heatmap.flags.c_contiguous:
+        return heatmap
     hm = np.asarray(heatmap)
     while hm.ndim > 2 and hm.shape[0] == 1:
         hm = hm[0]
@@ -26,95 +64,80 @@ def as_map(heatmap) -> np.ndarray:
     return np.ascontiguousarray(hm, dtype=np.float32)
 
 
-def find_peaks(hm: np.ndarray, thr: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Cells with value > thr that equal their 3×3 maximum, in row-major order: (ys, xs, values)."""
-    h, w = hm.shape
+def find_peaks(hm: np.ndarray, thr: float) -> tuple[np.ndarray, np.ndarray]:
+    """Cells with value > thr that equal their 3×3 maximum (plateaus included, as `== maxpool`),
+    in row-major order: (flat indices (P,), 3×3 window values (P, 9), column 0 = the peak)."""
     flat = hm.ravel()
-    idx = np.flatnonzero(flat > thr)
-    if idx.size == 0:
-        return idx, idx, flat[idx]
-    ys, xs = np.divmod(idx, w)
-    v = flat[idx]
-    ny = np.clip(ys[:, None] + _DY, 0, h - 1)
-    nx = np.clip(xs[:, None] + _DX, 0, w - 1)
-    peak = (v[:, None] >= flat[ny * w + nx]).all(axis=1)
-    return ys[peak], xs[peak], v[peak]
+    idx = (flat > thr).nonzero()[0]
+    vals = flat.take(_tables(*hm.shape)["win"][idx])
+    # a peak is >= all 8 neighbours: argmax returns the first maximum, column 0 on ties
+    peak = vals.argmax(1) == 0
+    return idx[peak], vals[peak]
 
 
-def select_top_k(ys, xs, v, top_k: int, vr: float | None = None):
+def select_top_k(idx: np.ndarray, vals: np.ndarray, top_k: int, vr: float | None = None):
     """Sort by value (descending, ties in row-major order as SPIRE's stable sort), keep K.
 
-    vr (SPIRE's relative cut, method.md §4 step 3): drop every peak whose gap to the best
-    exceeds vr·best (the official `max − min > vr·max` test, in float32).
+    vals: (P, 9) windows from `find_peaks` (or (P,) values). vr (SPIRE's relative cut, method.md
+    §4 step 3): drop every peak whose gap to the best exceeds vr·best (the official
+    `max − min > vr·max` test, in float32).
     """
-    if v.size == 0:
-        return ys, xs, v
-    if vr is None and v.size > top_k:
+    v = vals[:, 0] if vals.ndim == 2 else vals
+    if v.size > 4 * top_k and vr is None:  # many peaks: partial sort first
         part = np.argpartition(-v, top_k - 1)[:top_k]
         order = part[np.argsort(-v[part], kind="stable")]
     else:
         order = np.argsort(-v, kind="stable")
-        if vr is not None:
+        if vr is not None and order.size:
             best = v[order[0]]
-            keep = ~((best - v[order]) > np.float32(vr) * best)
-            order = order[keep]
+            order = order[~((best - v[order]) > np.float32(vr) * best)]
         order = order[:top_k]
-    return ys[order], xs[order], v[order]
+    return idx[order], vals[order]
 
 
-def _parabola(l, c, r):
-    """Vertex offset of the parabola through (−1, l), (0, c), (1, r), in [−0.5, 0.5].
+def refine(hm: np.ndarray, idx: np.ndarray, vals: np.ndarray, method: str = "quadratic") -> np.ndarray:
+    """Sub-cell offsets (N, 2) float32 (dx, dy), in cells, of peaks at flat indices `idx` with
+    3×3 windows `vals` (N, 9) from `find_peaks` (position = cell + offset).
 
-    Fitted on log values where all three are positive: exact for a Gaussian peak (the DARK
-    trick), on raw values otherwise.
-    """
-    pos = (l > 0) & (c > 0) & (r > 0)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        L = np.where(pos, np.log(np.where(pos, l, 1)), l)
-        C = np.where(pos, np.log(np.where(pos, c, 1)), c)
-        R = np.where(pos, np.log(np.where(pos, r, 1)), r)
-        den = L - 2 * C + R
-        off = np.where(den < 0, 0.5 * (L - R) / np.where(den < 0, den, -1), 0.0)
-    return np.clip(off, -0.5, 0.5)
-
-
-def refine(hm: np.ndarray, ys, xs, method: str = "quadratic") -> tuple[np.ndarray, np.ndarray]:
-    """Sub-cell positions (float64 cell coords x, y) of integer peaks on the raw map.
-
-    quadratic: parabola through the 3 neighbours per axis (border cells are not moved);
-    centroid:  value-weighted centroid of the 3×3 window (negative values count as 0);
+    quadratic: parabola through each axis' 3 values, on log values when all are positive
+               (exact for a Gaussian peak, the DARK trick), raw values per axis otherwise; at
+               a peak the vertex lies within ±0.5 by construction; border cells do not move
+               along the axis they border;
+    centroid:  value-weighted centroid of the 3×3 window (negative values and out-of-map
+               cells count as 0);
     quarter:   SPIRE's 0.25·sign(right − left) shift, only when 1 < x < W−1 and 1 < y < H−1
-               (so cells in row/column 0 or 1 are never refined, method.md §4 step 4);
-    none:      the cell itself.
+               (cells in row/column 0 or 1 are never refined, method.md §4 step 4);
+    none:      no offset.
     """
-    h, w = hm.shape
-    x = xs.astype(np.float64)
-    y = ys.astype(np.float64)
-    if method == "none" or xs.size == 0:
-        return x, y
-    flat = hm.ravel()
-    xl, xr = np.clip(xs - 1, 0, w - 1), np.clip(xs + 1, 0, w - 1)
-    yu, yd = np.clip(ys - 1, 0, h - 1), np.clip(ys + 1, 0, h - 1)
-    if method == "quarter":
-        ok = (xs > 1) & (xs < w - 1) & (ys > 1) & (ys < h - 1)
-        dx = np.sign(flat[ys * w + xr] - flat[ys * w + xl])
-        dy = np.sign(flat[yd * w + xs] - flat[yu * w + xs])
-        return x + np.where(ok, 0.25 * dx, 0.0), y + np.where(ok, 0.25 * dy, 0.0)
-    c = flat[ys * w + xs].astype(np.float64)
     if method == "quadratic":
-        okx = (xs > 0) & (xs < w - 1)
-        oky = (ys > 0) & (ys < h - 1)
-        ox = _parabola(flat[ys * w + xl].astype(np.float64), c, flat[ys * w + xr].astype(np.float64))
-        oy = _parabola(flat[yu * w + xs].astype(np.float64), c, flat[yd * w + xs].astype(np.float64))
-        return x + np.where(okx, ox, 0.0), y + np.where(oky, oy, 0.0)
+        if vals.min() > 0:  # the common case: one log-parabola for all
+            r = np.log(vals) @ _PARABOLA
+        else:  # per axis: log where its 3 values are positive, raw values elsewhere
+            r = vals @ _PARABOLA
+            if vals.max() > 0:
+                c = vals[:, :1] > 0
+                pos = np.concatenate([c & (vals[:, [_L]] > 0) & (vals[:, [_R]] > 0),
+                                      c & (vals[:, [_U]] > 0) & (vals[:, [_D]] > 0)], 1)
+                rl = np.log(np.where(vals > 0, vals, 1)) @ _PARABOLA
+                r = np.where(np.concatenate([pos, pos], 1), rl, r)
+        return r[:, :2] / np.minimum(r[:, 2:], -1e-30)  # flat (den 0): no shift
+    if method == "none":
+        return np.zeros((len(idx), 2), np.float32)
+    t = _tables(*hm.shape)
+    if method == "quarter":
+        diff = vals[:, [_R, _D]] - vals[:, [_L, _U]]
+        return np.float32(0.25) * np.sign(diff) * t["quarter"][idx]
     if method == "centroid":
-        dy = np.concatenate([[0], _DY])
-        dx = np.concatenate([[0], _DX])
-        ny, nx = ys[:, None] + dy, xs[:, None] + dx
+        h, w = hm.shape
+        cell = t["cell"][idx]
+        ny, nx = cell[:, 1:] + _DY, cell[:, :1] + _DX
         inside = (ny >= 0) & (ny < h) & (nx >= 0) & (nx < w)
-        vals = flat[np.clip(ny, 0, h - 1) * w + np.clip(nx, 0, w - 1)].astype(np.float64)
-        wts = np.where(inside, np.maximum(vals, 0.0), 0.0)
-        tot = wts.sum(1)
-        safe = np.where(tot > 0, tot, 1.0)
-        return x + (wts * dx).sum(1) / safe, y + (wts * dy).sum(1) / safe
+        wts = np.where(inside, np.maximum(vals, 0), 0).astype(np.float64)
+        tot = wts.sum(1, keepdims=True)
+        return (np.stack([wts @ _DX, wts @ _DY], 1) / np.where(tot > 0, tot, 1.0)).astype(np.float32)
     raise ValueError(f"refine must be one of {REFINE_METHODS}, got {method!r}")
+
+
+def cell_table(shape: tuple) -> np.ndarray:
+    """(n, 2) float32 (x, y) of every cell of a map of this shape (cached)."""
+    return _tables(*shape)["cell"]
