@@ -233,3 +233,38 @@ def test_peak_finding_matches_a_full_max_pool():
     np.testing.assert_array_equal(idx, ry * 50 + rx)
     np.testing.assert_array_equal(vals[:, 0], hm[ry, rx])
     assert vals.shape == (len(idx), 9)
+
+
+def test_quadratic_refine_at_borders_and_with_negative_neighbours():
+    codec = GaussianCodec(64, thr=0.3)  # stride 4: cell c -> 4c + 1.5 input px
+    hm = np.zeros((16, 16), np.float32)
+    hm[0, 7], hm[0, 8], hm[1, 7] = 1.0, 0.5, 0.6  # top row: moves in x, never in y
+    hm[9, 15], hm[8, 15], hm[9, 14] = 0.9, 0.4, 0.7  # last column: moves in y, never in x
+    hm[12, 4], hm[12, 5], hm[12, 3] = 0.8, 0.4, -0.1  # a negative neighbour: raw parabola
+    out = codec.decode(hm)
+    (x0, y0), (x1, y1), (x2, y2) = out.xy
+    assert y0 == 1.5 and 4 * 7 + 1.5 < x0 < 4 * 7.5 + 1.5
+    assert x1 == 4 * 15 + 1.5 and 4 * 8.5 + 1.5 < y1 < 4 * 9 + 1.5
+    off = 0.5 * (-0.1 - 0.4) / (-0.1 + 0.4 - 1.6)  # raw parabola vertex, in cells
+    assert x2 == pytest.approx(4 * (4 + off) + 1.5, abs=1e-4) and y2 == 4 * 12 + 1.5
+
+
+def test_points_container():
+    from edge.points import Points
+
+    p = Points([[1, 2], [3, 4], [5, 6]], [0.9, 0.2, 0.5])
+    assert len(p) == 3 and p.xy.dtype == np.float32 and p.scores.dtype == np.float32
+    assert len(p.filter(0.5)) == 2 and p.filter(0.5).scores.tolist() == pytest.approx([0.9, 0.5])
+    assert p.sorted().scores.tolist() == pytest.approx([0.9, 0.5, 0.2])
+    assert p.to_list()[0] == {"x": 1.0, "y": 2.0, "score": pytest.approx(0.9)}
+    assert len(Points.empty()) == 0 and Points.empty().xy.shape == (0, 2)
+    assert len(Points.concat([p, Points.empty(), p])) == 6
+    assert Points(np.zeros((2, 2))).scores.tolist() == [1.0, 1.0]
+    for bad in [dict(xy=np.zeros((2, 3))), dict(xy=np.zeros((2, 2)), scores=np.zeros(3)),
+                dict(xy=[[np.nan, 1.0]]), dict(xy=[[1.0, 1.0]], scores=[np.inf])]:
+        with pytest.raises(ValueError):
+            Points(**bad)
+    with pytest.raises(ValueError):
+        GaussianCodec(64).decode_batch(np.zeros((2, 1, 16, 16), np.float32), [None])
+    with pytest.raises(ValueError):
+        GaussianCodec(64).decode(np.zeros((2, 16, 16), np.float32))

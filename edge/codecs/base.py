@@ -106,11 +106,6 @@ class BaseCodec(ABC):
         """Points (N, 2) in input px (+ the letterboxed image) -> {'heatmap': float32 (h, w)}."""
 
     # ------------------------------------------------------------------ decode
-    def cells_to_input(self, cells: np.ndarray) -> np.ndarray:
-        """Continuous cell coords (N, 2) -> input px, in this codec's cell convention."""
-        off = 0.0 if self.faithful else (self.stride - 1) / 2
-        return np.asarray(cells, np.float64) * self.stride + off
-
     def _output_table(self, shape: tuple, letterbox) -> tuple[np.ndarray, np.ndarray]:
         """(table (n, 2), scale (2,)) float32: every cell's output position (input px, or image
         px through letterbox.inverse) and output px per cell. Cell + offset -> table[idx] +
