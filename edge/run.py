@@ -176,6 +176,7 @@ class Run:
         if self.sampler:
             self.sampler.start()
         stats.t_start = time.perf_counter()
+        self.writer.summary(self.summary())  # a valid summary.json exists from the first frame on
         bar = _progress(len(self.source), args.quiet)
         try:
             for item in self.source:
@@ -215,9 +216,24 @@ class Run:
         return s
 
 
+def _sigterm_as_interrupt():
+    """`kill` (SIGTERM) ends a run like Ctrl-C (summary still written); returns the restore call."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+
+    def handler(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    return lambda: signal.signal(signal.SIGTERM, previous)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    run = None
+    restore = _sigterm_as_interrupt()
     try:
         if args.board:
             from edge.boards import load_board
@@ -239,6 +255,8 @@ def main(argv: list[str] | None = None) -> int:
     except SpireEdgeError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    finally:
+        restore()
     for line in format_report(summary):
         print(line)
     if args.save:

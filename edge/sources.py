@@ -69,7 +69,11 @@ class SyntheticSource(Source):
         super().__init__("synthetic", "synthetic", True, None, limit)
         from edge.synthetic import demo_clip
 
-        self.clip = list(_clip_frames(demo_clip()))
+        try:  # generate only the frames asked for (or more than the default clip when asked)
+            clip = demo_clip(n_frames=int(limit)) if limit and limit > 0 else demo_clip()
+        except TypeError:
+            clip = demo_clip()
+        self.clip = list(_clip_frames(clip))
 
     def __len__(self) -> int:
         return _cap(len(self.clip), self.limit)

@@ -117,6 +117,38 @@ def test_summary_valid_after_crash_or_ctrl_c(model, tmp_path, capsys, monkeypatc
     assert len(lines) == 3 and all(json.loads(x)["frame_id"] == i for i, x in enumerate(lines))
 
 
+@pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM"])
+def test_killed_process_leaves_complete_lines_and_summary(model, tmp_path, sig):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    src = tmp_path / "many"
+    src.mkdir()
+    png = cv2.imencode(".png", spots(48, 60, [(30, 20)]))[1].tobytes()
+    for i in range(3000):
+        (src / f"f{i:05d}.png").write_bytes(png)
+    out = tmp_path / "out"
+    proc = subprocess.Popen([sys.executable, "-m", "edge.run", "--model", str(model), "--source", str(src),
+                             "--save", str(out), "--quiet", "--overlay-every", "0"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 60
+    while time.time() < deadline and proc.poll() is None:
+        p = out / "frames.jsonl"
+        if p.exists() and p.read_text().count("\n") >= 20:
+            break
+        time.sleep(0.05)
+    proc.send_signal(getattr(signal, sig))
+    stdout, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stdout
+    s = json.loads((out / "summary.json").read_text())
+    lines = (out / "frames.jsonl").read_text().splitlines()
+    assert 20 <= s["frames"] < 3000 and s["stop_reason"].startswith("interrupted")
+    assert len(lines) == s["frames"] and all(json.loads(x)["frame_id"] == i for i, x in enumerate(lines))
+    assert "frames %d, skipped 0" % s["frames"] in stdout
+
+
 def test_missing_sidecar_is_one_line_error(model, tmp_path, capsys):
     import shutil
 

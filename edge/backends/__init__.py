@@ -74,8 +74,8 @@ def load_backend(model_path: str | Path, backend: str | None = None, threads: in
         raise SpireEdgeError(f"unknown backend {name!r}; choose one of: {', '.join(BACKENDS)}")
     if BACKENDS[name].format != fmt:
         want = BACKENDS[name].format
-        raise SidecarError(f"{model_path}: a {fmt} artifact cannot run on --backend {name}; pass a {want} "
-                           f"artifact (export with format {want}) or use --backend {backend_for_format(fmt)}")
+        raise SidecarError(f"{model_path}: a format={fmt} artifact cannot run on --backend {name}; export one with "
+                           f"`python -m export --target {want}` or use --backend {backend_for_format(fmt)}")
     return get_backend_class(name)(model_path, meta, threads=threads).load()
 
 
