@@ -123,3 +123,9 @@ class PowerMeter:
         self._sampler = None
         self.watts = float(result.mean_w) if result.mean_w is not None else None
         return self.watts
+
+    def close(self) -> None:
+        """Release the sensor (tegrastats runs as a child process)."""
+        if self._sensor is not None and hasattr(self._sensor, "close"):
+            self._sensor.close()
+        self._sensor = None

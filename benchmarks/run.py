@@ -185,11 +185,14 @@ def run(cfg: BenchConfig, command: str = "") -> list[Row]:
     where = f"{cfg.data} ({cfg.split})" if cfg.data else "synthetic IR frames"
     print(f"benchmarks: {len(specs)} rows on {len(frames)} frames of {where}; {device}", file=sys.stderr)
     rows: list[Row] = []
-    for spec in specs:
-        t0 = time.perf_counter()
-        row = run_row(spec, cfg, maker, frames, power, device)
-        rows.append(row)
-        print(f"  {row.name}: {row.status} ({time.perf_counter() - t0:.1f} s)", file=sys.stderr)
+    try:
+        for spec in specs:
+            t0 = time.perf_counter()
+            row = run_row(spec, cfg, maker, frames, power, device)
+            rows.append(row)
+            print(f"  {row.name}: {row.status} ({time.perf_counter() - t0:.1f} s)", file=sys.stderr)
+    finally:
+        power.close()
     apply_speedups(rows)
     meta = {"command": command, "device": device, "threads": cfg.threads, "frames": len(frames),
             "source": where, "imgsz": cfg.imgsz, "official_imgsz": cfg.official_imgsz,

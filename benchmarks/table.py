@@ -34,7 +34,7 @@ COLUMNS: list[tuple[str, str, Callable[[object], str]]] = [
     ("P %", "p", _f(".1f", 100)),
     ("R %", "r", _f(".1f", 100)),
     ("F1 %", "f1", _f(".1f", 100)),
-    ("Fa 1e-6", "fa_per_pixel", _f(".2f", 1e6)),
+    ("Fa 1e-8", "fa_per_pixel", _f(".1f", 1e8)),  # false targets per pixel, SPIRE's unit
     ("infer p50 ms", "infer_ms_p50", _f(".2f")),
     ("infer p90 ms", "infer_ms_p90", _f(".2f")),
     ("e2e p50 ms", "latency_ms_p50", _f(".2f")),
