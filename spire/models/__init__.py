@@ -5,9 +5,9 @@ checkpoint; this package is the single place that maps names to networks, their 
 conventions (`ModelCfg`) and their weights files (checkpoints, official SPIRE releases).
 """
 from .checkpoint import CheckpointError, fuse_bn, load_checkpoint, save_checkpoint
-from .official import load_official
+from .official import import_official, load_official
 from .registry import ModelCfg, create_model, default_cfgs, get_model_cfg, list_models, register_model
 
 __all__ = ["ModelCfg", "create_model", "list_models", "get_model_cfg", "register_model",
            "default_cfgs", "save_checkpoint", "load_checkpoint", "fuse_bn", "CheckpointError",
-           "load_official"]
+           "load_official", "import_official"]

@@ -10,11 +10,11 @@ one IR channel, which removes the grey->RGB replication and two thirds of the fi
 Layout follows timm: config dataclass, model, `_create`, `default_cfgs`, one short
 `@register_model` function per variant.
 
-Variants (MACs at 512x512, `python -m spire.models --summary`):
-    hrpe        faithful, 3-ch imagenet-rgb, letterbox to S       294,753 params, ~4.8 GMAC
-    hrpe_ir     faithful topology, 1-ch input, plain fuse          same widths, ~4.7 GMAC
-    hrpe_lite   stem 1->16->32, layer1 at 64 (2 shuffle units)    ~0.6 GMAC
-    hrpe_nano   stem 1->8->16, layer1 at 32 (1 shuffle unit)      ~0.25 GMAC
+Variants (measured: `python -m spire.models --summary --imgsz 512`, FlopCounterMode MACs):
+    hrpe        faithful, 3-ch imagenet-rgb, faithful letterbox   294,753 params  4.837 GMAC
+    hrpe_ir     faithful widths, 1-ch input, plain x1 fuse         293,601 params  4.761 GMAC
+    hrpe_lite   stem 1->16->32, layer1 at 64 (2 shuffle units)      37,649 params  0.596 GMAC
+    hrpe_nano   stem 1->8->16, layer1 at 32 (1 shuffle unit)        15,977 params  0.246 GMAC
 """
 from __future__ import annotations
 
