@@ -64,16 +64,15 @@ class Predictor:
         self.size = int(self.meta.input["shape"][2])
         self.codec = self._build_codec(conf)
         self.mode = mode
-        self.tiles = TileConfig(self.size, max(32, int(overlap)), float(merge_px))
+        # >= 32 px of overlap (a target and its blur fit in it), but never more than half a tile
+        self.tiles = TileConfig(self.size, min(max(32, int(overlap)), self.size // 2), float(merge_px))
 
     def _build_codec(self, conf: float | None):
         cfg = dict(self.meta.codec)
         if conf is not None:
             cfg["thr"] = float(conf)
-        try:
-            from edge.codecs import build_codec
-        except ImportError:
-            from edge.codecs.base import build_codec
+        from edge.codecs import build_codec
+
         return build_codec(cfg)
 
     @property
