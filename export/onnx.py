@@ -119,12 +119,19 @@ def downgrade_opset(model, target: int = 17):
 
 
 def to_fp16(src_path: Path, dst_path: Path) -> Path:
-    """FP16 weights and compute, float32 input/output (onnxruntime.transformers.float16)."""
+    """FP16 weights and compute, float32 input/output (onnxruntime.transformers.float16).
+
+    The converter appends the input Casts at the end of the node list; onnxscript's IR re-sorts
+    the graph topologically so onnx.checker (and stricter parsers than onnxruntime) accept it.
+    """
     import onnx
     from onnxruntime.transformers.float16 import convert_float_to_float16
+    from onnxscript import ir
     with quiet():
         m16 = convert_float_to_float16(onnx.load(str(src_path)), keep_io_types=True)
-    onnx.save(m16, str(dst_path))
+    model = ir.serde.deserialize_model(m16)
+    model.graph.sort()
+    onnx.save(ir.serde.serialize_model(model), str(dst_path))
     return dst_path
 
 
