@@ -251,3 +251,43 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
     assert err.startswith("error: ") and "missing.pt" in err and "\n" not in err
     assert main(["--model", str(tmp_path / "missing.pt"), "--imgsz", "100"]) == 2
     assert "multiple of 32" in capsys.readouterr().err
+
+
+def test_runs_without_torch_on_ready_artifacts(quick_run, tmp_path):
+    """A board has no torch: the benchmark runs the shipped exports it finds (weights/export/)."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    shipped = tmp_path / "weights"
+    for folder in (quick_run["out"] / "artifacts").iterdir():
+        if folder.name.endswith("_onnx"):
+            shutil.copytree(folder, shipped / "export" / folder.name)
+    code = ("import sys; sys.modules['torch'] = None\n"
+            "from benchmarks.run import main\n"
+            f"sys.exit(main(['--imgsz', '64', '--frames', '2', '--quick', '--backends', 'onnxruntime', "
+            f"'--repeats', '2', '--threads', '1', '--out', {str(tmp_path / 'out')!r}, '--no-progress', "
+            "'--power', 'none']))\n")
+    env = {**os.environ, "SPIRE_EDGE_WEIGHTS": str(shipped)}
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    res = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert [(r["backend"], r["precision"], r["status"]) for r in res] == [
+        ("onnxruntime", "fp32", "ok"), ("onnxruntime", "int8", "ok")]
+    assert all(str(shipped) in r["artifact"] for r in res) and res[0]["speedup"] == pytest.approx(1.0)
+
+
+def test_board_profile_sets_defaults_and_flags_win(tmp_path):
+    from benchmarks.run import build_parser, config_from_args
+
+    prof = tmp_path / "profile.json"
+    prof.write_text(json.dumps({"name": "test-board", "backend": "openvino", "imgsz": 320, "threads": 3,
+                                "power": "none"}))
+    ckpt = tmp_path / "m.pt"
+    ckpt.write_bytes(b"x")
+    cfg = config_from_args(build_parser().parse_args(["--board", str(prof), "--model", str(ckpt)]))
+    assert (cfg.imgsz, cfg.threads, cfg.power, cfg.frames, cfg.log is not None) == (320, 3, "none", 100, True)
+    cfg = config_from_args(build_parser().parse_args(
+        ["--board", str(prof), "--model", str(ckpt), "--imgsz", "128", "--threads", "1", "--quick"]))
+    assert (cfg.imgsz, cfg.threads, cfg.frames, cfg.calib_frames, cfg.log) == (128, 1, 8, 16, None)
