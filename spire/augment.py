@@ -28,12 +28,16 @@ class AugmentConfig:
     dihedral: random flips and transposes (the 8 symmetries of the square).
     crop: side of the target-centred crop in output pixels, or None for whole frames.
     margin: smallest distance (source px) kept between the chosen target and the crop border.
+    edge_slack: how far (source px) a crop may overhang the frame border, showing the zero
+        padding that whole-frame evaluation adds (pad to a multiple of 32: at most 16 px a side),
+        so the network learns that a frame edge is not a target.
     """
 
     zoom: tuple[float, float] = (1.0, 1.15)
     dihedral: bool = True
     crop: int | None = None
     margin: float = 8.0
+    edge_slack: float = 16.0
 
     def __post_init__(self) -> None:
         lo, hi = self.zoom
@@ -101,23 +105,28 @@ def dihedral(frame: np.ndarray, points: np.ndarray, k: int) -> tuple[np.ndarray,
 
 
 def _window_start(length: int, win: float, centre: float | None, margin: float,
-                  rng: np.random.Generator) -> float:
-    """Left edge of a window of `win` px on an axis of `length` px, holding `centre` if given."""
-    if length <= win:  # frame smaller than the window: put it anywhere inside the window
+                  rng: np.random.Generator, slack: float = 0.0) -> float:
+    """Left edge of a window of `win` px on an axis of `length` px, holding `centre` if given.
+
+    The window stays within [-slack, length + slack]; a frame shorter than the window is placed
+    anywhere inside it.
+    """
+    if length <= win:
         return float(rng.uniform(length - win, 0.0))
+    a, b = -slack, length - win + slack
     if centre is None:
-        return float(rng.uniform(0.0, length - win))
+        return float(rng.uniform(a, b))
     m = min(margin, win / 2)
-    lo = max(0.0, centre + 0.5 - win + m)
-    hi = min(length - win, centre + 0.5 - m)
+    lo = max(a, centre + 0.5 - win + m)
+    hi = min(b, centre + 0.5 - m)
     if lo > hi:  # target closer to the border than the margin allows: stay on the frame
-        return float(np.clip(centre + 0.5 - win / 2, 0.0, length - win))
+        return float(np.clip(centre + 0.5 - win / 2, a, b))
     return float(rng.uniform(lo, hi))
 
 
 def random_crop(frame: np.ndarray, points: np.ndarray, size: int, rng: np.random.Generator,
-                zoom: float = 1.0, target: int | None = None,
-                margin: float = 8.0) -> tuple[np.ndarray, np.ndarray]:
+                zoom: float = 1.0, target: int | None = None, margin: float = 8.0,
+                slack: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """A size x size crop, zoomed by `zoom`, around point `target` (None: anywhere on the frame)."""
     p = _as_points(points)
     h, w = frame.shape[:2]
@@ -125,8 +134,8 @@ def random_crop(frame: np.ndarray, points: np.ndarray, size: int, rng: np.random
     cx = cy = None
     if target is not None:
         cx, cy = float(p[target, 0]), float(p[target, 1])
-    x0 = _window_start(w, win, cx, margin, rng)
-    y0 = _window_start(h, win, cy, margin, rng)
+    x0 = _window_start(w, win, cx, margin, rng, slack)
+    y0 = _window_start(h, win, cy, margin, rng, slack)
     return warp_window(frame, p, x0, y0, zoom, (size, size))
 
 
@@ -144,7 +153,8 @@ def augment(frame: np.ndarray, points: np.ndarray, cfg: AugmentConfig, rng: np.r
             frame, p = centred_zoom(frame, p, z)
     else:
         target = None if (background or len(p) == 0) else int(rng.integers(len(p)))
-        frame, p = random_crop(frame, p, cfg.crop, rng, zoom=z, target=target, margin=cfg.margin)
+        frame, p = random_crop(frame, p, cfg.crop, rng, zoom=z, target=target, margin=cfg.margin,
+                               slack=cfg.edge_slack)
     if cfg.dihedral:
         frame, p = dihedral(frame, p, int(rng.integers(8)))
     return frame, p

@@ -103,8 +103,12 @@ def carve_split(names: list[str], fraction: float, seed: int) -> set[str]:
     return {uniq[i] for i in order[:k]}
 
 
-def open_roots(roots, fmt: str, split: str, exclude=None):
-    """`edge.datasets.open_dataset` for each root (one-line DatasetError on a bad root)."""
+def open_roots(roots, fmt: str, split: str, exclude=None, reporter=None):
+    """`edge.datasets.open_dataset` for each root (one-line DatasetError on a bad root).
+
+    The layout's data problems (listed frames without image or mask) go to `reporter.once`
+    (each printed once per run) or straight to stderr.
+    """
     import warnings
 
     from edge.datasets import DatasetWarning, open_dataset
@@ -115,7 +119,10 @@ def open_roots(roots, fmt: str, split: str, exclude=None):
             warnings.simplefilter("ignore", DatasetWarning)
             ds = open_dataset(r, fmt, split, exclude=exclude)
         for p in ds.problems:
-            print(f"warning: {p}", file=sys.stderr)
+            if reporter is not None:
+                reporter.once(p, p)
+            else:
+                print(f"warning: {p}", file=sys.stderr)
         if len(ds) == 0:
             raise DatasetError(f"{r}: split {split!r} has no usable frames; check --format/--split")
         out.append(ds)

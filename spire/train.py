@@ -150,9 +150,9 @@ def build_data(cfg: TrainConfig, pre_norm_needed: bool, channels: int, reporter:
     """Training FrameStore, validation datasets, split info and (if needed) pixel statistics."""
     from edge.preprocess import compute_stats
 
-    train_sets = open_roots(cfg.data, cfg.format, cfg.train_split)
+    train_sets = open_roots(cfg.data, cfg.format, cfg.train_split, reporter=reporter)
     if cfg.val_data:
-        val_sets = open_roots([cfg.val_data], cfg.format, cfg.val_split)
+        val_sets = open_roots([cfg.val_data], cfg.format, cfg.val_split, reporter=reporter)
         val_names = {n for d in val_sets for n in d.names}
         split = {"val_data": cfg.val_data, "val_split": cfg.val_split}
     else:
@@ -162,7 +162,8 @@ def build_data(cfg: TrainConfig, pre_norm_needed: bool, channels: int, reporter:
             mine = {n for n in d.names if n in val_names and n not in taken}
             taken |= mine
             if mine:
-                val_sets += open_roots([d.root], cfg.format, cfg.train_split, exclude=set(d.names) - mine)
+                val_sets += open_roots([d.root], cfg.format, cfg.train_split, exclude=set(d.names) - mine,
+                                       reporter=reporter)
         split = {"val_fraction": cfg.val_fraction, "val_seed": cfg.seed}
     store = FrameStore(reporter=reporter, cache=cfg.cache, progress=not quiet)
     excluded = 0
@@ -181,7 +182,7 @@ def build_data(cfg: TrainConfig, pre_norm_needed: bool, channels: int, reporter:
         for _ in frames():
             pass
     if cfg.synthetic:
-        add_synthetic(store, cfg.synthetic, cfg.seed)
+        add_synthetic(store, cfg.synthetic, cfg.seed, cfg.imgsz)
     if not len(store):
         raise DatasetError(f"{', '.join(cfg.data)}: no readable training frames left after removing the "
                            "validation names; check --data/--train-split")
@@ -206,14 +207,15 @@ def _tqdm_disabled(quiet: bool):
     return mock.patch.object(tqdm, "__init__", partialmethod(tqdm.__init__, disable=True))
 
 
-def add_synthetic(store: FrameStore, n: int, seed: int) -> None:
-    """N seeded synthetic frames (edge.synthetic.make_frame) as in-memory training frames."""
-    from edge import synthetic
+def add_synthetic(store: FrameStore, n: int, seed: int, size: int) -> None:
+    """N seeded synthetic frames (edge.synthetic, 8-bit AGC view) as in-memory training frames."""
+    from tqdm import tqdm
 
-    for i in range(n):
-        fr = synthetic.make_frame(seed=seed * 100003 + i)
-        frame, pts = (fr.frame, fr.points) if hasattr(fr, "frame") else (fr[0], fr[1])
-        store.add_frame(f"synthetic_{i:05d}", np.asarray(frame), np.asarray(pts, np.float32))
+    from edge.synthetic import make_frame
+
+    for i in tqdm(range(n), desc="synthetic frames", unit="frame", leave=False, disable=not store.progress):
+        fr = make_frame(size=max(256, size), seed=[int(seed), 1, i])
+        store.add_frame(f"synthetic_{i:05d}", fr.frame, fr.points)
 
 
 def validate(model, val_sets, pre, codec, info, native: bool, reporter, max_frames: int, cache, quiet) -> dict:
@@ -329,6 +331,10 @@ def train(cfg: TrainConfig) -> dict:
                                        should_stop=should_stop, progress=None if quiet else bar,
                                        grad_clip=cfg.grad_clip)
             bar.close()
+            if info.distributed:  # log the loss of all ranks, not rank 0's share only
+                t = torch.tensor([r["loss_sum"], float(r["batches"])], dtype=torch.float64, device=info.device)
+                torch.distributed.all_reduce(t)
+                r["loss_sum"], r["batches"] = float(t[0]), int(t[1])
             st.absorb(r, time.monotonic() - t0)
             if r["stopped"] and st.step < batches:
                 stopped = True

@@ -1,0 +1,197 @@
+"""spire.train end to end on a 6-frame NUAA fixture: files, exact resume, bad data, DDP; augmentation."""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from spire.augment import AugmentConfig, augment, dihedral, random_crop
+from spire.data import FrameStore, PlanSampler, epoch_plan
+
+NUAA = Path("/work/shared/data/nuaa-sirst")
+NAMES = ["Misc_119", "Misc_64", "Misc_90", "Misc_100", "Misc_102", "Misc_103"]
+needs_data = pytest.mark.skipif(not (NUAA / "images").is_dir(), reason="NUAA-SIRST fixture data not present")
+
+
+def make_fixture(root: Path, names=NAMES) -> Path:
+    (root / "images").mkdir(parents=True)
+    (root / "masks").mkdir()
+    for n in names:
+        shutil.copy(NUAA / "images" / f"{n}.png", root / "images")
+        shutil.copy(NUAA / "masks" / f"{n}_pixels0.png", root / "masks")
+    (root / "train.txt").write_text("\n".join(names) + "\n")
+    return root
+
+
+def run_train(out: Path, data: Path, *extra: str, epochs: int = 1):
+    from spire.train import parse_config, train
+
+    args = ["--model", "hrpe_nano", "--data", str(data), "--imgsz", "64", "--epochs", str(epochs),
+            "--batch", "2", "--eval-every", "1", "--out", str(out), "--threads", "1", "--quiet", *extra]
+    return train(parse_config(args))
+
+
+def weights(path: Path) -> dict:
+    return torch.load(path, map_location="cpu", weights_only=True)["model"]
+
+
+# ----------------------------------------------------------------------------- augmentation
+def _dot_frame():
+    f = np.zeros((150, 200), np.uint8)
+    pts = np.array([[30.0, 40.0], [170.0, 120.0]], np.float32)
+    for x, y in pts.astype(int):
+        f[y - 1:y + 2, x - 1:x + 2] = 255
+    return f, pts
+
+
+def _centroid(img, x, y, r=5):
+    y0, x0 = max(0, int(round(y)) - r), max(0, int(round(x)) - r)
+    win = img[y0:int(round(y)) + r + 1, x0:int(round(x)) + r + 1].astype(float)
+    ys, xs = np.mgrid[y0:y0 + win.shape[0], x0:x0 + win.shape[1]]
+    return (xs * win).sum() / win.sum(), (ys * win).sum() / win.sum()
+
+
+@pytest.mark.parametrize("crop", [None, 64])
+def test_augment_moves_points_with_the_pixels(crop):
+    frame, pts = _dot_frame()
+    rng = np.random.default_rng(0)
+    seen = 0
+    for i in range(60):
+        img, p = augment(frame, pts, AugmentConfig(crop=crop), rng, background=(i % 4 == 0))
+        if crop:
+            assert img.shape == (crop, crop)
+        for x, y in p:
+            cx, cy = _centroid(img, x, y)
+            assert abs(cx - x) < 0.6 and abs(cy - y) < 0.6, (i, x, y, cx, cy)
+            seen += 1
+    assert seen > 30
+
+
+def test_dihedral_and_target_crop_geometry():
+    frame, pts = _dot_frame()
+    for k in range(8):
+        img, p = dihedral(frame, pts, k)
+        assert img.shape == ((200, 150) if k & 4 else (150, 200))
+        for x, y in p:
+            assert img[int(round(y)), int(round(x))] == 255
+    rng = np.random.default_rng(1)
+    for _ in range(20):  # a target-centred crop always keeps its target, away from the border
+        img, p = random_crop(frame, pts, 48, rng, zoom=1.1, target=1, margin=8)
+        d = np.abs(p - ((pts[1] + 0.5) * 1.1 - 0.5)).sum(1)  # some point is the zoomed target
+        assert len(p) >= 1 and np.all((p >= 8 * 1.1 - 1.5) & (p <= 48 - 8 * 1.1 + 0.5)), p
+        assert d.size
+
+
+def test_epoch_plan_is_seeded_sharded_and_mixes_background():
+    a = epoch_plan(10, list(range(8)), [8, 9], seed=3, epoch=2, bg_ratio=0.2)
+    assert a == epoch_plan(10, list(range(8)), [8, 9], seed=3, epoch=2, bg_ratio=0.2)
+    assert a != epoch_plan(10, list(range(8)), [8, 9], seed=3, epoch=3, bg_ratio=0.2)
+    assert sorted(i for i, b in a if not b) == list(range(8)) and sum(b for _, b in a) == 2
+    assert all(i in (8, 9) for i, b in a if b)
+    store = FrameStore(progress=False)
+    for i in range(7):
+        store.add_frame(f"f{i}", np.zeros((8, 8), np.uint8), [[3.0, 3.0]] if i < 5 else [])
+    shards = [PlanSampler(store, 0, 0.3, r, 2) for r in range(2)]
+    for s in shards:
+        s.set_epoch(4)
+    k0, k1 = (list(s) for s in shards)
+    assert len(k0) == len(k1) and not set(k0) & set(k1)
+    shards[0].set_epoch(4, skip=2)
+    assert list(shards[0]) == k0[2:]
+
+
+# ----------------------------------------------------------------------------- end to end
+@needs_data
+def test_train_writes_checkpoints_sidecar_and_log(tmp_path):
+    from edge.sidecar import read_sidecar
+    from spire.models import load_checkpoint
+
+    data = make_fixture(tmp_path / "nuaa")
+    s = run_train(tmp_path / "run", data, epochs=2)
+    out = tmp_path / "run"
+    for f in ("last.pt", "best.pt", "metadata.json", "log.csv", "train_args.json", "summary.json"):
+        assert (out / f).is_file(), f
+    meta = read_sidecar(out)  # checks the sha256 of best.pt too
+    assert meta.format == "torch" and meta.model_file == "best.pt" and meta.imgsz == 64
+    assert meta.preprocess["norm"]["mode"] == "mean-std" and meta.preprocess["scale_up"] is False
+    assert meta.training["split"]["val_frames"] == 1 and meta.training["split"]["train_frames"] == 5
+    assert meta.training["seed"] == 0 and "commit" in meta.training
+    rows = list(csv.DictReader(open(out / "log.csv")))
+    assert [r["epoch"] for r in rows] == ["1", "2"] and all(r["val_f1"] != "" for r in rows)
+    assert float(rows[1]["train_loss"]) < float(rows[0]["train_loss"])
+    model, ckpt = load_checkpoint(out / "best.pt")
+    assert model.cfg.norm["mean"] == meta.preprocess["norm"]["mean"]  # trained stats travel with it
+    assert s["epochs_done"] == 2 and s["ranks_agree"]
+
+
+@needs_data
+def test_resume_mid_epoch_matches_an_uninterrupted_run(tmp_path):
+    data = make_fixture(tmp_path / "nuaa")
+    run_train(tmp_path / "a", data, epochs=2)
+    # stop after the first batch (time limit), then resume twice up to the same 2 epochs
+    s = run_train(tmp_path / "b", data, "--time-limit-min", "1e-7", epochs=2)
+    assert s["stopped_early"] and s["epochs_done"] == 0
+    ck = torch.load(tmp_path / "b" / "last.pt", map_location="cpu", weights_only=True)
+    assert ck["state"]["epoch"] == 0 and ck["state"]["step"] == 1 and ck["state"]["loss_batches"] == 1
+    run_train(tmp_path / "b", data, "--resume", epochs=1)
+    run_train(tmp_path / "b", data, "--resume", epochs=2)
+    a, b = weights(tmp_path / "a" / "last.pt"), weights(tmp_path / "b" / "last.pt")
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    la = list(csv.DictReader(open(tmp_path / "a" / "log.csv")))
+    lb = list(csv.DictReader(open(tmp_path / "b" / "log.csv")))
+    assert [r["epoch"] for r in lb] == ["1", "2"]
+    assert [r["train_loss"] for r in la] == [r["train_loss"] for r in lb]  # loss state restored
+    assert [r["lr"] for r in la] == [r["lr"] for r in lb]
+
+
+@needs_data
+def test_corrupt_and_unlabelled_frames_are_reported_once_and_skipped(tmp_path, capsys):
+    data = make_fixture(tmp_path / "nuaa")
+    (data / "images" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not an image at all")
+    shutil.copy(data / "masks" / "Misc_64_pixels0.png", data / "masks" / "broken_pixels0.png")
+    shutil.copy(data / "images" / "Misc_64.png", data / "images" / "nolabel.png")
+    names = NAMES + ["broken", "nolabel"]
+    (data / "train.txt").write_text("\n".join(names) + "\n")
+    s = run_train(tmp_path / "run", data, "--val-fraction", "0.15", epochs=2)
+    err = capsys.readouterr().err
+    lines = err.splitlines()
+    assert len([ln for ln in lines if "broken" in ln]) == 1 and "cannot be read" in err, err
+    assert len([ln for ln in lines if "nolabel" in ln]) == 1, err
+    assert [p for p in s["data_problems"] if "broken" in p] and s["epochs_done"] == 2
+
+
+@needs_data
+def test_external_validation_names_are_excluded_from_training(tmp_path):
+    data = make_fixture(tmp_path / "nuaa")
+    val = make_fixture(tmp_path / "val", NAMES[:2])
+    (val / "val.txt").write_text("\n".join(NAMES[:2]) + "\n")
+    run_train(tmp_path / "run", data, "--val-data", str(val), "--val-split", "val", epochs=1)
+    sp = json.loads((tmp_path / "run" / "metadata.json").read_text())["training"]["split"]
+    assert sp["val_names_excluded_from_train"] == 2 and sp["train_frames"] == 4 and sp["val_frames"] == 2
+
+
+@needs_data
+@pytest.mark.slow
+def test_ddp_two_cpu_processes_keep_identical_weights(tmp_path):
+    data = make_fixture(tmp_path / "nuaa")
+    out = tmp_path / "ddp"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           "-m", "spire.train", "--model", "hrpe_nano", "--data", str(data), "--imgsz", "64", "--epochs", "2",
+           "--batch", "1", "--eval-every", "2", "--out", str(out), "--threads", "1", "--quiet"]
+    r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr[-3000:]
+    s = json.loads((out / "summary.json").read_text())
+    assert s["world_size"] == 2 and len(s["rank_checksums"]) == 2 and s["ranks_agree"], s
+    assert s["epochs_done"] == 2 and (out / "best.pt").is_file()
+    # 5 training frames + 1 background view (bg-ratio 0.2) per epoch, split over 2 ranks, batch 1
+    assert torch.load(out / "last.pt", weights_only=True)["state"]["global_step"] == 3 * 2
