@@ -73,16 +73,32 @@ def _extra(precision: str, model_file: str, checks: dict, golden: dict | None = 
 
 
 def finish_int8_folder(folder: str | Path, lint: bool = True) -> Path:
-    """Make an INT8 `*_tensorrt/` folder from quantize.ptq complete: recipe + offline checks."""
-    from edge.sidecar import read_sidecar, write_sidecar
+    """Make an INT8 `*_tensorrt/` folder from quantize.ptq complete: opset <= 17, recipe, offline checks.
+
+    A Q/DQ model at opset 18 is lowered to 17 in place (same graph semantics; Q/DQ are opset-13
+    ops either way) so JetPack 5's TensorRT 8.x parses it; the sidecar hash is updated with it.
+    """
+    import onnx
+    from edge.sidecar import file_sha256, read_sidecar, write_sidecar
+    from export.onnx import downgrade_opset
     folder = Path(folder)
     meta = read_sidecar(folder)
     if meta.format != "tensorrt" or meta.precision != "int8":
         raise ExportError(f"{folder}: expected an int8 tensorrt artifact, got {meta.precision} {meta.format}")
-    checks = offline_checks(folder / meta.model_file, "int8", lint=lint)
+    path = folder / meta.model_file
+    model = onnx.load(str(path))
+    opset = max(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
+    lowered = {}
+    if opset > TRT_OPSET:
+        tmp = path.with_name(f".{path.name}.tmp")
+        onnx.save(downgrade_opset(model, TRT_OPSET), str(tmp))
+        tmp.replace(path)
+        lowered = {"lowered_from_opset": opset}
+    checks = offline_checks(path, "int8", lint=lint)
     add_recipe(folder)
-    extra = {**meta.extra, **_extra("int8", meta.model_file, checks)}
-    write_sidecar(folder, meta.derive(extra=extra, created_at=meta.created_at, versions=meta.versions))
+    extra = {**meta.extra, **_extra("int8", meta.model_file, checks), **lowered}
+    write_sidecar(folder, meta.derive(extra=extra, model_sha256=file_sha256(path), created_at=meta.created_at,
+                                      versions=meta.versions))
     return folder
 
 
