@@ -15,9 +15,13 @@ from pathlib import Path
 
 from edge.errors import DatasetError, SidecarError, SpireEdgeError
 
-__all__ = ["run_main", "default_weights", "git_commit", "write_json", "carve_split", "REPO_ROOT"]
+__all__ = ["UsageError", "run_main", "default_weights", "git_commit", "write_json", "carve_split", "REPO_ROOT"]
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+class UsageError(SpireEdgeError, ValueError):
+    """A command-line option that cannot work (unknown model, bad size); printed as one line."""
 
 
 def run_main(main, argv=None) -> int:

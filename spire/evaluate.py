@@ -88,6 +88,10 @@ def load_model(weights: str | None, official: str | None):
 def adjust(pre: PreprocessConfig, codec, imgsz: int | None, no_vr: bool, thr: float | None):
     """Apply --imgsz / --no-vr / --thr to the model's preprocessing and codec."""
     cd = codec.to_dict()
+    if imgsz and (imgsz <= 0 or imgsz % 32):
+        from .cli import UsageError
+
+        raise UsageError(f"--imgsz {imgsz}: must be a positive multiple of 32 (e.g. {max(32, imgsz // 32 * 32)})")
     if imgsz:
         pre = dataclasses.replace(pre, imgsz=int(imgsz))
         cd["input_size"] = int(imgsz)

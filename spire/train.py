@@ -29,7 +29,7 @@ import torch
 
 from edge.errors import DatasetError
 
-from .cli import carve_split, git_commit, open_roots, run_main, write_json
+from .cli import UsageError, carve_split, git_commit, open_roots, run_main, write_json
 from .data import FrameStore, PlanSampler, Reporter, TrainDataset, collate_skip, iter_eval_frames
 from .augment import AugmentConfig
 from . import engine
@@ -128,7 +128,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def parse_config(argv=None) -> TrainConfig:
     """CLI -> TrainConfig; with --resume, OUT/train_args.json wins except for RUN_CONTROL options."""
-    ns = build_parser().parse_args(argv)
+    parser = build_parser()
+    ns = parser.parse_args(argv)
+    from spire.models.registry import is_model, list_models
+
+    if not is_model(ns.model):
+        raise UsageError(f"--model {ns.model!r}: unknown model; choose one of {', '.join(list_models())}")
     kw = {k: v for k, v in vars(ns).items()}
     kw["zoom"] = tuple(kw["zoom"])
     cfg = TrainConfig(**kw)
@@ -142,7 +147,7 @@ def parse_config(argv=None) -> TrainConfig:
         names = {f.name for f in dataclasses.fields(TrainConfig)}
         cfg = TrainConfig(**{**{k: v for k, v in old.items() if k in names}, **keep})
     if cfg.imgsz % 32:
-        raise DatasetError(f"--imgsz {cfg.imgsz}: must be a multiple of 32 (e.g. {max(32, cfg.imgsz // 32 * 32)})")
+        raise UsageError(f"--imgsz {cfg.imgsz}: must be a multiple of 32 (e.g. {max(32, cfg.imgsz // 32 * 32)})")
     return cfg
 
 
@@ -246,8 +251,10 @@ def train(cfg: TrainConfig) -> dict:
     quiet = cfg.quiet or not info.is_main
     reporter = Reporter(enabled=info.is_main)
     resume = load_last(out) if cfg.resume else None
-    if cfg.resume and resume is None and info.is_main:
-        print(f"note: {out / 'last.pt'} not found; starting a new run", file=sys.stderr)
+    if cfg.resume and info.is_main:
+        print(f"note: {out / 'last.pt'} not found; starting a new run" if resume is None else
+              f"resuming {out / 'last.pt'} (options from train_args.json; only {', '.join(RUN_CONTROL[:5])} "
+              "may change)", file=sys.stderr)
 
     model = create_model(cfg.model)
     mcfg = model.cfg.replace(input_size=cfg.imgsz)

@@ -1,0 +1,117 @@
+"""spire.evaluate: JSON contract, curves and overlays, official weights, default-model fallback."""
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from spire.data import native_letterbox, prepare_eval
+from spire.evaluate import FP, GT, MISS, TP, draw_overlay, main
+
+NUAA = Path("/work/shared/data/nuaa-sirst")
+OFFICIAL = Path("/work/shared/weights/spire-official/SPIRE-SIRST4-512-epoch230-lr0.005.pth")
+NAMES = ["Misc_119", "Misc_64", "Misc_90", "Misc_100"]
+needs_data = pytest.mark.skipif(not (NUAA / "images").is_dir(), reason="NUAA-SIRST fixture data not present")
+
+
+@pytest.fixture(scope="module")
+def fixture(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("nuaa")
+    (root / "images").mkdir()
+    (root / "masks").mkdir()
+    for n in NAMES:
+        shutil.copy(NUAA / "images" / f"{n}.png", root / "images")
+        shutil.copy(NUAA / "masks" / f"{n}_pixels0.png", root / "masks")
+    (root / "test.txt").write_text("\n".join(NAMES) + "\n")
+    return root
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory) -> Path:
+    """An untrained hrpe_nano checkpoint folder with its sidecar, as spire.train writes it."""
+    import torch
+
+    from edge.sidecar import ModelMeta, file_sha256, write_sidecar
+    from spire.engine import build_meta
+    from spire.models import create_model, save_checkpoint
+
+    torch.manual_seed(0)
+    model = create_model("hrpe_nano")
+    cfg = model.cfg.replace(input_size=64)
+    model.cfg = cfg
+    meta = build_meta(model, cfg.preprocess_config(64), cfg.build_codec(64), {"note": "test"})
+    out = tmp_path_factory.mktemp("ckpt")
+    p = save_checkpoint(out / "best.pt", model, meta)
+    write_sidecar(out, ModelMeta(model_file=p.name, model_sha256=file_sha256(p), **meta))
+    return out
+
+
+def test_native_letterbox_pads_to_32_and_maps_points_back():
+    lb = native_letterbox((150, 201))
+    assert lb.dst_hw == (160, 224) and lb.sx == lb.sy == 1.0
+    p = np.array([[0.0, 0.0], [200.0, 149.0], [13.25, 77.5]], np.float32)
+    np.testing.assert_allclose(lb.inverse(lb.forward(p)), p, atol=1e-5)
+    from edge.preprocess import Normalization, PreprocessConfig
+
+    frame = np.full((150, 201), 100, np.uint8)
+    frame[40, 50] = 255
+    pre = PreprocessConfig(64, 1, Normalization("mean-std", (0.0,), (1.0,)), scale_up=False)
+    x, lb = prepare_eval(frame, pre, native=True)
+    assert x.shape == (1, 160, 224)
+    fx, fy = lb.forward([[50, 40]])[0]
+    assert x[0, int(fy), int(fx)] == pytest.approx(1.0) and x[0, 0, 0] == 0.0  # pad is zero
+
+
+def test_overlay_colours_mark_hits_misses_and_false_alarms():
+    img = np.zeros((100, 100, 3), np.uint8)
+    gt = np.array([[20.0, 20.0], [70.0, 70.0]])
+    pred = np.array([[21.0, 20.0], [40.0, 80.0]])  # one hit, one false alarm; GT 2 is missed
+    out = draw_overlay(img, gt, pred, 5.0, "greedy")
+    assert out.shape == (200, 200, 3)  # small frames are drawn at 2x
+    colours = {tuple(c) for c in out.reshape(-1, 3)}
+    for c in (GT, MISS, FP, TP):
+        assert any(np.abs(np.subtract(c, q)).max() < 40 for q in colours), c
+
+
+@needs_data
+def test_evaluate_json_keys_curves_and_overlays(fixture, checkpoint, tmp_path):
+    js, out = tmp_path / "r.json", tmp_path / "eval"
+    assert main(["--weights", str(checkpoint), "--data", str(fixture), "--split", "test", "--json", str(js),
+                 "--out", str(out), "--threads", "1", "--quiet", "--thr", "0.0"]) == 0
+    r = json.loads(js.read_text())
+    for k in ("precision", "recall", "f1", "fa_per_pixel", "fppi", "images", "targets"):
+        assert k in r, k
+    for k in ("precision", "recall", "f1", "fa_per_pixel"):
+        assert 0.0 <= r[k] <= 1.0, (k, r[k])
+    assert r["images"] == 4 and r["targets"] == 5 and r["resolution"].startswith("native")
+    assert r["fp"] > 0  # threshold 0: an untrained net fires somewhere, so overlays exist
+    assert (out / "pr_curve.png").is_file() and (out / "pd_fppi.png").is_file()
+    assert r["overlays"] and all(Path(p).is_file() for p in r["overlays"])
+    assert "pd" in r["basicirstd"] and "f1" in r["hungarian"]
+
+
+@needs_data
+@pytest.mark.skipif(not OFFICIAL.is_file(), reason="official SPIRE weights not present")
+def test_official_sirst4_checkpoint_finds_nuaa_targets(fixture, tmp_path, capsys):
+    js = tmp_path / "o.json"
+    assert main(["--official", str(OFFICIAL), "--data", str(fixture), "--split", "test", "--json", str(js),
+                 "--threads", "2", "--quiet"]) == 0
+    r = json.loads(js.read_text())
+    assert r["recall"] >= 0.75 and r["images"] == 4
+    assert r["resolution"] == "letterbox 512" and r["codec"]["faithful"] is True
+    out = capsys.readouterr().out
+    assert "R(Pd)" in out and "false points/frame" in out
+
+
+def test_missing_default_model_is_one_error_line(tmp_path):
+    env = {"SPIRE_EDGE_WEIGHTS": str(tmp_path / "nothing"), "PATH": "/usr/bin:/bin"}
+    r = subprocess.run([sys.executable, "-m", "spire.evaluate", "--data", str(tmp_path)], capture_output=True,
+                       text=True, env=env, timeout=120)
+    assert r.returncode == 2
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "--weights" in lines[0], r.stderr
