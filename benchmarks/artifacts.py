@@ -150,6 +150,11 @@ class ArtifactMaker:
     # ------------------------------------------------------------------ export
     def export(self, fmt: str, precision: str) -> Path:
         """Export (fp32/fp16) or quantize (int8) into the cache; returns the artifact folder."""
+        from benchmarks.rows import runtime_available
+        if not runtime_available("torch"):  # a board: artifacts are made on a PC
+            raise SpireEdgeError(f"no {precision} {fmt} artifact at {self.imgsz}px here and no torch to export "
+                                 f"one; run `python -m export --target {fmt} --precision {precision} --imgsz "
+                                 f"{self.imgsz}` on a PC and copy the folder into runs/export/")
         from export.formats import FORMATS
         spec = FORMATS[fmt]
         if precision == "int8":
