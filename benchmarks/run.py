@@ -268,6 +268,9 @@ def config_from_args(a: argparse.Namespace) -> BenchConfig:
         log = Path(a.log) if a.log else None
     else:
         log = None if quick else DEFAULT_LOG
+    if a.official and not Path(a.official).is_file():
+        raise SpireEdgeError(f"{a.official}: no such file; pass the official SPIRE-SIRST4-512-*.pth "
+                             "(or leave --official out to use a random-init row of the same architecture)")
     model = Path(a.model) if a.model else default_model()
     if model is not None and not model.exists():
         raise SpireEdgeError(f"{model}: no such checkpoint; pass --model PATH/TO/best.pt")

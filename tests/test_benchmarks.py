@@ -42,7 +42,8 @@ def test_quick_run_writes_every_output(quick_run, capsys):
     for name in ("results.json", "results.csv", "table.md", "run.json", "f1_vs_latency.png"):
         assert (out / name).is_file() and (out / name).stat().st_size > 0, name
     res = json.loads((out / "results.json").read_text())
-    assert [r["name"] for r in res][:2] == ["torch fp32 official-SPIRE", "torch fp32 shipped"]
+    assert res[0]["name"].startswith("torch fp32 official-SPIRE") and res[0]["model"] == "official"
+    assert res[1]["name"] == "torch fp32 shipped"
     for r in res:
         assert all(k in r for k in REQUIRED), r
     log = (quick_run["tmp"] / "results.log").read_text()
@@ -251,6 +252,8 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
     assert err.startswith("error: ") and "missing.pt" in err and "\n" not in err
     assert main(["--model", str(tmp_path / "missing.pt"), "--imgsz", "100"]) == 2
     assert "multiple of 32" in capsys.readouterr().err
+    assert main(["--official", str(tmp_path / "nope.pth")]) == 2
+    assert "nope.pth: no such file" in capsys.readouterr().err
 
 
 def test_runs_without_torch_on_ready_artifacts(quick_run, tmp_path):
