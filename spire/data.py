@@ -75,7 +75,8 @@ class FrameStore:
     reporter: Reporter = field(default_factory=Reporter)
     cache: bool = False
     progress: bool = True
-    dropped: int = 0
+    excluded: int = 0
+    duplicates: int = 0
 
     def __len__(self) -> int:
         return len(self.records)
@@ -113,8 +114,8 @@ class FrameStore:
     def iter_add(self, dataset, exclude: set[str] | None = None, desc: str = "indexing"):
         """Read every frame of `dataset` once, adding the usable ones; yields each added frame.
 
-        Names already in the store or in `exclude` (the validation names; frames listed by two
-        training roots) are left out and counted in `self.dropped`. Yielding lets the caller
+        Names in `exclude` (the validation names) are left out and counted in `self.excluded`,
+        names already in the store (listed by two training roots) in `self.duplicates`. Yielding lets the caller
         compute pixel statistics in the same single pass over the files.
         """
         from tqdm import tqdm
@@ -123,8 +124,11 @@ class FrameStore:
         exclude = exclude or set()
         for i, name in enumerate(tqdm(dataset.names, desc=desc, unit="frame", leave=False,
                                       disable=not self.progress)):
-            if name in have or name in exclude:
-                self.dropped += 1
+            if name in exclude:
+                self.excluded += 1
+                continue
+            if name in have:
+                self.duplicates += 1
                 continue
             got = self.read(dataset, i, name)
             if got is None:

@@ -171,13 +171,10 @@ def build_data(cfg: TrainConfig, pre_norm_needed: bool, channels: int, reporter:
                                        reporter=reporter)
         split = {"val_fraction": cfg.val_fraction, "val_seed": cfg.seed}
     store = FrameStore(reporter=reporter, cache=cfg.cache, progress=not quiet)
-    excluded = 0
 
     def frames():
-        nonlocal excluded
         for d in train_sets:
             yield from store.iter_add(d, val_names, desc=f"indexing {Path(str(d.root)).name}")
-        excluded = store.dropped
 
     norm = None
     if pre_norm_needed:
@@ -193,7 +190,8 @@ def build_data(cfg: TrainConfig, pre_norm_needed: bool, channels: int, reporter:
                            "validation names; check --data/--train-split")
     split.update({"train": [{"root": str(d.root), "split": cfg.train_split, "format": d.format} for d in train_sets],
                   "train_frames": len(store), "train_targets": store.targets,
-                  "val_names_excluded_from_train": excluded, "val_frames": sum(len(d) for d in val_sets),
+                  "val_names_excluded_from_train": store.excluded, "duplicate_names_skipped": store.duplicates,
+                  "val_frames": sum(len(d) for d in val_sets),
                   "synthetic": cfg.synthetic})
     return store, val_sets, split, norm
 
@@ -275,7 +273,8 @@ def train(cfg: TrainConfig) -> dict:
     if info.is_main:
         print(f"train: {split['train_frames']} frames ({len(store.positives)} with {store.targets} targets, "
               f"{len(store.negatives)} background); {split['val_names_excluded_from_train']} name(s) of the "
-              f"validation set excluded from training; val: {split['val_frames']} frames "
+              f"validation set excluded from training, {split['duplicate_names_skipped']} duplicate name(s) "
+              f"skipped; val: {split['val_frames']} frames "
               f"({'native resolution' if native else f'letterbox {cfg.imgsz}'}); norm {pre.norm.to_dict()}")
 
     model.to(info.device)
