@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import importlib
 import shutil
-import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -121,8 +120,7 @@ def build_int8(backend: str, src, onnx32: Path | None, source, folder: Path, ign
         quantize_tensorrt(onnx32, path, cal.ort_reader(source.with_progress("calibration (TensorRT QDQ)")),
                           tuple(ignored_scope), calibrate_method)
         extra.update(activations="int8 symmetric", weights="int8 symmetric per-channel", format="QDQ",
-                     ops=qdq_counts(path), offline_checks=_checked(offline_report(path), path))
-        copy_build_script(folder)
+                     ops=qdq_counts(path), qdq_rules=_checked(offline_report(path, lint=False), path))
     elif backend == "openvino":
         from quantize.openvino_int8 import NncfConfig, fake_quantize_count, quantize_openvino
 
@@ -148,19 +146,11 @@ def _checked(report: dict, path: Path) -> dict:
     return report
 
 
-def copy_build_script(folder: Path) -> Path | None:
-    """Put boards/jetson/build_engine.sh (the on-device trtexec recipe) beside the TensorRT ONNX."""
-    from edge.zoo import REPO_ROOT
+def finish_tensorrt(folder: Path) -> Path:
+    """export's own finishing step: opset <= 17 for TensorRT 8.x, build_engine.sh recipe, lint."""
+    from export.tensorrt import finish_int8_folder
 
-    script = REPO_ROOT / "boards" / "jetson" / "build_engine.sh"
-    if not script.is_file():
-        print(f"warning: {script} not found; build the engine on the device with "
-              "`trtexec --onnx=MODEL.onnx --stronglyTyped --saveEngine=MODEL.engine`")
-        return None
-    dst = Path(folder) / "build_engine.sh"
-    shutil.copyfile(script, dst)
-    dst.chmod(dst.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
-    return dst
+    return finish_int8_folder(folder)
 
 
 def write_meta(src, backend: str, folder: Path, model_file: str, precision: str, calibration: dict | None,

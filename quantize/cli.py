@@ -13,13 +13,14 @@ from typing import Callable
 from edge.errors import SpireEdgeError
 
 
-def add_common(p: argparse.ArgumentParser, weights_required: bool = False) -> None:
+def add_common(p: argparse.ArgumentParser, weights_required: bool = False, calibration: bool = True) -> None:
     """Flags both tools share: model, calibration/validation data, output, fidelity."""
     p.add_argument("--weights", required=weights_required, default=None,
                    help="FP32 checkpoint (.pt or its folder); default: the shipped model")
     p.add_argument("--imgsz", type=int, default=None, help="input size S (multiple of 32); default: the checkpoint's")
-    p.add_argument("--frames", type=int, default=300, help="calibration frames (>= 100 recommended)")
-    p.add_argument("--split", default="train", help="split of --data to calibrate on (never 'test')")
+    if calibration:
+        p.add_argument("--frames", type=int, default=300, help="calibration frames (>= 100 recommended)")
+    p.add_argument("--split", default="train", help="split of --data to calibrate/train on (never 'test')")
     p.add_argument("--val-data", default=None,
                    help="validation root for the fidelity report; default: --data when it has the --val-split list")
     p.add_argument("--val-split", default="val", help="validation split name (default: val)")

@@ -122,7 +122,8 @@ def latency_ms(model_path: str | Path, runs: int = 30, threads: int | None = 2, 
 
 
 def fidelity_report(fp32_model: str | Path, int8_model: str | Path, vals: ValSet, threads: int | None = 2,
-                    bench_runs: int = 30, max_dist: float = 5.0, desc: str = "fidelity") -> dict:
+                    bench_runs: int = 30, max_dist: float = 5.0, desc: str = "fidelity",
+                    labels: tuple[str, str] | None = None) -> dict:
     """Run both artifacts on the validation frames; returns the report dict (see module docstring)."""
     from tqdm import tqdm
 
@@ -151,7 +152,7 @@ def fidelity_report(fp32_model: str | Path, int8_model: str | Path, vals: ValSet
     r32, r8 = m32.compute(), m8.compute()
     rep = {
         "frames": n, "val_source": vals.source, "val_split": vals.split, "max_dist_px": max_dist,
-        "fp32_model": str(Path(fp32_model).name), "int8_model": str(Path(int8_model).name),
+        "fp32_model": (labels or (Path(fp32_model).name, ""))[0], "int8_model": (labels or ("", Path(int8_model).name))[1],
         "identical_tol_px": IDENTICAL_TOL_PX, "pair_gate_px": PAIR_GATE_PX,
         "identical_frames": identical / n if n else 0.0, "exact_frames": exact / n if n else 0.0,
         "mean_shift_px": float(np.mean(shifts)) if shifts else 0.0,

@@ -56,13 +56,34 @@ def head_nodes(model: onnx.ModelProto) -> list[str]:
     return out
 
 
-def _expand_scope(model: onnx.ModelProto, scope: tuple[str, ...]) -> list[str]:
-    """Node names matching the ignored scope (exact names or prefixes such as 'final_layer')."""
-    names = [n.name for n in model.graph.node]
-    hit = [n for n in names if any(n == s or n.startswith(s) for s in scope)]
-    # dynamo exports name nodes by op, not module: match on the weight names they consume too
+def module_scopes(node: onnx.NodeProto) -> list[str]:
+    """Module paths a node came from (torch's dynamo exporter records them in metadata_props)."""
+    import ast
+
+    for p in node.metadata_props:
+        if p.key == "pkg.torch.onnx.name_scopes":
+            try:
+                return [str(v) for v in ast.literal_eval(p.value)]
+            except (ValueError, SyntaxError):
+                return []
+    return []
+
+
+def _in_scope(path: str, scope: str) -> bool:
+    return path == scope or path.startswith(scope + ".")
+
+
+def expand_scope(model: onnx.ModelProto, scope: tuple[str, ...]) -> list[str]:
+    """Node names in the ignored scope: exact node names/prefixes, or module paths ('stage4',
+    'stage2.branches.0.1') matched on the exporter's name scopes or on the weight names."""
+    if not scope:
+        return []
+    hit = []
     for n in model.graph.node:
-        if n.name not in hit and any(any(i.startswith(s + ".") for i in n.input) for s in scope):
+        paths = module_scopes(n)
+        if (any(n.name == s or n.name.startswith(s) for s in scope)
+                or any(_in_scope(p, s) for p in paths for s in scope)
+                or any(_in_scope(i.rsplit(".", 1)[0], s) for i in n.input if "." in i for s in scope)):
             hit.append(n.name)
     return hit
 
@@ -93,7 +114,7 @@ def quantize_onnx(fp32_onnx: str | Path, out_onnx: str | Path, reader, cfg: OrtI
         pre = Path(tmp) / "pre.onnx"
         quant_pre_process(str(fp32_onnx), str(pre), skip_symbolic_shape=True)
         model = onnx.load(str(pre))
-        exclude = (head_nodes(model) if cfg.keep_fp32_head else []) + _expand_scope(model, tuple(cfg.ignored_scope))
+        exclude = (head_nodes(model) if cfg.keep_fp32_head else []) + expand_scope(model, tuple(cfg.ignored_scope))
         extra = {"ActivationSymmetric": cfg.symmetric_activations, "WeightSymmetric": cfg.symmetric_weights,
                  "CalibMaxIntermediateOutputs": _chunk(len(reader), cfg.max_intermediate_outputs), **cfg.extra}
         quantize_static(str(pre), str(out_onnx), reader, quant_format=QuantFormat.QDQ,
@@ -110,3 +131,41 @@ def qdq_counts(path_or_model) -> dict[str, int]:
     for n in m.graph.node:
         counts[n.op_type] = counts.get(n.op_type, 0) + 1
     return counts
+
+
+def activations_to_uint8(model: onnx.ModelProto) -> int:
+    """Re-express int8 activation Q/DQ pairs (zero point z) as uint8 (zero point z + 128), in place.
+
+    The two grids are the same real values (q_u8 = q_s8 + 128), so the model computes exactly the
+    same thing; onnxruntime's fast CPU kernels want unsigned activations. pt2e exports (QAT)
+    use signed activations. Weight DQs (input is an initializer) are left signed. Returns the
+    number of (scale, zero point) pairs rewritten.
+    """
+    import numpy as np
+    from onnx import numpy_helper
+
+    inits = {i.name: i for i in model.graph.initializer}
+    done: dict[str, str] = {}
+    retyped: set[str] = set()
+    for n in model.graph.node:
+        if n.op_type not in ("QuantizeLinear", "DequantizeLinear") or len(n.input) < 3:
+            continue
+        if n.input[0] in inits or n.input[2] not in inits:
+            continue
+        z = numpy_helper.to_array(inits[n.input[2]])
+        if z.dtype != np.int8:
+            continue
+        if n.input[2] not in done:
+            name = f"{n.input[2]}__u8"
+            model.graph.initializer.append(numpy_helper.from_array((z.astype(np.int16) + 128).astype(np.uint8), name))
+            done[n.input[2]] = name
+        n.input[2] = done[n.input[2]]
+        retyped.add(n.output[0] if n.op_type == "QuantizeLinear" else n.input[0])
+    for vi in list(model.graph.value_info) + list(model.graph.output):
+        if vi.name in retyped:
+            vi.type.tensor_type.elem_type = onnx.TensorProto.UINT8
+    used = {i for n in model.graph.node for i in n.input}
+    keep = [i for i in model.graph.initializer if i.name in used]
+    del model.graph.initializer[:]
+    model.graph.initializer.extend(keep)
+    return len(done)

@@ -17,8 +17,8 @@ import tempfile
 from pathlib import Path
 
 from edge.errors import SpireEdgeError
-from quantize.artifacts import (build_int8, check_runtime, folder_for, fp32_onnx, fp32_reference, resolve_backends,
-                                runnable_int8, write_meta)
+from quantize.artifacts import (build_int8, check_runtime, finish_tensorrt, folder_for, fp32_onnx, fp32_reference,
+                                resolve_backends, runnable_int8, write_meta)
 from quantize.calibration import MIN_FRAMES, calibration_source
 from quantize.fidelity import default_val, fidelity_report, summary_line, val_set, write_report
 
@@ -99,10 +99,13 @@ def _one(n, src, onnx32, source, calib, out, scope, method, vals, work, threads,
     with staged_folder(final) as tmp:
         name, extra = build_int8(n, src, onnx32, source, tmp, scope, method)
         write_meta(src, n, tmp, name, "int8", calib, extra)
+        if n == "tensorrt":
+            finish_tensorrt(tmp)
         if vals is not None:
             ref = fp32_reference(n, src, onnx32, work)
             int8 = runnable_int8(n, src, tmp, name, work, calib)
-            rep = fidelity_report(ref, int8, vals, threads, bench_runs, desc=f"fidelity {n}")
+            rep = fidelity_report(ref, int8, vals, threads, bench_runs, desc=f"fidelity {n}",
+                                  labels=(f"FP32 {n} export of the same checkpoint", final.name))
             rep.update(backend=n, runtime="onnxruntime (QDQ view; no TensorRT here)" if n == "tensorrt" else n,
                        calibration=calib)
             write_report(tmp, rep)

@@ -71,7 +71,7 @@ def symmetrize_qdq(model: onnx.ModelProto) -> onnx.ModelProto:
             zf = z.astype(np.float64)
             amax = np.maximum(np.abs((lo - zf) * s), np.abs((hi - zf) * s))
             scale = np.maximum(amax / 127.0, np.finfo(np.float32).tiny).astype(np.float32)
-            names = (f"{key[0]}__sym_scale", f"{key[0]}__sym_zp")
+            names = (f"{key[0]}__sym{len(done)}_scale", f"{key[0]}__sym{len(done)}_zp")
             m.graph.initializer.append(numpy_helper.from_array(scale.reshape(s.shape), names[0]))
             m.graph.initializer.append(numpy_helper.from_array(np.zeros(z.shape, np.int8), names[1]))
             done[key] = names

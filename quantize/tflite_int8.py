@@ -35,6 +35,10 @@ def make_quantizer(keep_fp32_head: bool = True, ignored_scope: tuple[str, ...] =
     from litert_torch.quantize import pt2e_quantizer as pq
 
     class _Quantizer(pq.PT2EQuantizer):
+        # conv+BN QAT patterns: BatchNorm is folded before QAT (fuse_bn), and their matcher
+        # breaks on torch 2.13's export (it passes a function where a Module is expected)
+        STATIC_QAT_ONLY_OPS: list = []
+
         def annotate(self, model):
             model = super().annotate(model)
             skip = _head_fx_nodes(model) if keep_fp32_head else set()
@@ -58,6 +62,10 @@ def quantize_tflite(model, source, out_path: str | Path, keep_fp32_head: bool = 
         keep_fp32_head: leave the final conv (and anything after it) in float.
         ignored_scope: module paths (e.g. 'final_layer', 'stage4') left in float.
     """
+    import os
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # the converter's C++ INFO chatter
+    os.environ.setdefault("GLOG_minloglevel", "2")
     import litert_torch
     import torch
     from litert_torch.quantize.quant_config import QuantConfig

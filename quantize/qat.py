@@ -1,0 +1,273 @@
+"""`python -m quantize.qat`: fake-quantised fine-tuning where post-training INT8 loses accuracy.
+
+Why this flow: it is the one that works with torch 2.13 — pt2e, now in torchao 0.18.
+BatchNorm is folded into the convolutions first (left in, it stays in the graph and INT8 runs
+slower than FP32); then `torch.export` (dynamic batch and size, so training crops and
+native-resolution validation frames both run) → `prepare_qat_pt2e` → fine-tune with
+`spire.train`'s own data pipeline, loop (`spire.engine.train_one_epoch`) and validation
+(`spire.train.validate`, model selection on validation F1) → `convert_pt2e` →
+`torch.onnx.export(dynamo=True)`. The older FX QAT path silently drops activation quantization
+on export, so it is not used. Quantizer: litert-torch's pt2e quantizer (per-channel symmetric
+weights, per-tensor activations, head left FP32); torchao's X86InductorQuantizer fails to
+annotate HRPE's blocks here ("Input partition has more than one output node").
+
+Artifacts (same layout, sidecars and fidelity report as `quantize.ptq`):
+- onnxruntime: the QDQ export with activations re-expressed as uint8 (exactly the same grid),
+  the fast combination on x86; OpenVINO loads it too.
+- openvino: that QDQ model converted to IR (FakeQuantize ops).
+- tensorrt: the same QDQ model made signed-symmetric (`symmetrize_qdq`), checked offline.
+
+    python -m quantize.qat --weights W --data PATH --epochs N [--out DIR]
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import math
+import tempfile
+import time
+from pathlib import Path
+
+QAT_BACKENDS = ("onnxruntime", "openvino", "tensorrt")
+
+
+def _fake_quant_model(model, channels: int, imgsz: int, ignored_scope: tuple[str, ...] = ()):
+    """BN-folded, exported (dynamic N/H/W), QAT-prepared model wrapped so .train()/.eval() work."""
+    import torch
+    from torchao.quantization.pt2e import move_exported_model_to_eval, move_exported_model_to_train
+    from torchao.quantization.pt2e.quantize_pt2e import prepare_qat_pt2e
+
+    from quantize.tflite_int8 import make_quantizer
+    from spire.models import fuse_bn
+
+    folded = fuse_bn(model).eval()
+    x = torch.zeros(2, channels, imgsz, imgsz)
+    dims = {0: torch.export.Dim("batch", min=1, max=256), 2: 32 * torch.export.Dim("h32", min=1, max=128),
+            3: 32 * torch.export.Dim("w32", min=1, max=128)}
+    gm = torch.export.export(folded, (x,), dynamic_shapes=(dims,)).module()
+    prepared = prepare_qat_pt2e(gm, make_quantizer(True, tuple(ignored_scope), is_qat=True))
+
+    class FakeQuantNet(torch.nn.Module):
+        """nn.Module face for the pt2e graph: train()/eval() switch its fake-quant/observer modes."""
+
+        def __init__(self, g):
+            super().__init__()
+            self.g = g
+
+        def forward(self, x):
+            return self.g(x)
+
+        def train(self, mode: bool = True):
+            (move_exported_model_to_train if mode else move_exported_model_to_eval)(self.g)
+            self.training = mode
+            return self
+
+    return FakeQuantNet(prepared)
+
+
+def _count_fake_quant(net) -> int:
+    return sum(1 for m in net.modules() if "FakeQuantize" in type(m).__name__)
+
+
+def finetune(src, data: list[str], epochs: int, out: Path, split: str = "train", val_data: str | None = None,
+             val_split: str = "val", batch: int = 8, lr: float = 1e-4, steps: int = 0, max_val_frames: int = 0,
+             seed: int = 0, threads: int | None = None, ignored_scope: tuple[str, ...] = (), quiet: bool = False):
+    """QAT fine-tuning from the FP32 model of `src`; returns (best fake-quant net, history, info)."""
+    import torch
+    from tqdm import tqdm
+
+    from spire import engine
+    from spire.augment import AugmentConfig
+    from spire.data import PlanSampler, Reporter, TrainDataset, collate_skip
+    from spire.train import TrainConfig, build_data, validate
+
+    if threads:
+        torch.set_num_threads(threads)
+    torch.manual_seed(seed)
+    from edge.codecs import build_codec
+    from edge.preprocess import PreprocessConfig
+
+    pre = PreprocessConfig.from_dict(src.preprocess)
+    codec = build_codec(src.codec)
+    cfg = TrainConfig(data=[str(d) for d in data], train_split=split, val_data=val_data, val_split=val_split,
+                      imgsz=src.imgsz, epochs=epochs, batch=batch, lr=lr, max_val_frames=max_val_frames,
+                      seed=seed, out=str(out), quiet=quiet)
+    reporter = Reporter()
+    store, val_sets, split_info, _ = build_data(cfg, False, pre.channels, reporter, quiet)
+    aug = AugmentConfig(zoom=cfg.zoom, dihedral=True, crop=None if pre.scale_up else src.imgsz)
+    ds = TrainDataset(store, pre, codec, aug, seed)
+    sampler = PlanSampler(store, seed, cfg.bg_ratio)
+    net = _fake_quant_model(src.model, pre.channels, src.imgsz, ignored_scope)
+    info = engine.DistInfo()
+    native = not pre.scale_up
+    opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=cfg.weight_decay)
+    per_epoch = -(-sampler.epoch_len() // batch)
+    n_steps = min(per_epoch, steps) if steps else per_epoch
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, epochs * n_steps), eta_min=lr * 0.01)
+    history, best, best_state = [], -math.inf, None
+    out.mkdir(parents=True, exist_ok=True)
+    print(f"qat: {src.arch} at {src.imgsz}px, {len(store)} training frames, {split_info['val_frames']} validation "
+          f"frames, {_count_fake_quant(net)} fake-quant modules, {epochs} epoch(s) x {n_steps} step(s), lr {lr:g}")
+    for epoch in range(epochs):
+        t0 = time.monotonic()
+        sampler.set_epoch(epoch)
+        loader = torch.utils.data.DataLoader(ds, batch_size=batch, sampler=sampler, collate_fn=collate_skip)
+        done = {"n": 0}
+
+        def should_stop() -> bool:
+            done["n"] += 1
+            sched.step()
+            return bool(steps) and done["n"] >= steps
+
+        with tqdm(total=n_steps, desc=f"qat epoch {epoch + 1}/{epochs}", unit="batch", leave=False,
+                  disable=quiet) as bar:
+            r = engine.train_one_epoch(net, loader, opt, device=info.device, should_stop=should_stop, progress=bar)
+        val = validate(net, val_sets, pre, codec, info, native, reporter, max_val_frames, None, quiet)
+        row = {"epoch": epoch + 1, "lr": opt.param_groups[0]["lr"], "train_loss": r["loss"],
+               **{f"val_{k}": v for k, v in val.items()}, "seconds": time.monotonic() - t0}
+        history.append(row)
+        print(f"qat epoch {epoch + 1}: loss {r['loss']:.4g}, val P {100 * val['precision']:.1f} "
+              f"R {100 * val['recall']:.1f} F1 {100 * val['f1']:.2f} ({row['seconds']:.0f} s)")
+        if val["f1"] > best:
+            best, best_state = val["f1"], copy.deepcopy(net.state_dict())
+    engine.write_log(out / "log.csv", history)
+    net.load_state_dict(best_state)
+    return net, history, {"split": split_info, "best_val_f1": best, "fake_quant_modules": _count_fake_quant(net)}
+
+
+def export_qdq(net, channels: int, imgsz: int, path: Path) -> Path:
+    """convert_pt2e + dynamo ONNX export at the static (1, C, S, S) input; QDQ model at `path`."""
+    import torch
+    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e
+
+    from export.common import quiet
+
+    net.eval()
+    q = convert_pt2e(net.g)
+    x = torch.zeros(1, channels, imgsz, imgsz)
+    with quiet(), torch.no_grad():
+        torch.onnx.export(q, (x,), str(path), input_names=["images"], output_names=["heatmap"], dynamo=True,
+                          external_data=False, dynamic_shapes=None)
+    return path
+
+
+def build_artifacts(src, qdq: Path, out: Path, backends, calib: dict, qat_info: dict, vals, work: Path,
+                    threads: int | None, bench_runs: int) -> list[Path]:
+    """The QAT QDQ model as onnxruntime / OpenVINO / TensorRT artifacts with sidecars + fidelity."""
+    import onnx
+
+    from export.common import staged_folder
+    from quantize.artifacts import (file_for, finish_tensorrt, folder_for, fp32_onnx, fp32_reference, runnable_int8,
+                                    write_meta)
+    from quantize.fidelity import fidelity_report, summary_line, write_report
+    from quantize.graph_opt import optimize_for_int8
+    from quantize.onnx_int8 import activations_to_uint8, qdq_counts
+    from quantize.tensorrt_int8 import symmetrize_qdq
+
+    u8 = onnx.load(str(qdq))
+    activations_to_uint8(u8)
+    onnx.save(u8, str(work / "qat_u8.onnx"))
+    onnx32 = fp32_onnx(src, work) if vals is not None else None
+    done = []
+    for n in backends:
+        final = folder_for(out, src, n)
+        with staged_folder(final) as tmp:
+            name = file_for(src, n)
+            extra = {"quantizer": "QAT: torchao pt2e (litert-torch quantizer), fake-quant fine-tuning", "qat": qat_info}
+            if n == "onnxruntime":
+                extra["fp32_rewrites"] = optimize_for_int8(str(work / "qat_u8.onnx"), str(tmp / name))
+                extra["ops"] = qdq_counts(tmp / name)
+            elif n == "openvino":
+                import openvino as ov
+
+                ov.save_model(ov.convert_model(str(work / "qat_u8.onnx")), str(tmp / name), compress_to_fp16=False)
+            else:
+                onnx.save(symmetrize_qdq(onnx.load(str(qdq))), str(tmp / name))
+                extra["ops"] = qdq_counts(tmp / name)
+            write_meta(src, n, tmp, name, "int8", calib, extra)
+            if n == "tensorrt":
+                finish_tensorrt(tmp)
+            if vals is not None:
+                ref = fp32_reference(n, src, onnx32, work)
+                rep = fidelity_report(ref, runnable_int8(n, src, tmp, name, work, calib), vals, threads, bench_runs,
+                                      desc=f"fidelity {n}", labels=(f"FP32 {n} export of the same checkpoint", final.name))
+                rep.update(backend=n, method="qat", calibration=calib)
+                write_report(tmp, rep)
+                print(summary_line(rep, final.name))
+        print(f"qat: wrote {final}")
+        done.append(final)
+    return done
+
+
+def run_qat(weights, data, epochs: int, out: str | Path = "runs/qat", backend="onnxruntime,openvino,tensorrt",
+            imgsz: int | None = None, split: str = "train", val_data: str | None = None, val_split: str = "val",
+            batch: int = 8, lr: float = 1e-4, steps: int = 0, max_val_frames: int = 0, val_frames: int = 50,
+            ignored_scope=(), seed: int = 0, threads: int | None = 2, bench_runs: int = 30,
+            fidelity: bool = True, quiet: bool = False) -> list[Path]:
+    """Fine-tune with fake quantization and write the INT8 artifacts; returns their folders."""
+    from edge.errors import SpireEdgeError
+    from export.common import load_source
+    from quantize.artifacts import check_runtime, resolve_backends
+    from quantize.fidelity import default_val, val_set
+
+    names = resolve_backends(backend)
+    bad = [n for n in names if n not in QAT_BACKENDS]
+    if bad:
+        raise SpireEdgeError(f"--backend {bad[0]}: QAT exports {', '.join(QAT_BACKENDS)}; for tflite use "
+                             "python -m quantize.ptq --backend tflite")
+    for n in names + ["tflite"]:  # the pt2e quantizer comes with the tflite extra
+        check_runtime(n)
+    if epochs < 1:
+        raise SpireEdgeError(f"--epochs {epochs}: QAT needs at least 1 epoch")
+    data = [data] if isinstance(data, (str, Path)) else list(data)
+    src = load_source(weights, imgsz)
+    out = Path(out)
+    net, history, info = finetune(src, data, epochs, out, split, val_data, val_split, batch, lr, steps,
+                                  max_val_frames, seed, threads, tuple(ignored_scope), quiet)
+    calib = {"source": ",".join(str(d) for d in data), "frames": info["split"]["train_frames"], "split": split,
+             "method": "qat", "epochs": epochs}
+    vals = None
+    if fidelity:
+        vdata, vsplit = default_val(data[0], val_data, val_split)
+        vals = val_set(vdata, vsplit, val_frames, src.imgsz, seed)
+    qat_info = {"epochs": epochs, "lr": lr, "batch": batch, "steps_per_epoch": steps or None,
+                "best_val_f1": info["best_val_f1"], "fake_quant_modules": info["fake_quant_modules"],
+                "history": history}
+    with tempfile.TemporaryDirectory(prefix="spire_qat_") as work:
+        work = Path(work)
+        qdq = export_qdq(net, src.channels, src.imgsz, work / "qat_qdq.onnx")
+        return build_artifacts(src, qdq, out, names, calib, qat_info, vals, work, threads, bench_runs)
+
+
+def _parser() -> argparse.ArgumentParser:
+    from quantize.cli import add_common
+
+    p = argparse.ArgumentParser(prog="python -m quantize.qat", description=__doc__.split("\n\n")[0])
+    add_common(p, weights_required=True, calibration=False)
+    p.add_argument("--data", nargs="+", required=True, help="training dataset root(s) (spire.train's --data)")
+    p.add_argument("--epochs", type=int, required=True, help="fine-tuning epochs")
+    p.add_argument("--out", default="runs/qat", help="output root (default runs/qat)")
+    p.add_argument("--backend", default=",".join(QAT_BACKENDS), help="onnxruntime,openvino,tensorrt (comma list)")
+    p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--lr", type=float, default=1e-4, help="peak learning rate (cosine decay; default 1e-4)")
+    p.add_argument("--steps", type=int, default=0, help="cap batches per epoch (0: a full epoch)")
+    p.add_argument("--max-val-frames", type=int, default=0, help="cap validation frames per epoch (0: all)")
+    p.add_argument("--quiet", action="store_true")
+    return p
+
+
+def _main(a: argparse.Namespace) -> int:
+    run_qat(a.weights, a.data, a.epochs, a.out, a.backend, a.imgsz, a.split, a.val_data, a.val_split, a.batch,
+            a.lr, a.steps, a.max_val_frames, a.val_frames, a.ignored_scope, a.seed, a.threads, a.bench_runs,
+            not a.no_fidelity, a.quiet)
+    return 0
+
+
+def main(argv=None) -> int:
+    from quantize.cli import run_main
+
+    return run_main(_main, _parser(), argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
