@@ -9,6 +9,7 @@ is why the runtime compiles with INFERENCE_PRECISION_HINT=f32).
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -68,6 +69,7 @@ def quantize_openvino(fp32_model: str | Path, out_xml: str | Path, dataset, subs
     import nncf
     import openvino as ov
 
+    logging.getLogger("nncf").setLevel(logging.WARNING)  # its per-node INFO lines drown the progress
     model = ov.Core().read_model(str(fp32_model))
     names = (head_nodes(model) if cfg.keep_fp32_head else []) + _scope_names(model, tuple(cfg.ignored_scope))
     scope = nncf.IgnoredScope(names=sorted(set(names)), validate=False) if names else None

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-from onnx import numpy_helper
+from onnx import helper, numpy_helper
 
 from quantize.onnx_int8 import OrtInt8Config, quantize_onnx
 
@@ -48,13 +48,17 @@ def symmetrize_qdq(model: onnx.ModelProto) -> onnx.ModelProto:
 
     An activation quantized with scale s and zero point z (uint8: range [-z·s, (255-z)·s]) gets
     s' = max|range| / 127 and z' = 0 (int8), so every value the old grid covered stays in range.
-    Weight DQs (int8, zero point 0) are left as they are. Returns a new model.
+    Weight DQs (int8, zero point 0) are left as they are. Where the old grid started at 0 (zero
+    point = qmin) the quantizer also acted as a ReLU (onnxruntime drops such ReLUs from QDQ
+    graphs); an explicit Relu is inserted there. Returns a new model.
     """
     m = onnx.ModelProto()
     m.CopyFrom(model)
     inits = _inits(m)
     done: dict[tuple[str, str], tuple[str, str]] = {}
     retyped: set[str] = set()
+    relus: list = []
+    producer = {o: n for n in m.graph.node for o in n.output}
     for n in m.graph.node:
         if n.op_type not in QDQ or n.input[1] not in inits:
             continue
@@ -80,6 +84,16 @@ def symmetrize_qdq(model: onnx.ModelProto) -> onnx.ModelProto:
         n.input[1], n.input[2] = done[key]
         if n.op_type == "QuantizeLinear":
             retyped.add(n.output[0])
+            lo = 0 if z.dtype == np.uint8 else -128
+            src = producer.get(n.input[0])
+            if np.all(z == lo) and (src is None or src.op_type != "Relu"):
+                # the old grid started at 0, so quantizing also clamped negatives: a ReLU that
+                # onnxruntime removed from the graph. The symmetric grid keeps negatives: put it back.
+                relu_out = f"{n.input[0]}__relu{len(relus)}"
+                relus.append((n, helper.make_node("Relu", [n.input[0]], [relu_out], name=relu_out)))
+                n.input[0] = relu_out
+    for q, relu in relus:  # insert each ReLU right before its QuantizeLinear (topological order)
+        m.graph.node.insert(list(m.graph.node).index(q), relu)
     for vi in list(m.graph.value_info) + list(m.graph.output):
         if vi.name in retyped:  # the quantized tensor is int8 now (was uint8)
             vi.type.tensor_type.elem_type = onnx.TensorProto.INT8

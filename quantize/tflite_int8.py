@@ -69,6 +69,7 @@ def quantize_tflite(model, source, out_path: str | Path, keep_fp32_head: bool = 
     import litert_torch
     import torch
     from litert_torch.quantize.quant_config import QuantConfig
+    from torchao.quantization.pt2e import move_exported_model_to_eval
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
 
     from export.common import quiet
@@ -84,6 +85,7 @@ def quantize_tflite(model, source, out_path: str | Path, keep_fp32_head: bool = 
         for x in torch_batches(source.with_progress("calibration (pt2e/LiteRT)")):
             prepared(x)
     converted = convert_pt2e(prepared, fold_quantize=False)
+    move_exported_model_to_eval(converted)  # the converter wants an eval-mode graph
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     with quiet():  # the converter's progress chatter; errors still raise

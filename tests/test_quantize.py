@@ -1,0 +1,289 @@
+"""INT8: calibration data, per-backend PTQ artifacts, TensorRT rules, graph rewrites, QAT, errors.
+
+Models are tiny (a 3-conv blob detector for point agreement, hrpe_nano for the HRPE graph) at
+64 px with 8 calibration frames, so the whole file runs in well under a minute on 2 cores.
+"""
+from __future__ import annotations
+
+import importlib.util
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("onnxruntime")
+
+from edge.errors import BackendUnavailable, DatasetError, SpireEdgeError  # noqa: E402
+from edge.preprocess import Normalization, PreprocessConfig  # noqa: E402
+
+NUAA = Path("/work/shared/data/nuaa-sirst")
+S = 64
+NORM = Normalization("mean-std", (0.45,), (0.25,))
+CFG = PreprocessConfig(S, 1, NORM, "center", False)
+
+
+class BlobNet(torch.nn.Module):
+    """Stride-4 centre-surround detector: peaks on small bright targets (and some clutter)."""
+
+    def __init__(self):
+        super().__init__()
+        g = torch.Generator().manual_seed(0)
+        self.conv1 = torch.nn.Conv2d(1, 8, 3, 2, 1)
+        self.conv2 = torch.nn.Conv2d(8, 8, 3, 2, 1)
+        self.final_layer = torch.nn.Conv2d(8, 1, 1)
+        with torch.no_grad():
+            for m in (self.conv1, self.conv2, self.final_layer):
+                m.weight.copy_(torch.randn(m.weight.shape, generator=g) * 0.05)
+                m.bias.zero_()
+            k = -torch.ones(3, 3) / 8
+            k[1, 1] = 1.0
+            self.conv1.weight[0, 0] = k
+            self.conv2.weight[0] = 0
+            self.conv2.weight[0, 0] = 1 / 3
+            self.final_layer.weight[0] = 0
+            self.final_layer.weight[0, 0] = 1.0
+            self.final_layer.bias[0] = -0.1
+
+    def forward(self, x):
+        return self.final_layer(torch.relu(self.conv2(torch.relu(self.conv1(x)))))
+
+
+def blob_source():
+    from export.common import source_from_model
+
+    meta = {"preprocess": CFG.to_dict(),
+            "codec": {"type": "gaussian", "input_size": S, "stride": 4, "thr": 0.3, "vr": 0.2, "top_k": 8}}
+    return source_from_model(BlobNet().eval(), meta=meta, arch="blobnet", arch_kwargs={})
+
+
+def available(backend: str) -> bool:
+    from quantize.artifacts import BACKENDS
+
+    return all(importlib.util.find_spec(m) is not None for m, _ in BACKENDS[backend].needs)
+
+
+@pytest.fixture(scope="module")
+def nuaa_fixture(tmp_path_factory):
+    """A 10-frame NUAA-layout copy (train list only)."""
+    if not NUAA.is_dir():
+        pytest.skip("shared NUAA-SIRST data not present")
+    root = tmp_path_factory.mktemp("nuaa")
+    names = (NUAA / "train.txt").read_text().split()[:10]
+    (root / "images").mkdir()
+    (root / "masks").mkdir()
+    for n in names:
+        shutil.copy(NUAA / "images" / f"{n}.png", root / "images")
+        shutil.copy(NUAA / "masks" / f"{n}_pixels0.png", root / "masks")
+    (root / "train.txt").write_text("\n".join(names) + "\n")
+    (root / "tiny.txt").write_text("\n".join(names[:3]) + "\n")
+    (root / "test.txt").write_text("\n".join(names[:8]) + "\n")
+    return root
+
+
+# ------------------------------------------------------------------------------ calibration
+def test_calibration_real_frames_runtime_preprocess(nuaa_fixture):
+    from quantize.calibration import calibration_source
+
+    src = calibration_source(nuaa_fixture, "train", frames=8, cfg=CFG, progress=False)
+    assert len(src) == 8
+    flags = [f.targets > 0 for f in src.frames]
+    assert flags == sorted(flags, reverse=True) and flags[0]  # target-bearing frames first
+    assert all(f.frame.shape[0] <= S and f.frame.shape[1] <= S for f in src.frames)  # native S×S crops
+    assert all(f.native for f in src.frames)  # NUAA frames are larger than 64: cut, never scaled
+    a, b = list(src), list(src)  # re-iterable, deterministic
+    assert all(x.shape == (1, 1, S, S) and x.dtype == np.float32 for x in a)
+    assert all(np.array_equal(x, y) for x, y in zip(a, b))
+    assert src.info() == {"source": str(nuaa_fixture), "frames": 8, "split": "train",
+                          "target_frames": sum(flags)}
+    # the crop around a target keeps a bright peak: the input is not a flat background
+    assert max(float(x.max()) for x in a) > 1.0
+
+
+def test_calibration_errors_are_one_line(nuaa_fixture, capsys):
+    from quantize.calibration import calibration_source
+
+    with pytest.raises(DatasetError, match="test set") as e:
+        calibration_source(nuaa_fixture, "test", frames=8, cfg=CFG, progress=False)
+    assert "\n" not in str(e.value)
+    with pytest.raises(DatasetError, match="at least 8") as e:
+        calibration_source(nuaa_fixture, "tiny", frames=8, cfg=CFG, progress=False)
+    assert str(nuaa_fixture) in str(e.value) and "\n" not in str(e.value)
+    with pytest.raises(DatasetError, match="--frames 3"):
+        calibration_source(None, frames=3, cfg=CFG)
+    src = calibration_source(None, frames=8, cfg=CFG, progress=False)
+    err = capsys.readouterr().err
+    assert "no --data given" in err and "synthetic" in err
+    assert src.info()["source"] == "synthetic" and len(src) == 8
+
+
+def test_ort_reader_rewinds():
+    from quantize.calibration import calibration_source, ort_reader
+
+    r = ort_reader(calibration_source(None, frames=8, cfg=CFG, progress=False))
+    first = [r.get_next() for _ in range(9)]
+    assert first[-1] is None and all(d["images"].shape == (1, 1, S, S) for d in first[:-1])
+    r.rewind()
+    assert np.array_equal(r.get_next()["images"], first[0]["images"]) and len(r) == 8
+
+
+# ------------------------------------------------------------------------------ PTQ artifacts
+BACKENDS = [b for b in ("onnxruntime", "openvino", "tflite", "tensorrt") if available(b)]
+
+
+@pytest.fixture(scope="module")
+def ptq_run(tmp_path_factory):
+    from quantize.ptq import run_ptq
+
+    out = tmp_path_factory.mktemp("ptq")
+    folders = run_ptq(backend=BACKENDS, data=None, frames=8, val_frames=8, out=out, bench_runs=0, threads=1,
+                      src=blob_source())
+    return {b: f for b, f in zip(BACKENDS, folders)}
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_ptq_artifact_loads_and_agrees_with_fp32(ptq_run, backend):
+    from edge.backends import load_backend
+    from edge.sidecar import read_sidecar
+
+    folder = ptq_run[backend]
+    fmt = {"onnxruntime": "onnx"}.get(backend, backend)
+    assert folder.name == f"blobnet_{S}_int8_{fmt}" + ("_model" if fmt == "openvino" else "")
+    meta = read_sidecar(folder)
+    assert meta.precision == "int8" and meta.format == fmt
+    assert meta.calibration["source"] == "synthetic" and meta.calibration["frames"] == 8
+    rep = json.loads((folder / "fidelity.json").read_text())
+    for k in ("fp32_f1", "int8_f1", "identical_frames", "mean_shift_px", "fp32_precision", "int8_recall",
+              "int8_fa_per_pixel"):
+        assert k in rep
+    assert rep["frames"] == 8 and rep["fp32_tp"] > 0  # the reference really finds targets
+    assert rep["identical_frames"] >= 0.5 and rep["mean_shift_px"] < 0.5
+    assert abs(rep["fp32_f1"] - rep["int8_f1"]) <= 0.2
+    if backend != "tensorrt":  # the runtime loads it and returns the heatmap shape
+        be = load_backend(folder, threads=1)
+        y = be.infer(np.zeros((1, 1, S, S), np.float32))
+        assert np.asarray(y).size == (S // 4) ** 2
+
+
+def test_ptq_int8_is_really_int8(ptq_run):
+    import onnx
+    from onnx import numpy_helper
+
+    from quantize.onnx_int8 import qdq_counts
+
+    if "onnxruntime" in ptq_run:
+        path = next(ptq_run["onnxruntime"].glob("*.onnx"))
+        m = onnx.load(str(path))
+        counts = qdq_counts(m)
+        assert counts.get("QuantizeLinear", 0) >= 2 and counts.get("DequantizeLinear", 0) >= 3
+        inits = {i.name: numpy_helper.to_array(i) for i in m.graph.initializer}
+        zps = [inits[n.input[2]].dtype for n in m.graph.node if n.op_type == "QuantizeLinear"]
+        assert set(zps) == {np.dtype(np.uint8)}  # unsigned activations: the fast x86 path
+        float_convs = [n for n in m.graph.node if n.op_type == "Conv" and n.input[1] in inits]
+        assert len(float_convs) == 1 and float_convs[0].output[0] == "heatmap"  # only the 1×1 head is float
+    if "openvino" in ptq_run:
+        from quantize.openvino_int8 import fake_quantize_count
+
+        assert fake_quantize_count(next(ptq_run["openvino"].glob("*.xml"))) >= 2
+    if "tflite" in ptq_run:
+        from export.tflite import interpreter
+
+        it = interpreter(next(ptq_run["tflite"].glob("*.tflite")))
+        assert it.get_input_details()[0]["dtype"] == np.int8  # full-integer
+        assert it.get_output_details()[0]["dtype"] == np.float32  # float head keeps a float output
+    if "tensorrt" in ptq_run:
+        from quantize.tensorrt_int8 import check_trt_rules
+
+        folder = ptq_run["tensorrt"]
+        assert check_trt_rules(next(folder.glob("*.onnx"))) == []
+        assert (folder / "build_engine.sh").is_file()
+
+
+# ------------------------------------------------------------------------------ TensorRT rules
+def test_symmetrize_qdq_meets_tensorrt_rules(tmp_path):
+    import onnx
+    import onnxruntime as ort
+
+    from export.onnx import build_onnx
+    from quantize.calibration import calibration_source, ort_reader
+    from quantize.onnx_int8 import quantize_onnx
+    from quantize.tensorrt_int8 import check_trt_rules, symmetrize_qdq
+
+    src = blob_source()
+    fp32, _ = build_onnx(src, tmp_path, "fp32.onnx")
+    u8 = quantize_onnx(fp32, tmp_path / "u8.onnx", ort_reader(calibration_source(None, frames=8, cfg=CFG, progress=False)))
+    bad = check_trt_rules(u8)
+    assert any("uint8" in b for b in bad)
+    sym = symmetrize_qdq(onnx.load(str(u8)))
+    assert check_trt_rules(sym) == []
+    onnx.save(sym, str(tmp_path / "sym.onnx"))
+    x = np.random.default_rng(0).standard_normal((1, 1, S, S)).astype(np.float32)
+    a = ort.InferenceSession(str(u8)).run(None, {"images": x})[0]
+    b = ort.InferenceSession(str(tmp_path / "sym.onnx")).run(None, {"images": x})[0]
+    assert np.abs(a - b).max() < 0.1 * np.abs(a).max()  # same model, one bit coarser activations
+
+
+# ------------------------------------------------------------------------------ graph rewrite
+def test_int8_graph_rewrite_is_exact_on_hrpe(tmp_path):
+    import onnx
+
+    from export.common import source_from_model
+    from export.onnx import build_onnx
+    from quantize.graph_opt import optimize_for_int8
+    from spire.models import create_model
+
+    src = source_from_model(create_model("hrpe_nano").eval(), imgsz=S, arch="hrpe_nano")
+    fp32, _ = build_onnx(src, tmp_path, "fp32.onnx")
+    rep = optimize_for_int8(str(fp32), str(tmp_path / "g.onnx"))
+    assert rep["shuffles"] > 0 and rep["pools"] > 0 and rep["max_abs_diff"] <= 1e-5
+    ops = {n.op_type for n in onnx.load(str(tmp_path / "g.onnx")).graph.node}
+    assert "Transpose" not in ops and "ReduceMean" not in ops and "Gather" in ops
+
+
+# ------------------------------------------------------------------------------ errors
+def test_unknown_backend_and_missing_runtime(monkeypatch):
+    from quantize.artifacts import check_runtime, resolve_backends
+
+    with pytest.raises(SpireEdgeError, match="did you mean 'openvino'") as e:
+        resolve_backends("openvin")
+    assert "\n" not in str(e.value)
+    assert resolve_backends("all") == ["onnxruntime", "openvino", "tflite", "tensorrt"]
+    monkeypatch.setitem(sys.modules, "nncf", None)  # import nncf -> ImportError
+    with pytest.raises(BackendUnavailable, match=r"pip install 'spire-edge\[openvino\]'") as e:
+        check_runtime("openvino")
+    assert "\n" not in str(e.value)
+
+
+def test_cli_error_is_one_line(capsys, tmp_path):
+    from quantize.ptq import main
+
+    assert main(["--weights", str(tmp_path / "none.pt"), "--backend", "bogus"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: unknown --backend 'bogus'")
+
+
+# ------------------------------------------------------------------------------ QAT
+def test_qat_tiny_exports_real_qdq(nuaa_fixture, tmp_path):
+    import onnx
+    import onnxruntime as ort
+
+    from quantize import qat
+    from spire.models import create_model, save_checkpoint
+
+    ck = tmp_path / "nano.pt"
+    save_checkpoint(ck, create_model("hrpe_nano"), {})
+    net = qat._fake_quant_model(create_model("hrpe_nano").eval(), 1, S)
+    assert qat._count_fake_quant(net) > 10  # fake quantization is in the training graph
+    folders = qat.run_qat(ck, [nuaa_fixture], epochs=1, out=tmp_path / "qat", backend="onnxruntime", imgsz=S,
+                          batch=2, steps=2, max_val_frames=2, val_frames=2, bench_runs=0, threads=1, quiet=True)
+    path = next(folders[0].glob("*.onnx"))
+    m = onnx.load(str(path))
+    assert sum(n.op_type == "QuantizeLinear" for n in m.graph.node) > 10
+    y = ort.InferenceSession(str(path)).run(None, {"images": np.zeros((1, 1, S, S), np.float32)})[0]
+    assert y.shape == (1, 1, S // 4, S // 4) and np.isfinite(y).all()
+    meta = json.loads((folders[0] / "metadata.json").read_text())
+    assert meta["calibration"]["method"] == "qat" and meta["extra"]["qat"]["epochs"] == 1
+    assert (tmp_path / "qat" / "log.csv").is_file()
