@@ -72,7 +72,18 @@ def quantize_openvino(fp32_model: str | Path, out_xml: str | Path, dataset, subs
     logging.getLogger("nncf").setLevel(logging.WARNING)  # its per-node INFO lines drown the progress
     model = ov.Core().read_model(str(fp32_model))
     names = (head_nodes(model) if cfg.keep_fp32_head else []) + _scope_names(model, tuple(cfg.ignored_scope))
-    scope = nncf.IgnoredScope(names=sorted(set(names)), validate=False) if names else None
+    patterns = []
+    if cfg.ignored_scope and str(fp32_model).endswith(".onnx"):
+        # module paths live in the ONNX metadata; OpenVINO keeps the ONNX node names (plus "/..." parts)
+        import re
+
+        import onnx
+
+        from quantize.onnx_int8 import expand_scope
+
+        onnx_names = expand_scope(onnx.load(str(fp32_model)), tuple(cfg.ignored_scope))
+        patterns = [f"{re.escape(n)}(/.*)?" for n in onnx_names]
+    scope = nncf.IgnoredScope(names=sorted(set(names)), patterns=patterns, validate=False) if names or patterns else None
     kw = {"ignored_scope": scope} if scope is not None else {}
     q = nncf.quantize(model, dataset, preset=getattr(nncf.QuantizationPreset, cfg.preset),
                       subset_size=max(1, int(subset_size)), fast_bias_correction=cfg.fast_bias_correction, **kw)

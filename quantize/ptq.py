@@ -28,7 +28,7 @@ def run_ptq(weights: str | Path | None = None, backend: str | list[str] = "all",
             imgsz: int | None = None, out: str | Path = "runs/quantize", ignored_scope: list[str] | None = None,
             val_frames: int = 50, seed: int = 0, threads: int | None = 2, bench_runs: int = 30,
             fidelity: bool = True, calibrate_method: str = "MinMax", min_frames: int = MIN_FRAMES,
-            src=None, **_) -> list[Path]:
+            src=None) -> list[Path]:
     """Quantize a checkpoint to INT8 for one or all backends.
 
     Args:

@@ -239,8 +239,16 @@ def test_int8_graph_rewrite_is_exact_on_hrpe(tmp_path):
     fp32, _ = build_onnx(src, tmp_path, "fp32.onnx")
     rep = optimize_for_int8(str(fp32), str(tmp_path / "g.onnx"))
     assert rep["shuffles"] > 0 and rep["pools"] > 0 and rep["max_abs_diff"] <= 1e-5
-    ops = {n.op_type for n in onnx.load(str(tmp_path / "g.onnx")).graph.node}
+    g = onnx.load(str(tmp_path / "g.onnx"))
+    ops = {n.op_type for n in g.graph.node}
     assert "Transpose" not in ops and "ReduceMean" not in ops and "Gather" in ops
+    # --ignored-scope by module path reaches every op of the module, not only its convolutions
+    from quantize.onnx_int8 import expand_scope
+
+    hit = set(expand_scope(g, ("stage2",)))
+    kinds = {n.op_type for n in g.graph.node if n.name in hit}
+    assert {"Conv", "Mul", "Concat", "Sigmoid"} <= kinds
+    assert not any(n.name in hit for n in g.graph.node if n.input and n.input[0] == "images")
 
 
 # ------------------------------------------------------------------------------ errors
