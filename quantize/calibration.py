@@ -92,8 +92,7 @@ class CalibrationSource:
 
     def with_progress(self, desc: str) -> "CalibrationSource":
         """Same frames, another progress label (one bar per tool pass)."""
-        out = dataclasses.replace(self, desc=desc)
-        return out
+        return dataclasses.replace(self, desc=desc)
 
 
 # ---------------------------------------------------------------------------------- selection
@@ -115,7 +114,7 @@ def _crop(frame: np.ndarray, points: np.ndarray, size: int, rng: np.random.Gener
     return np.ascontiguousarray(frame[y0:y0 + ch, x0:x0 + cw]), True
 
 
-def _check_count(n: int, where: str, wanted: int, min_frames: int) -> None:
+def _check_count(n: int, where: str, min_frames: int) -> None:
     if n < min_frames:
         raise DatasetError(f"{where}: only {n} calibration frame(s), INT8 calibration needs at least "
                            f"{min_frames}; pass a larger --data split (or several frames with --frames >= {min_frames})")
@@ -196,7 +195,7 @@ def calibration_source(data: str | Path | None = None, split: str = "train", fra
         raise DatasetError(f"{data}: calibrating on the '{split}' split would leak the test set into the "
                            "model; pass --split train (or val)")
     picked = real_frames(data, split, frames, cfg.imgsz, seed, progress)
-    _check_count(len(picked), f"{data} (split {split})", frames, min_frames)
+    _check_count(len(picked), f"{data} (split {split})", min_frames)
     if not any(f.targets for f in picked):
         _warn(f"{data} (split {split}): no calibration frame holds a target; INT8 may clip target peaks")
     return CalibrationSource(picked, cfg, str(data), split, progress)

@@ -25,8 +25,9 @@ from onnx import helper, numpy_helper
 
 from quantize.onnx_int8 import OrtInt8Config, quantize_onnx
 
+# Biases stay float: TensorRT fuses them itself and rejects int32 bias Q/DQ.
 TRT_CONFIG = OrtInt8Config(activation="QInt8", weight="QInt8", per_channel=True,
-                           symmetric_activations=True, symmetric_weights=True)
+                           symmetric_activations=True, symmetric_weights=True, extra={"QuantizeBias": False})
 QDQ = ("QuantizeLinear", "DequantizeLinear")
 
 
@@ -67,6 +68,8 @@ def symmetrize_qdq(model: onnx.ModelProto) -> onnx.ModelProto:
         if has_zp and n.input[2] not in inits:
             continue  # computed zero point: left for check_trt_rules to report
         z = numpy_helper.to_array(inits[n.input[2]]) if has_zp else np.zeros((), np.uint8)
+        if z.dtype == np.int32:
+            continue  # an int32 bias: folded back to float below
         if z.dtype == np.int8 and not np.any(z):
             continue  # already symmetric signed
         key = (n.input[1], n.input[2] if has_zp else "")
@@ -92,6 +95,7 @@ def symmetrize_qdq(model: onnx.ModelProto) -> onnx.ModelProto:
                 relu_out = f"{n.input[0]}__relu{len(relus)}"
                 relus.append((n, helper.make_node("Relu", [n.input[0]], [relu_out], name=relu_out)))
                 n.input[0] = relu_out
+    _float_biases(m)
     for q, relu in relus:  # insert each ReLU right before its QuantizeLinear (topological order)
         m.graph.node.insert(list(m.graph.node).index(q), relu)
     for vi in list(m.graph.value_info) + list(m.graph.output):
@@ -99,6 +103,21 @@ def symmetrize_qdq(model: onnx.ModelProto) -> onnx.ModelProto:
             vi.type.tensor_type.elem_type = onnx.TensorProto.INT8
     _drop_unused_initializers(m)
     return m
+
+
+def _float_biases(m: onnx.ModelProto) -> None:
+    """Replace int32 bias DequantizeLinear nodes by their float values (TensorRT wants float bias)."""
+    inits = _inits(m)
+    for n in list(m.graph.node):
+        if n.op_type != "DequantizeLinear" or n.input[0] not in inits:
+            continue
+        q = numpy_helper.to_array(inits[n.input[0]])
+        if q.dtype != np.int32:
+            continue
+        s = numpy_helper.to_array(inits[n.input[1]]).astype(np.float64)
+        z = numpy_helper.to_array(inits[n.input[2]]).astype(np.float64) if len(n.input) > 2 and n.input[2] else 0.0
+        m.graph.initializer.append(numpy_helper.from_array(((q - z) * s).astype(np.float32), n.output[0]))
+        m.graph.node.remove(n)
 
 
 def _drop_unused_initializers(m: onnx.ModelProto) -> None:

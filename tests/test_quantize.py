@@ -37,8 +37,8 @@ class BlobNet(torch.nn.Module):
         self.final_layer = torch.nn.Conv2d(8, 1, 1)
         with torch.no_grad():
             for m in (self.conv1, self.conv2, self.final_layer):
-                m.weight.copy_(torch.randn(m.weight.shape, generator=g) * 0.05)
-                m.bias.zero_()
+                m.weight.copy_(torch.randn(m.weight.shape, generator=g) * 0.02)
+                m.bias.copy_(torch.randn(m.bias.shape, generator=g) * 0.01)  # biases must stay legal for TensorRT
             k = -torch.ones(3, 3) / 8
             k[1, 1] = 1.0
             self.conv1.weight[0, 0] = k
@@ -56,7 +56,7 @@ def blob_source():
     from export.common import source_from_model
 
     meta = {"preprocess": CFG.to_dict(),
-            "codec": {"type": "gaussian", "input_size": S, "stride": 4, "thr": 0.3, "vr": 0.2, "top_k": 8}}
+            "codec": {"type": "gaussian", "input_size": S, "stride": 4, "thr": 0.5, "vr": 0.2, "top_k": 8}}
     return source_from_model(BlobNet().eval(), meta=meta, arch="blobnet", arch_kwargs={})
 
 
@@ -139,7 +139,7 @@ def ptq_run(tmp_path_factory):
     from quantize.ptq import run_ptq
 
     out = tmp_path_factory.mktemp("ptq")
-    folders = run_ptq(backend=BACKENDS, data=None, frames=8, val_frames=8, out=out, bench_runs=0, threads=1,
+    folders = run_ptq(backend=BACKENDS, data=None, frames=8, val_frames=16, out=out, bench_runs=0, threads=1,
                       src=blob_source())
     return {b: f for b, f in zip(BACKENDS, folders)}
 
@@ -159,9 +159,9 @@ def test_ptq_artifact_loads_and_agrees_with_fp32(ptq_run, backend):
     for k in ("fp32_f1", "int8_f1", "identical_frames", "mean_shift_px", "fp32_precision", "int8_recall",
               "int8_fa_per_pixel"):
         assert k in rep
-    assert rep["frames"] == 8 and rep["fp32_tp"] > 0  # the reference really finds targets
-    assert rep["identical_frames"] >= 0.5 and rep["mean_shift_px"] < 0.5
-    assert abs(rep["fp32_f1"] - rep["int8_f1"]) <= 0.2
+    assert rep["frames"] == 16 and rep["fp32_tp"] > 0  # the reference really finds targets
+    assert rep["identical_frames"] >= 0.7 and rep["mean_shift_px"] < 0.25
+    assert abs(rep["fp32_f1"] - rep["int8_f1"]) <= 0.1
     if backend != "tensorrt":  # the runtime loads it and returns the heatmap shape
         be = load_backend(folder, threads=1)
         y = be.infer(np.zeros((1, 1, S, S), np.float32))
