@@ -295,3 +295,23 @@ def test_qat_tiny_exports_real_qdq(nuaa_fixture, tmp_path):
     meta = json.loads((folders[0] / "metadata.json").read_text())
     assert meta["calibration"]["method"] == "qat" and meta["extra"]["qat"]["epochs"] == 1
     assert (tmp_path / "qat" / "log.csv").is_file()
+
+
+@pytest.mark.skipif(not available("tflite"), reason="litert-torch not installed")
+def test_tflite_int8_of_hrpe_matches_pt2e(tmp_path):
+    """HRPE's channel shuffle is traced in 4-D form for LiteRT (litert-torch 0.10 mis-converts the
+    quantized 5-D one); the converted model must track pt2e's INT8 simulation (checked inside)."""
+    import spire.models.hrpe_blocks as blocks
+    from export.common import source_from_model
+    from quantize.calibration import calibration_source
+    from quantize.tflite_int8 import quantize_tflite, tflite_friendly_shuffle
+    from spire.models import create_model
+
+    orig = blocks.channel_shuffle
+    with tflite_friendly_shuffle():
+        assert blocks.channel_shuffle is not orig
+    assert blocks.channel_shuffle is orig  # restored
+    src = source_from_model(create_model("hrpe_nano").eval(), imgsz=S, arch="hrpe_nano")
+    cs = calibration_source(None, frames=8, cfg=PreprocessConfig.from_dict(src.preprocess), progress=False)
+    path = quantize_tflite(src.model, cs, tmp_path / "nano_int8.tflite")  # raises on a mis-conversion
+    assert path.is_file() and path.stat().st_size > 0
