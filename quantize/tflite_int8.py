@@ -50,7 +50,10 @@ def tflite_friendly_shuffle():
     litert-torch 0.10 mis-converts a quantized 5-D reshape/transpose: the HRPE-lite INT8 heatmap
     correlated 0.92 with FP32 (pt2e's own simulation: 0.995) and the faithful HRPE lost every
     detection (peaks at a quarter of FP32). The slice form is checked equal to the original on
-    a random tensor before use, and gives 0.998 after conversion.
+    a random tensor before use, and gives 0.998 after conversion. The price is speed: XNNPACK
+    runs the 1-channel concat slowly (HRPE-lite 512: INT8 34 ms vs FP32 5 ms on this CPU), and a
+    4-D reshape/transpose form is mis-converted too, so for the HRPE family prefer TFLite FP32/FP16
+    until litert-torch converts quantized transposes correctly.
     """
     try:
         import spire.models.hrpe_blocks as blocks
