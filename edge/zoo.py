@@ -23,6 +23,10 @@ FORMAT_ALIASES = {"onnxruntime": "onnx", "ort": "onnx", "ov": "openvino", "liter
 # Preference when no precision is asked for: the fastest artifact that keeps the fidelity report's
 # agreement first, then the reference.
 PRECISION_ORDER = ("int8", "fp32", "fp16")
+# Optional file beside the artifact folders: {"<format>": "<artifact folder name>"}, written from a
+# benchmark run, so the default per backend is the one measured fastest at equal accuracy (e.g.
+# LiteRT INT8 of HRPE is slower than its FP32 on XNNPACK) instead of a fixed precision order.
+DEFAULTS_NAME = "defaults.json"
 
 
 def weights_dir() -> Path:
@@ -80,6 +84,10 @@ def default_artifact(fmt: str, precision: str | None = None, root: str | Path | 
     """The artifact folder to run for a format (prefers int8, then fp32, then fp16 when not asked)."""
     f = normalize_format(fmt)
     cands = [(p, m) for p, m in find_artifacts(root) if m.format == f]
+    if precision is None:
+        preferred = _measured_default(f, cands)
+        if preferred is not None:
+            return preferred
     order = (precision,) if precision else PRECISION_ORDER
     for prec in order:
         hit = [p for p, m in cands if m.precision == prec]
@@ -90,3 +98,20 @@ def default_artifact(fmt: str, precision: str | None = None, root: str | Path | 
     raise SidecarError(f"{where}: no {want}{f} artifact found; export one with "
                        f"`python -m export --target {f}{' --precision ' + precision if precision else ''}` "
                        "or pass --model PATH")
+
+
+def _measured_default(fmt: str, cands: list[tuple[Path, ModelMeta]]) -> Path | None:
+    """The candidate named by a `defaults.json` beside it (first root that has one), if any."""
+    import json
+    for parent in dict.fromkeys(p.parent for p, _ in cands):
+        f = parent / DEFAULTS_NAME
+        if not f.is_file():
+            continue
+        try:
+            name = json.loads(f.read_text()).get(fmt)
+        except (OSError, ValueError, AttributeError):
+            continue
+        for p, _ in cands:
+            if p.parent == parent and p.name == name:
+                return p
+    return None

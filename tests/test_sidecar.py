@@ -161,3 +161,20 @@ def test_zoo_resolves_env_folder_and_prefers_int8(tmp_path, monkeypatch):
         zoo.default_artifact("onnx", precision="fp16")
     with pytest.raises(SidecarError, match="unknown model format"):
         zoo.default_artifact("coreml")
+
+
+def test_zoo_measured_defaults_override_the_precision_order(tmp_path, monkeypatch):
+    from edge import zoo
+    monkeypatch.setenv(zoo.ENV_VAR, str(tmp_path / "w"))
+    monkeypatch.chdir(tmp_path)
+    exp = tmp_path / "w" / "export"
+    (exp / "a").mkdir(parents=True)
+    (exp / "b").mkdir()
+    fp32, _, _ = _artifact(exp / "a", fmt="tflite", name="m_fp32.tflite")
+    int8, _, _ = _artifact(exp / "b", fmt="tflite", name="m_int8.tflite", precision="int8")
+    assert zoo.default_artifact("litert") == int8          # no defaults.json: int8 first
+    (exp / "a" / zoo.DEFAULTS_NAME).write_text(json.dumps({"tflite": fp32.name}))
+    assert zoo.default_artifact("litert") == fp32          # measured choice wins
+    assert zoo.default_artifact("litert", precision="int8") == int8   # an explicit ask still wins
+    (exp / "a" / zoo.DEFAULTS_NAME).write_text("{not json")
+    assert zoo.default_artifact("litert") == int8          # unreadable file: ignored, order applies
