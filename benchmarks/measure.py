@@ -97,27 +97,13 @@ class TorchBackend:
 
 def torch_predictor(src, threads: int | None, mode: str = "auto"):
     """An edge Predictor whose backend is the torch module of `src` (an export.common.Source)."""
+    from edge.codecs import build_codec
     from edge.predictor import Predictor
+    from edge.preprocess import PreprocessConfig
 
-    class TorchPredictor(Predictor):
-        def __init__(self):  # no sidecar: preprocessing and codec come from the Source
-            from edge.preprocess import PreprocessConfig
-            from edge.tiling import TileConfig
-
-            self.model_path = src.weights
-            self.meta = None
-            self.backend = TorchBackend(src.model, src.imgsz, src.channels, threads)
-            self.cfg = PreprocessConfig.from_dict(src.preprocess)
-            self.size = int(src.imgsz)
-            try:
-                from edge.codecs import build_codec
-            except ImportError:
-                from edge.codecs.base import build_codec
-            self.codec = build_codec(dict(src.codec))
-            self.mode = mode
-            self.tiles = TileConfig(self.size, 32, 3.0)
-
-    return TorchPredictor()
+    return Predictor.from_parts(TorchBackend(src.model, src.imgsz, src.channels, threads),
+                                PreprocessConfig.from_dict(src.preprocess), build_codec(dict(src.codec)),
+                                int(src.imgsz), mode=mode, model_path=src.weights)
 
 
 def _pct(values: list[float], q: float) -> float | None:

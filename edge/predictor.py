@@ -59,10 +59,29 @@ class Predictor:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
         self.model_path = resolve_model(model_path, backend, precision)
         self.meta = read_sidecar(self.model_path)
-        self.backend: Backend = load_backend(self.model_path, backend, threads, meta=self.meta)
-        self.cfg = self.meta.preprocess_config()
-        self.size = int(self.meta.input["shape"][2])
-        self.codec = self._build_codec(conf)
+        self._setup(load_backend(self.model_path, backend, threads, meta=self.meta), self.meta.preprocess_config(),
+                    self._build_codec(conf), int(self.meta.input["shape"][2]), mode, overlap, merge_px)
+
+    @classmethod
+    def from_parts(cls, backend: Backend, cfg, codec, size: int, mode: str = "auto", overlap: int = 32,
+                   merge_px: float = 3.0, model_path: str | Path | None = None) -> "Predictor":
+        """A Predictor around an already-built backend (e.g. a torch module in benchmarks), no sidecar.
+
+        Why: the benchmark's torch rows must share this exact read/preprocess/tile/decode path with
+        the artifact rows, without touching the Predictor's internals from outside.
+        """
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+        self = cls.__new__(cls)
+        self.model_path, self.meta = model_path, None
+        self._setup(backend, cfg, codec, size, mode, overlap, merge_px)
+        return self
+
+    def _setup(self, backend: Backend, cfg, codec, size: int, mode: str, overlap: int, merge_px: float) -> None:
+        self.backend = backend
+        self.cfg = cfg
+        self.size = int(size)
+        self.codec = codec
         self.mode = mode
         # >= 32 px of overlap (a target and its blur fit in it), but never more than half a tile
         self.tiles = TileConfig(self.size, min(max(32, int(overlap)), self.size // 2), float(merge_px))

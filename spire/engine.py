@@ -360,9 +360,9 @@ def load_last(out: Path) -> Resume | None:
     p = Path(out) / "last.pt"
     if not p.is_file():
         return None
-    from spire.models.checkpoint import _torch_load
+    from spire.models.checkpoint import read_checkpoint_file
 
-    return Resume(p, _torch_load(p, "cpu"))
+    return Resume(p, read_checkpoint_file(p, "cpu"))
 
 
 def write_log(path: Path, history: list[dict]) -> None:

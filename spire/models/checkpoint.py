@@ -27,8 +27,8 @@ from edge.errors import SpireEdgeError
 
 from .registry import ModelCfg, create_model, is_model
 
-__all__ = ["CheckpointError", "save_checkpoint", "load_checkpoint", "fuse_bn", "unwrap_model",
-           "resolve_checkpoint"]
+__all__ = ["CheckpointError", "save_checkpoint", "load_checkpoint", "read_checkpoint_file", "fuse_bn",
+           "unwrap_model", "resolve_checkpoint"]
 
 _PLAIN = (str, int, float, bool, type(None), torch.Tensor)
 _SUFFIXES = (".pt", ".pth", ".ckpt")
@@ -132,7 +132,8 @@ def resolve_checkpoint(path: str | os.PathLike) -> Path:
                           "spire.train (or its folder)")
 
 
-def _torch_load(path: Path, map_location: Any) -> Any:
+def read_checkpoint_file(path: Path, map_location: Any = "cpu") -> Any:
+    """`torch.load(weights_only=True)` with a one-line CheckpointError naming the file when it fails."""
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:  # pickle / zip / weights_only errors all mean "not loadable"
@@ -148,7 +149,7 @@ def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu",
     `model.cfg` is the `ModelCfg` saved with it (so trained normalisation stats survive).
     """
     path = resolve_checkpoint(path)
-    ckpt = _torch_load(path, map_location)
+    ckpt = read_checkpoint_file(path, map_location)
     if not isinstance(ckpt, dict) or "model" not in ckpt:
         raise CheckpointError(f"{path}: no 'model' state dict inside; pass a checkpoint written "
                               "by spire.models.save_checkpoint")

@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
-from .checkpoint import CheckpointError, _torch_load
+from .checkpoint import CheckpointError, read_checkpoint_file
 from .registry import create_model
 
 __all__ = ["load_official", "import_official", "official_state_dict", "OFFICIAL_PARAMS"]
@@ -32,7 +32,7 @@ def official_state_dict(path: str | os.PathLike) -> tuple[dict, dict]:
     p = Path(path)
     if not p.is_file():
         raise CheckpointError(f"{p}: no such file; {_FIX}")
-    ckpt = _torch_load(p, "cpu")
+    ckpt = read_checkpoint_file(p, "cpu")
     sd = ckpt.get("model", ckpt) if isinstance(ckpt, dict) else None
     if not isinstance(sd, dict) or not all(isinstance(v, torch.Tensor) for v in sd.values()):
         raise CheckpointError(f"{p}: no 'model' state dict of tensors inside; {_FIX}")

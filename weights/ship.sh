@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Promote a finished training run to the shipped model and rebuild every shipped artifact.
+#
+# Why a script: the shipped set (checkpoint + sidecar + log, and its ONNX / OpenVINO / LiteRT /
+# TensorRT exports in FP32 and INT8) must be reproducible from one checkpoint with one command,
+# and must be rebuilt together so every sidecar names the same source checkpoint sha256.
+#
+#   bash weights/ship.sh runs/lite [IMGSZ] [DATA_ROOT]
+#
+# IMGSZ (default 512) is the static input of the exports; frames larger than it are tiled by
+# edge.run. INT8 is calibrated on the training split of DATA_ROOT/sirst-v2 (and checked on its val
+# split), never on a test split.
+set -euo pipefail
+RUN=${1:?usage: bash weights/ship.sh RUN_DIR [IMGSZ] [DATA_ROOT]}
+IMGSZ=${2:-512}
+DATA=${3:-../shared/data}
+PY=${PY:-python3}
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+DST=weights/shipped
+for f in best.pt metadata.json log.csv train_args.json; do
+  [ -f "$RUN/$f" ] || { echo "error: $RUN/$f missing; is $RUN a finished spire.train run?" >&2; exit 2; }
+done
+# Build into a fresh folder, swap at the end: a failed rebuild never leaves a half-shipped set.
+NEW=$(mktemp -d weights/.shipped.XXXX)
+trap 'rm -rf "$NEW"' EXIT
+cp "$RUN"/{best.pt,metadata.json,log.csv,train_args.json} "$NEW/"
+W="$NEW/best.pt"
+for t in onnx openvino tflite tensorrt; do
+  $PY -m export --weights "$W" --target "$t" --precision fp32 --imgsz "$IMGSZ" --out "$NEW/export"
+done
+$PY -m export --weights "$W" --target tflite --precision fp16 --imgsz "$IMGSZ" --out "$NEW/export"
+$PY -m quantize.ptq --weights "$W" --backend onnxruntime,openvino,tflite,tensorrt --imgsz "$IMGSZ" \
+  --data "$DATA/sirst-v2" --split train --frames 300 --val-data "$DATA/sirst-v2" --val-split val \
+  --val-frames 212 --out "$NEW/export"
+rm -rf "$DST.old"
+[ -d "$DST" ] && mv "$DST" "$DST.old"
+mv "$NEW" "$DST"
+rm -rf "$DST.old"
+trap - EXIT
+echo "shipped: $DST (next: python -m benchmarks.run --data $DATA/sirst-v2 --split val, then write $DST/export/defaults.json)"
