@@ -234,7 +234,7 @@ def param_checksum(model: nn.Module) -> float:
 
 # ----------------------------------------------------------------------------- run state and files
 LOG_COLUMNS = ("epoch", "lr", "train_loss", "val_precision", "val_recall", "val_f1", "val_fa_per_pixel",
-               "val_fppi", "seconds", "val_seconds")
+               "val_fppi", "val_thr", "seconds", "val_seconds")
 
 
 @dataclass
@@ -275,6 +275,7 @@ class RunState:
     def record_val(self, row: dict, val: dict) -> None:
         """Put validation numbers in the epoch's log row; best = highest F1, then fewest FPPI."""
         row.update({f"val_{k}": val[k] for k in ("precision", "recall", "f1", "fa_per_pixel", "fppi")})
+        row["val_thr"] = val.get("thr")
         row["val_seconds"] = round(val.get("seconds", 0.0), 2)
         score = (val["f1"], -val["fppi"])
         if self.best is None or score > (self.best["f1"], -self.best["fppi"]):
@@ -285,7 +286,8 @@ class RunState:
         s = f"epoch {r['epoch']}/{total}  loss {r['train_loss']:.5f}  lr {r['lr']:.2e}  {r['seconds']:.1f} s/epoch"
         if "val_f1" in r:
             s += (f"  val P {r['val_precision']:.4f} R {r['val_recall']:.4f} F1 {r['val_f1']:.4f} "
-                  f"Fa {r['val_fa_per_pixel'] * 1e8:.2f}e-8 FPPI {r['val_fppi']:.3f} ({r['val_seconds']:.1f} s)"
+                  + (f"@thr {r['val_thr']:.2f} " if r.get("val_thr") is not None else "")
+                  + f"Fa {r['val_fa_per_pixel'] * 1e8:.2f}e-8 FPPI {r['val_fppi']:.3f} ({r['val_seconds']:.1f} s)"
                   + ("  *best*" if self.improved else ""))
         return s
 
@@ -325,6 +327,8 @@ def save_best(out: Path, model, meta: dict, st: RunState) -> Path:
 
     meta = copy.deepcopy(meta)
     meta["training"].update(best=st.best, epoch=st.best_epoch)
+    if st.best and st.best.get("thr") is not None:  # the operating point chosen on validation
+        meta["codec"]["thr"] = float(st.best["thr"])
     path = save_checkpoint(out / "best.pt", model, meta, epoch=st.best_epoch, best=st.best)
     write_sidecar(out, ModelMeta(model_file=path.name, model_sha256=file_sha256(path), **meta))
     return path

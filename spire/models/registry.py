@@ -122,7 +122,7 @@ def register_model(fn: Callable[..., nn.Module] | None = None, *, cfg: ModelCfg 
 def _ensure_loaded() -> None:
     # Architecture modules register themselves on import; importing here keeps
     # `registry` usable on its own (e.g. `from spire.models.registry import create_model`).
-    from . import hrpe, sshd  # noqa: F401
+    from . import hrpe, hrpe_dense, sshd  # noqa: F401
 
 
 def list_models(pattern: str = "*") -> list[str]:
