@@ -31,6 +31,7 @@ ALL = list_models()
 # its full size is checked separately.
 SMALL = {"sshd": {"width": 8}}
 EXPECTED_PARAMS = {"hrpe": 294_753, "hrpe_ir": 293_601, "hrpe_lite": 37_649, "hrpe_nano": 15_977,
+                   "hrpe_dense": 60_561, "hrpe_dense_s": 15_305,
                    "sshd": 28_735_256}
 
 
@@ -71,7 +72,7 @@ def _randomize_bn(model: nn.Module, seed: int = 0) -> None:
 
 def test_registry_lists_the_family():
     assert {"hrpe", "hrpe_ir", "hrpe_lite", "hrpe_nano", "sshd"} <= set(ALL)
-    assert list_models("hrpe_*") == ["hrpe_ir", "hrpe_lite", "hrpe_nano"]
+    assert list_models("hrpe_*") == ["hrpe_dense", "hrpe_dense_s", "hrpe_ir", "hrpe_lite", "hrpe_nano"]
 
 
 @pytest.mark.parametrize("name", ALL)
@@ -306,3 +307,22 @@ def test_edge_variant_exports_with_plain_ops(tmp_path):
     with torch.no_grad():
         assert np.abs(out - model(x).numpy()).max() < 1e-4
     assert math.prod(out.shape) == 16 * 16
+
+
+@pytest.mark.parametrize("name", ["hrpe_dense", "hrpe_dense_s"])
+def test_dense_family_is_convs_adds_and_relus_only(name):
+    """The reason hrpe_dense exists: no concat / split / shuffle / gate for an INT8 CPU to copy around."""
+    gm = torch.fx.symbolic_trace(create_model(name).eval())
+    calls = {str(n.target) for n in gm.graph.nodes if n.op in ("call_function", "call_method")}
+    assert calls <= {"<built-in function add>"}, calls
+    mods = {type(m).__name__ for m in create_model(name).modules()} - {"HRPEDense", "Sequential", "ResidualConv"}
+    assert mods == {"Conv2d", "BatchNorm2d", "ReLU"}
+    model = create_model(name)
+    model.train()
+    model(torch.randn(4, 1, 64, 64))  # non-trivial BN running stats
+    model.eval()
+    fused = fuse_bn(model)
+    assert fused.fused_bn == 2 + fused.arch_cfg.n_blocks  # every BN folds into its conv
+    x = torch.randn(1, 1, 64, 64)
+    with torch.no_grad():
+        assert torch.allclose(fused(x), model(x), atol=1e-5)
