@@ -1,0 +1,97 @@
+"""The committed model and its exports: every artifact loads through `edge` and finds what torch finds.
+
+Why: `weights/shipped/` is what every zero-argument command runs. These tests read it as a user
+would (Predictor on whole validation frames, tiled), and compare with the torch checkpoint through
+the same read/preprocess/tile/decode path: FP32 exports give the torch points, FP16/INT8 exports
+agree on most frames (their fidelity.json says by how much on the whole split), and every sidecar
+names the committed checkpoint's sha256.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edge.sidecar import file_sha256, read_sidecar
+from edge.zoo import find_artifacts
+
+REPO = Path(__file__).resolve().parents[1]
+SHIPPED = REPO / "weights" / "shipped"
+VAL = Path("/work/shared/data/sirst-v2")
+if not VAL.is_dir():
+    VAL = REPO.parent / "shared" / "data" / "sirst-v2"
+RUNNABLE = {"onnx": "onnxruntime", "openvino": "openvino", "tflite": "tflite"}
+ARTIFACTS = [(p, m) for p, m in find_artifacts(SHIPPED / "export") if m.format in RUNNABLE]
+
+
+def _val_frames(n: int = 4) -> list[tuple[str, np.ndarray]]:
+    """The first `n` target-bearing frames of sirst-v2/val (a few sizes, tiled at 512)."""
+    from edge.datasets import open_dataset
+
+    ds = open_dataset(VAL, split="val")
+    out = []
+    for i in range(len(ds)):
+        s = ds[i]
+        if len(s.points):
+            out.append((s.name, s.frame))
+        if len(out) == n:
+            break
+    return out
+
+
+@pytest.fixture(scope="module")
+def frames():
+    if not VAL.is_dir():
+        pytest.fail(f"{VAL}: the shared validation frames are needed for this test")
+    return _val_frames()
+
+
+@pytest.fixture(scope="module")
+def torch_points(frames):
+    from benchmarks.measure import torch_predictor
+    from export.common import load_source
+
+    src = load_source(SHIPPED / "best.pt", imgsz=ARTIFACTS[0][1].imgsz)
+    pred = torch_predictor(src, threads=1)
+    return [pred.predict(f, name)[0] for name, f in frames]
+
+
+def test_shipped_set_is_complete_and_consistent():
+    meta = read_sidecar(SHIPPED / "best.pt")  # verifies best.pt against its sha256
+    assert (SHIPPED / "log.csv").is_file()
+    have = {(m.format, m.precision) for _, m in find_artifacts(SHIPPED / "export")}
+    for fmt in ("onnx", "openvino", "tflite"):
+        assert {(fmt, "fp32"), (fmt, "int8")} <= have, f"shipped {fmt} fp32+int8 missing: {sorted(have)}"
+    assert ("tensorrt", "fp32") in have
+    sha = file_sha256(SHIPPED / "best.pt")
+    for folder, m in find_artifacts(SHIPPED / "export"):
+        read_sidecar(folder)  # model file matches its sidecar
+        assert m.source_checkpoint and m.source_checkpoint.get("sha256") == sha, folder.name
+        assert m.arch == meta.arch and m.preprocess["norm"] == meta.preprocess["norm"], folder.name
+        assert m.codec["thr"] == pytest.approx(meta.codec["thr"]), folder.name
+        if m.precision == "int8":
+            fid = json.loads((folder / "fidelity.json").read_text())
+            assert {"fp32_f1", "int8_f1", "identical_frames", "mean_shift_px"} <= set(fid)
+
+
+@pytest.mark.parametrize("folder,meta", ARTIFACTS, ids=[p.name for p, _ in ARTIFACTS])
+def test_shipped_artifact_finds_what_torch_finds(folder, meta, frames, torch_points):
+    from edge.predictor import Predictor
+
+    pred = Predictor(folder, backend=RUNNABLE[meta.format], threads=1)
+    same = 0
+    for (name, f), ref in zip(frames, torch_points):
+        got, _ = pred.predict(f, name)
+        if len(got) == len(ref) and (len(ref) == 0 or _max_pair_dist(got.xy, ref.xy) <= 0.5):
+            same += 1
+    if meta.precision == "fp32":
+        assert same == len(frames), f"{folder.name}: FP32 points differ from torch on {len(frames) - same} frame(s)"
+    else:
+        assert same >= len(frames) - 1, f"{folder.name}: {meta.precision} agrees with torch on {same}/{len(frames)}"
+
+
+def _max_pair_dist(a: np.ndarray, b: np.ndarray) -> float:
+    d = np.linalg.norm(a[:, None, :] - b[None, :, :], axis=-1)
+    return float(max(d.min(axis=1).max(), d.min(axis=0).max()))
