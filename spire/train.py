@@ -35,7 +35,7 @@ from . import engine
 from .engine import RunState, build_meta, load_last, save_best, save_last, write_log
 
 # Options that may change when a run is resumed; everything else is taken from train_args.json.
-RUN_CONTROL = ("epochs", "time_limit_min", "threads", "workers", "device", "resume", "out", "quiet")
+RUN_CONTROL = ("epochs", "time_limit_min", "threads", "workers", "device", "resume", "out", "quiet", "set_lr")
 
 
 @dataclass
@@ -75,6 +75,7 @@ class TrainConfig:
     threads: int | None = None
     device: str = "auto"
     time_limit_min: float = 0.0
+    set_lr: float | None = None
     cache: bool = False
     quiet: bool = False
 
@@ -120,6 +121,9 @@ def build_parser() -> argparse.ArgumentParser:
     a("--threads", type=int, default=None, help="torch.set_num_threads")
     a("--device", default=d.device, help="auto | cpu | cuda")
     a("--time-limit-min", type=float, default=0.0, help="stop cleanly (saving last) after N minutes")
+    a("--set-lr", type=float, default=None,
+      help="with --resume: continue at this learning rate (a manual step decay; the plateau schedule "
+           "goes on from it)")
     a("--cache", action="store_true", help="keep decoded frames in memory")
     a("--quiet", action="store_true", help="no progress bars")
     return p
@@ -220,6 +224,14 @@ def add_synthetic(store: FrameStore, n: int, seed: int, size: int) -> None:
         store.add_frame(f"synthetic_{i:05d}", fr.frame, fr.points)
 
 
+def set_learning_rate(opt, sched, lr: float) -> None:
+    """Put every param group at `lr`; the plateau scheduler restarts its patience from there."""
+    for g in opt.param_groups:
+        g["lr"] = float(lr)
+    sched.num_bad_epochs = 0
+    sched._last_lr = [float(lr) for _ in opt.param_groups]
+
+
 def validate(model, val_sets, pre, codec, info, native: bool, reporter, max_frames: int, cache, quiet) -> dict:
     """Validation metrics of the unwrapped model on whole frames (rank 0 only)."""
     from itertools import islice
@@ -306,6 +318,12 @@ def train(cfg: TrainConfig) -> dict:
     st = RunState()
     if resume is not None:
         st = resume.restore(model, opt, sched)
+        if cfg.set_lr:
+            set_learning_rate(opt, sched, cfg.set_lr)
+            if info.is_main:
+                print(f"note: learning rate set to {cfg.set_lr:g} from epoch {st.epoch + 1} (--set-lr)")
+    elif cfg.set_lr:
+        raise UsageError("--set-lr changes a resumed run's learning rate; use --lr for a new run")
     meta = build_meta(model, pre, codec, {
         "model": cfg.model, "imgsz": cfg.imgsz, "epochs": cfg.epochs, "batch": cfg.batch, "world_size": info.world,
         "seed": cfg.seed, "commit": git_commit(), "loss": cfg.loss, "lr": cfg.lr, "split": split,

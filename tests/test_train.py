@@ -211,3 +211,16 @@ def test_operating_point_is_chosen_on_validation_scores():
     r = select_operating_point(m, default_thr=0.35)
     assert r["f1"] == 1.0 and r["fp"] == 0 and 0.435 < r["thr"] <= 0.6
     assert r["f1_at_default_thr"] < 0.9  # the fixed default keeps most clutter peaks
+
+
+@needs_data
+def test_set_lr_steps_a_resumed_run_and_is_refused_on_a_new_one(tmp_path):
+    from spire.cli import UsageError
+
+    data = make_fixture(tmp_path / "nuaa")
+    run_train(tmp_path / "r", data, epochs=1)
+    run_train(tmp_path / "r", data, "--resume", "--set-lr", "1e-4", epochs=2)
+    rows = list(csv.DictReader(open(tmp_path / "r" / "log.csv")))
+    assert float(rows[0]["lr"]) != pytest.approx(1e-4) and float(rows[1]["lr"]) == pytest.approx(1e-4)
+    with pytest.raises(UsageError, match="--set-lr"):
+        run_train(tmp_path / "new", data, "--set-lr", "1e-4", epochs=1)
