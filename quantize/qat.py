@@ -89,9 +89,16 @@ def finetune(src, data: list[str], epochs: int, out: Path, split: str = "train",
 
     pre = PreprocessConfig.from_dict(src.preprocess)
     codec = build_codec(src.codec)
+    # The FP32 run's sampling and zoom carry over (its background share sets the false-alarm rate).
+    trained = src.training or {}
+    extra = {}
+    if "bg_ratio" in trained:
+        extra["bg_ratio"] = float(trained["bg_ratio"])
+    if (trained.get("augment") or {}).get("zoom"):
+        extra["zoom"] = tuple(trained["augment"]["zoom"])
     cfg = TrainConfig(data=[str(d) for d in data], train_split=split, val_data=val_data, val_split=val_split,
                       imgsz=src.imgsz, epochs=epochs, batch=batch, lr=lr, max_val_frames=max_val_frames,
-                      seed=seed, out=str(out), quiet=quiet)
+                      seed=seed, out=str(out), quiet=quiet, **extra)
     reporter = Reporter()
     store, val_sets, split_info, _ = build_data(cfg, False, pre.channels, reporter, quiet)
     aug = AugmentConfig(zoom=cfg.zoom, dihedral=True, crop=None if pre.scale_up else src.imgsz)
