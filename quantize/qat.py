@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import dataclasses
 import math
 import tempfile
 import time
@@ -111,7 +112,7 @@ def finetune(src, data: list[str], epochs: int, out: Path, split: str = "train",
     per_epoch = -(-sampler.epoch_len() // batch)
     n_steps = min(per_epoch, steps) if steps else per_epoch
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, epochs * n_steps), eta_min=lr * 0.01)
-    history, best, best_state = [], -math.inf, None
+    history, best, best_state, best_thr = [], -math.inf, None, None
     out.mkdir(parents=True, exist_ok=True)
     print(f"qat: {src.arch} at {src.imgsz}px, {len(store)} training frames, {split_info['val_frames']} validation "
           f"frames, {_count_fake_quant(net)} fake-quant modules, {epochs} epoch(s) x {n_steps} step(s), lr {lr:g}")
@@ -136,10 +137,11 @@ def finetune(src, data: list[str], epochs: int, out: Path, split: str = "train",
         print(f"qat epoch {epoch + 1}: loss {r['loss']:.4g}, val P {100 * val['precision']:.1f} "
               f"R {100 * val['recall']:.1f} F1 {100 * val['f1']:.2f} ({row['seconds']:.0f} s)")
         if val["f1"] > best:
-            best, best_state = val["f1"], copy.deepcopy(net.state_dict())
+            best, best_state, best_thr = val["f1"], copy.deepcopy(net.state_dict()), val.get("thr")
     engine.write_log(out / "log.csv", history)
     net.load_state_dict(best_state)
-    return net, history, {"split": split_info, "best_val_f1": best, "fake_quant_modules": _count_fake_quant(net)}
+    return net, history, {"split": split_info, "best_val_f1": best, "best_val_thr": best_thr,
+                          "fake_quant_modules": _count_fake_quant(net)}
 
 
 def export_qdq(net, channels: int, imgsz: int, path: Path) -> Path:
@@ -231,6 +233,10 @@ def run_qat(weights, data, epochs: int, out: str | Path = "runs/qat", backend="o
     out = Path(out)
     net, history, info = finetune(src, data, epochs, out, split, val_data, val_split, batch, lr, steps,
                                   max_val_frames, seed, threads, tuple(ignored_scope), quiet)
+    if info.get("best_val_thr") is not None:
+        # QAT moves the output scale (its fake-quantised output peaks lower than FP32's), so the INT8
+        # artifacts decode at the operating point chosen on validation for the QAT model itself.
+        src = dataclasses.replace(src, codec=dict(src.codec, thr=float(info["best_val_thr"])))
     calib = {"source": ",".join(str(d) for d in data), "frames": info["split"]["train_frames"], "split": split,
              "method": "qat", "epochs": epochs}
     vals = None
@@ -238,7 +244,8 @@ def run_qat(weights, data, epochs: int, out: str | Path = "runs/qat", backend="o
         vdata, vsplit = default_val(data[0], val_data, val_split)
         vals = val_set(vdata, vsplit, val_frames, src.imgsz, seed)
     qat_info = {"epochs": epochs, "lr": lr, "batch": batch, "steps_per_epoch": steps or None,
-                "best_val_f1": info["best_val_f1"], "fake_quant_modules": info["fake_quant_modules"],
+                "best_val_f1": info["best_val_f1"], "best_val_thr": info.get("best_val_thr"),
+                "fake_quant_modules": info["fake_quant_modules"],
                 "history": history}
     with tempfile.TemporaryDirectory(prefix="spire_qat_") as work:
         work = Path(work)

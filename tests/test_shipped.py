@@ -70,7 +70,8 @@ def test_shipped_set_is_complete_and_consistent():
         read_sidecar(folder)  # model file matches its sidecar
         assert m.source_checkpoint and m.source_checkpoint.get("sha256") == sha, folder.name
         assert m.arch == meta.arch and m.preprocess["norm"] == meta.preprocess["norm"], folder.name
-        assert m.codec["thr"] == pytest.approx(meta.codec["thr"]), folder.name
+        if (m.calibration or {}).get("method") != "qat":  # QAT picks its own operating point on val
+            assert m.codec["thr"] == pytest.approx(meta.codec["thr"]), folder.name
         if m.precision == "int8":
             fid = json.loads((folder / "fidelity.json").read_text())
             assert {"fp32_f1", "int8_f1", "identical_frames", "mean_shift_px"} <= set(fid)
