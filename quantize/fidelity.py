@@ -123,33 +123,48 @@ def latency_ms(model_path: str | Path, runs: int = 30, threads: int | None = 2, 
 
 def fidelity_report(fp32_model: str | Path, int8_model: str | Path, vals: ValSet, threads: int | None = 2,
                     bench_runs: int = 30, max_dist: float = 5.0, desc: str = "fidelity",
-                    labels: tuple[str, str] | None = None) -> dict:
-    """Run both artifacts on the validation frames; returns the report dict (see module docstring)."""
+                    labels: tuple[str, str] | None = None, retune_thr: bool = True) -> dict:
+    """Run both artifacts on the validation frames; returns the report dict (see module docstring).
+
+    retune_thr: choose the INT8 model's decode threshold on these (validation, labelled) frames, as
+    training chose FP32's (edge.metrics.operating): INT8 maps often peak lower than FP32's, and
+    FP32's threshold would then drop true targets. The report's INT8 figures are at that threshold
+    ('int8_thr'); the caller writes it into the INT8 sidecar (`set_decode_threshold`).
+    """
     from tqdm import tqdm
 
     from edge.metrics import PointMetrics
+    from edge.metrics.operating import THR_GRID, best_operating_point
+    from edge.points import Points
     from edge.predictor import Predictor
 
-    p32, p8 = Predictor(fp32_model, threads=threads), Predictor(int8_model, threads=threads)
+    p32 = Predictor(fp32_model, threads=threads)
+    thr32 = p32.conf
+    labelled = vals.split is not None  # synthetic frames: keep FP32's threshold
+    retune = retune_thr and labelled
+    p8 = Predictor(int8_model, threads=threads, conf=min(THR_GRID[0], thr32) if retune else None)
     m32, m8 = PointMetrics(max_dist=max_dist), PointMetrics(max_dist=max_dist)
-    identical, exact, shifts, changed = 0, 0, [], []
-    t32 = t8 = 0.0
-    n = 0
+    frames, t32, t8 = [], 0.0, 0.0
     for vf in tqdm(vals, total=len(vals), desc=desc, unit="frame", leave=False):
         a, ta = p32.predict(vf.frame, vf.name)
         b, tb = p8.predict(vf.frame, vf.name)
         t32, t8 = t32 + ta["infer"], t8 + tb["infer"]
-        hw = vf.frame.shape[:2]
-        m32.update(a, vf.points, hw)
-        m8.update(b, vf.points, hw)
+        m32.update(a, vf.points, vf.frame.shape[:2])
+        m8.update(b, vf.points, vf.frame.shape[:2])
+        frames.append((vf.name, a, b))
+    thr8 = best_operating_point(m8, thr32)["thr"] if retune else p8.conf
+    identical, exact, shifts, changed = 0, 0, [], []
+    for name, a, b in frames:
+        keep = b.scores >= thr8
+        b = Points(b.xy[keep], b.scores[keep])
         same, dist = compare_points(a.xy, b.xy)
         identical += same
         exact += bool(len(a) == len(b) and (len(a) == 0 or np.array_equal(a.xy, b.xy)))
         shifts.extend(dist.tolist())
         if not same:
-            changed.append(vf.name)
-        n += 1
-    r32, r8 = m32.compute(), m8.compute()
+            changed.append(name)
+    n = len(frames)
+    r32, r8 = m32.compute(), m8.compute(thr8)
     rep = {
         "frames": n, "val_source": vals.source, "val_split": vals.split, "max_dist_px": max_dist,
         "fp32_model": (labels or (Path(fp32_model).name, ""))[0], "int8_model": (labels or ("", Path(int8_model).name))[1],
@@ -160,6 +175,7 @@ def fidelity_report(fp32_model: str | Path, int8_model: str | Path, vals: ValSet
         "changed_frames": changed[:20],
         "f1_drop_points": 100.0 * (r32["f1"] - r8["f1"]),
         "infer_ms_per_frame": {"fp32": t32 / max(n, 1), "int8": t8 / max(n, 1)},
+        "fp32_thr": thr32, "int8_thr": thr8, "int8_thr_source": "validation" if retune else "fp32 sidecar",
     }
     for tag, r in (("fp32", r32), ("int8", r8)):
         for k in ("precision", "recall", "f1", "fa_per_pixel", "fppi", "tp", "fp", "fn", "targets"):
@@ -176,11 +192,23 @@ def summary_line(rep: dict, what: str) -> str:
     s = (f"{what}: F1 {100 * rep['fp32_f1']:.2f} -> {100 * rep['int8_f1']:.2f} "
          f"(P {100 * rep['int8_precision']:.1f}, R {100 * rep['int8_recall']:.1f}, "
          f"Fa {rep['int8_fa_per_pixel']:.2e}/px) on {rep['frames']} {rep['val_source']} frames; "
-         f"identical {100 * rep['identical_frames']:.0f}%, mean shift {rep['mean_shift_px']:.3f} px")
+         f"identical {100 * rep['identical_frames']:.0f}%, mean shift {rep['mean_shift_px']:.3f} px"
+         + (f"; INT8 decodes at thr {rep['int8_thr']:.2f} (FP32 {rep['fp32_thr']:.2f})" if "int8_thr" in rep else ""))
     if rep.get("speedup"):
         lat = rep["latency_ms"]
         s += f"; {lat['fp32']:.1f} -> {lat['int8']:.1f} ms ({rep['speedup']:.2f}x, {lat['threads']} threads)"
     return s
+
+
+def set_decode_threshold(folder: str | Path, thr: float) -> None:
+    """Rewrite an artifact's sidecar with the decode threshold chosen for it on validation."""
+    import dataclasses
+
+    from edge.sidecar import read_sidecar, write_sidecar
+
+    meta = read_sidecar(folder, verify=False)
+    if float(meta.codec.get("thr", -1)) != float(thr):
+        write_sidecar(folder, dataclasses.replace(meta, codec=dict(meta.codec, thr=float(thr))))
 
 
 def write_report(folder: str | Path, rep: dict) -> Path:

@@ -168,7 +168,7 @@ def build_artifacts(src, qdq: Path, out: Path, backends, calib: dict, qat_info: 
     from export.common import staged_folder
     from quantize.artifacts import (file_for, finish_tensorrt, folder_for, fp32_onnx, fp32_reference, runnable_int8,
                                     write_meta)
-    from quantize.fidelity import fidelity_report, summary_line, write_report
+    from quantize.fidelity import fidelity_report, set_decode_threshold, summary_line, write_report
     from quantize.graph_opt import optimize_for_int8
     from quantize.onnx_int8 import activations_to_uint8, qdq_counts
     from quantize.tensorrt_int8 import symmetrize_qdq
@@ -202,6 +202,7 @@ def build_artifacts(src, qdq: Path, out: Path, backends, calib: dict, qat_info: 
                                       desc=f"fidelity {n}", labels=(f"FP32 {n} export of the same checkpoint", final.name))
                 rep.update(backend=n, method="qat", calibration=calib)
                 write_report(tmp, rep)
+                set_decode_threshold(tmp, rep["int8_thr"])
                 print(summary_line(rep, final.name))
         print(f"qat: wrote {final}")
         done.append(final)

@@ -15,7 +15,8 @@ import tempfile
 from pathlib import Path
 
 MIN_CORR = 0.7  # worst FP32-vs-INT8 heatmap correlation over the check frames
-PEAK_RATIO = (0.7, 1.4)  # median INT8/FP32 ratio of the map maxima (frames with a clear peak)
+PEAK_RATIO = (0.25, 4.0)  # median INT8/FP32 ratio of map maxima (a uniform scale is absorbed by
+# the INT8 decode threshold that the fidelity report re-picks on validation; a collapse is not)
 
 
 def _head_fx_nodes(gm) -> set:

@@ -27,6 +27,7 @@ from pathlib import Path
 import torch
 
 from edge.errors import DatasetError
+from edge.metrics.operating import THR_GRID, best_operating_point
 
 from .cli import UsageError, carve_split, git_commit, open_roots, run_main, write_json
 from .data import FrameStore, PlanSampler, Reporter, TrainDataset, collate_skip, iter_eval_frames
@@ -248,24 +249,9 @@ def validate(model, val_sets, pre, codec, info, native: bool, reporter, max_fram
     return select_operating_point(metrics, codec.thr)
 
 
-# Decode thresholds tried on validation. The codec's default (0.35) suits a converged PRPS map;
-# a model's own best operating point is chosen on the validation split (never on test) and
-# travels in best.pt's sidecar, so export, edge.run and evaluate decode at the selected value.
-THR_GRID = tuple(round(0.15 + 0.05 * i, 2) for i in range(15))  # 0.15 .. 0.85
-
-
 def select_operating_point(metrics, default_thr: float) -> dict:
-    """Validation metrics at the threshold of THR_GRID (and the default) with the best (F1, -FPPI)."""
-    keys = ("precision", "recall", "f1", "fa_per_pixel", "fppi", "tp", "fp", "fn", "images", "targets")
-    best = None
-    for t in sorted(set(THR_GRID) | {round(float(default_thr), 4)}):
-        r = metrics.compute(t)
-        cand = dict({k: r[k] for k in keys}, thr=t)
-        if best is None or (cand["f1"], -cand["fppi"]) > (best["f1"], -best["fppi"]):
-            best = cand
-    d = metrics.compute(default_thr)
-    best["f1_at_default_thr"] = d["f1"]
-    return best
+    """Validation metrics at the best decode threshold (edge.metrics.operating, shared with INT8)."""
+    return best_operating_point(metrics, default_thr)
 
 
 def train(cfg: TrainConfig) -> dict:

@@ -160,6 +160,7 @@ def test_ptq_artifact_loads_and_agrees_with_fp32(ptq_run, backend):
               "int8_fa_per_pixel"):
         assert k in rep
     assert rep["frames"] == 16 and rep["fp32_tp"] > 0  # the reference really finds targets
+    assert rep["int8_thr_source"] == "fp32 sidecar" and meta.codec["thr"] == rep["int8_thr"] == rep["fp32_thr"]
     assert rep["identical_frames"] >= 0.7 and rep["mean_shift_px"] < 0.25
     assert abs(rep["fp32_f1"] - rep["int8_f1"]) <= 0.1
     if backend != "tensorrt":  # the runtime loads it and returns the heatmap shape
@@ -316,3 +317,32 @@ def test_tflite_int8_of_hrpe_is_full_integer_and_tracks_fp32(tmp_path):
     kinds = {str(d["dtype"]) for d in it.get_tensor_details()}
     assert "<class 'numpy.int8'>" in kinds
     assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_fidelity_repicks_the_int8_threshold_on_labelled_frames(monkeypatch, tmp_path):
+    """An INT8 map that peaks at half of FP32's keeps every target once its threshold is re-picked."""
+    import edge.predictor as predictor_mod
+    from edge.points import Points
+    from quantize import fidelity
+
+    class FakePredictor:
+        def __init__(self, path, threads=None, conf=None):
+            self.scale = 0.5 if "int8" in str(path) else 1.0
+            self.conf = 0.6 if conf is None else conf
+
+        def predict(self, frame, name):
+            k = int(name)
+            xy = np.array([[10.0 + k, 20.0], [50.0, 40.0 + k]], np.float32)
+            sc = np.array([0.9, 0.3], np.float32) * self.scale  # a target and a clutter peak
+            keep = sc >= self.conf
+            return Points(xy[keep], sc[keep]), {"infer": 1.0}
+
+    monkeypatch.setattr(predictor_mod, "Predictor", FakePredictor)
+    frames = [fidelity.ValFrame(str(k), np.zeros((64, 64), np.uint8), np.array([[10.0 + k, 20.0]], np.float32))
+              for k in range(6)]
+    vals = fidelity.ValSet("fixture", "val", [f.name for f in frames], lambda i: frames[i])
+    rep = fidelity.fidelity_report("fp32_model", "int8_model", vals, bench_runs=0)
+    assert rep["fp32_f1"] == 1.0 and rep["int8_f1"] == 1.0 and rep["identical_frames"] == 1.0
+    assert 0.15 < rep["int8_thr"] <= 0.45 and rep["fp32_thr"] == 0.6 and rep["int8_thr_source"] == "validation"
+    off = fidelity.fidelity_report("fp32_model", "int8_model", vals, bench_runs=0, retune_thr=False)
+    assert off["int8_f1"] == 0.0  # FP32's threshold on the half-scale map finds nothing
