@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import dataclasses
 import math
 import tempfile
 import time
@@ -204,6 +203,8 @@ def build_artifacts(src, qdq: Path, out: Path, backends, calib: dict, qat_info: 
                 write_report(tmp, rep)
                 set_decode_threshold(tmp, rep["int8_thr"])
                 print(summary_line(rep, final.name))
+            elif qat_info.get("best_val_thr") is not None:  # no report: QAT's own validation choice
+                set_decode_threshold(tmp, qat_info["best_val_thr"])
         print(f"qat: wrote {final}")
         done.append(final)
     return done
@@ -234,10 +235,6 @@ def run_qat(weights, data, epochs: int, out: str | Path = "runs/qat", backend="o
     out = Path(out)
     net, history, info = finetune(src, data, epochs, out, split, val_data, val_split, batch, lr, steps,
                                   max_val_frames, seed, threads, tuple(ignored_scope), quiet)
-    if info.get("best_val_thr") is not None:
-        # QAT moves the output scale (its fake-quantised output peaks lower than FP32's), so the INT8
-        # artifacts decode at the operating point chosen on validation for the QAT model itself.
-        src = dataclasses.replace(src, codec=dict(src.codec, thr=float(info["best_val_thr"])))
     calib = {"source": ",".join(str(d) for d in data), "frames": info["split"]["train_frames"], "split": split,
              "method": "qat", "epochs": epochs}
     vals = None

@@ -1,0 +1,77 @@
+"""`python -m quantize.recheck`: redo an INT8 artifact's fidelity report against an FP32 artifact.
+
+Why: the report (and the INT8 decode threshold it picks) belongs to a validation set; a user who
+validates on their own frames, or an artifact built before a fix, needs it again without
+re-quantising. It runs `quantize.fidelity.fidelity_report` on both artifacts as exported, rewrites
+`fidelity.json` beside the INT8 model (fields the report does not produce, e.g. the calibration
+method, are kept) and writes the chosen threshold into the INT8 sidecar. A TensorRT INT8 folder is
+checked through its QDQ ONNX on onnxruntime (no TensorRT here), as `quantize.ptq` does.
+
+    python -m quantize.recheck --fp32 weights/shipped/export/hrpe_lite_512_fp32_onnx \
+        --int8 weights/shipped/export/hrpe_lite_512_int8_onnx --val-data DATA --val-split val --frames 212
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import shutil
+import tempfile
+from pathlib import Path
+
+
+def onnxruntime_view(folder: Path, work: Path) -> Path:
+    """A copy of a TensorRT artifact's QDQ ONNX with an onnxruntime sidecar (runnable here)."""
+    from edge.sidecar import read_sidecar, write_sidecar
+
+    meta = read_sidecar(folder, verify=False)
+    view = work / "tensorrt_as_onnx"
+    view.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(folder / meta.model_file, view / meta.model_file)
+    write_sidecar(view, dataclasses.replace(meta, format="onnx"))
+    return view
+
+
+def recheck(fp32: str | Path, int8: str | Path, val_data: str | None, val_split: str = "val", frames: int = 212,
+            threads: int = 2, bench_runs: int = 30) -> dict:
+    """Rewrite `int8`/fidelity.json and the INT8 decode threshold; returns the report."""
+    from edge.sidecar import read_sidecar
+    from quantize.fidelity import fidelity_report, set_decode_threshold, summary_line, val_set, write_report
+
+    fp32, int8 = Path(fp32), Path(int8)
+    meta8 = read_sidecar(int8)
+    vals = val_set(val_data, val_split, frames)
+    with tempfile.TemporaryDirectory(prefix="spire_recheck_") as work:
+        runnable = onnxruntime_view(int8, Path(work)) if meta8.format == "tensorrt" else int8
+        rep = fidelity_report(fp32, runnable, vals, threads, bench_runs, desc=f"fidelity {int8.name}",
+                              labels=(fp32.name, int8.name))
+    old = int8 / "fidelity.json"
+    merged = json.loads(old.read_text()) if old.is_file() else {}
+    merged.update(rep)
+    write_report(int8, merged)
+    set_decode_threshold(int8, rep["int8_thr"])
+    print(summary_line(merged, int8.name))
+    return merged
+
+
+def main(argv=None) -> int:
+    from quantize.cli import run_main
+
+    p = argparse.ArgumentParser(prog="python -m quantize.recheck", description=__doc__.split("\n\n")[0])
+    p.add_argument("--fp32", required=True, help="FP32 artifact folder (the reference)")
+    p.add_argument("--int8", required=True, help="INT8 artifact folder whose report is rewritten")
+    p.add_argument("--val-data", default=None, help="labelled validation root (default: synthetic frames)")
+    p.add_argument("--val-split", default="val")
+    p.add_argument("--frames", type=int, default=212, help="validation frames (seeded order)")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--bench-runs", type=int, default=30, help="latency runs per model (0: skip)")
+
+    def run(a) -> int:
+        recheck(a.fp32, a.int8, a.val_data, a.val_split, a.frames, a.threads, a.bench_runs)
+        return 0
+
+    return run_main(run, p, argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
