@@ -25,7 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backend", choices=sorted(BACKENDS), help="runtime (default: from --board, the model's sidecar, "
                    "else onnxruntime)")
     p.add_argument("--model", help="artifact folder or model file (default: the shipped model for the backend)")
-    p.add_argument("--precision", choices=("fp32", "fp16", "int8"), help="which shipped artifact (default int8, then fp32)")
+    p.add_argument("--precision", choices=("fp32", "fp16", "int8"), help="which shipped artifact (default: the measured choice in export/defaults.json, else int8, then fp32)")
     p.add_argument("--board", help="boards/NAME/profile.json defaults (backend, precision, imgsz, threads, power)")
     p.add_argument("--source", default=None, help="synthetic (default) | DIR | IMAGE | VIDEO | camera:N")
     p.add_argument("--split", default="all", help="list to read when --source is a dataset folder (default all)")
