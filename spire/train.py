@@ -77,6 +77,7 @@ class TrainConfig:
     device: str = "auto"
     time_limit_min: float = 0.0
     set_lr: float | None = None
+    init: str | None = None
     cache: bool = False
     quiet: bool = False
 
@@ -122,6 +123,9 @@ def build_parser() -> argparse.ArgumentParser:
     a("--threads", type=int, default=None, help="torch.set_num_threads")
     a("--device", default=d.device, help="auto | cpu | cuda")
     a("--time-limit-min", type=float, default=0.0, help="stop cleanly (saving last) after N minutes")
+    a("--init", default=None,
+      help="start from this spire.train checkpoint's weights and normalisation (fine-tuning; a new run, "
+           "new optimiser)")
     a("--set-lr", type=float, default=None,
       help="with --resume: continue at this learning rate (a manual step decay; the plateau schedule "
            "goes on from it)")
@@ -225,6 +229,18 @@ def add_synthetic(store: FrameStore, n: int, seed: int, size: int) -> None:
         store.add_frame(f"synthetic_{i:05d}", fr.frame, fr.points)
 
 
+def _load_init(cfg: TrainConfig, model) -> dict:
+    """Load --init's weights into `model` (same architecture, strict); returns the checkpoint."""
+    from spire.models.checkpoint import read_checkpoint_file, resolve_checkpoint
+
+    path = resolve_checkpoint(cfg.init)
+    ckpt = read_checkpoint_file(path)
+    if ckpt.get("arch") != cfg.model:
+        raise UsageError(f"--init {path}: a {ckpt.get('arch')!r} checkpoint cannot start a --model {cfg.model} run")
+    model.load_state_dict(ckpt["model"])
+    return ckpt
+
+
 def set_learning_rate(opt, sched, lr: float) -> None:
     """Put every param group at `lr`; the plateau scheduler restarts its patience from there."""
     for g in opt.param_groups:
@@ -276,10 +292,13 @@ def train(cfg: TrainConfig) -> dict:
     if cfg.codec:
         mcfg = mcfg.replace(codec={**mcfg.codec, "type": cfg.codec})
     pre = mcfg.preprocess_config(cfg.imgsz)
-    need_stats = pre.norm.mode == "mean-std" and resume is None
+    init = _load_init(cfg, model) if cfg.init and resume is None else None
+    need_stats = pre.norm.mode == "mean-std" and resume is None and init is None
     store, val_sets, split, norm = build_data(cfg, need_stats, pre.channels, reporter, quiet)
     if resume is not None:
         mcfg = mcfg.replace(norm=resume.meta["preprocess"]["norm"])
+    elif init is not None:  # the weights were trained on inputs normalised this way
+        mcfg = mcfg.replace(norm=init["meta"]["preprocess"]["norm"])
     elif norm is not None:
         mcfg = mcfg.replace(norm=norm.to_dict())
     pre, codec = mcfg.preprocess_config(cfg.imgsz), mcfg.build_codec(cfg.imgsz)
@@ -312,7 +331,7 @@ def train(cfg: TrainConfig) -> dict:
         raise UsageError("--set-lr changes a resumed run's learning rate; use --lr for a new run")
     meta = build_meta(model, pre, codec, {
         "model": cfg.model, "imgsz": cfg.imgsz, "epochs": cfg.epochs, "batch": cfg.batch, "world_size": info.world,
-        "seed": cfg.seed, "commit": git_commit(), "loss": cfg.loss, "lr": cfg.lr, "split": split,
+        "seed": cfg.seed, "commit": git_commit(), "loss": cfg.loss, "lr": cfg.lr, "split": split, "init": cfg.init,
         "augment": dataclasses.asdict(aug), "bg_ratio": cfg.bg_ratio,
         "validation": "native resolution, padded to 32" if native else f"letterbox {cfg.imgsz}"})
     if info.is_main:
