@@ -26,7 +26,7 @@ RUNNABLE = {"onnx": "onnxruntime", "openvino": "openvino", "tflite": "tflite"}
 ARTIFACTS = [(p, m) for p, m in find_artifacts(SHIPPED / "export") if m.format in RUNNABLE]
 
 
-def _val_frames(n: int = 4) -> list[tuple[str, np.ndarray]]:
+def _val_frames(n: int = 4) -> list[tuple[str, np.ndarray, np.ndarray]]:
     """The first `n` target-bearing frames of sirst-v2/val (a few sizes, tiled at 512)."""
     from edge.datasets import open_dataset
 
@@ -35,7 +35,7 @@ def _val_frames(n: int = 4) -> list[tuple[str, np.ndarray]]:
     for i in range(len(ds)):
         s = ds[i]
         if len(s.points):
-            out.append((s.name, s.frame))
+            out.append((s.name, s.frame, np.asarray(s.points, np.float32)))
         if len(out) == n:
             break
     return out
@@ -55,7 +55,7 @@ def torch_points(frames):
 
     src = load_source(SHIPPED / "best.pt", imgsz=ARTIFACTS[0][1].imgsz)
     pred = torch_predictor(src, threads=1)
-    return [pred.predict(f, name)[0] for name, f in frames]
+    return [pred.predict(f, name)[0] for name, f, _ in frames]
 
 
 def test_shipped_set_is_complete_and_consistent():
@@ -70,11 +70,12 @@ def test_shipped_set_is_complete_and_consistent():
         read_sidecar(folder)  # model file matches its sidecar
         assert m.source_checkpoint and m.source_checkpoint.get("sha256") == sha, folder.name
         assert m.arch == meta.arch and m.preprocess["norm"] == meta.preprocess["norm"], folder.name
-        if (m.calibration or {}).get("method") != "qat":  # QAT picks its own operating point on val
-            assert m.codec["thr"] == pytest.approx(meta.codec["thr"]), folder.name
-        if m.precision == "int8":
+        if m.precision == "int8":  # INT8 decodes at its own validation operating point (fidelity report)
             fid = json.loads((folder / "fidelity.json").read_text())
             assert {"fp32_f1", "int8_f1", "identical_frames", "mean_shift_px"} <= set(fid)
+            assert m.codec["thr"] == pytest.approx(fid["int8_thr"]), folder.name
+        else:
+            assert m.codec["thr"] == pytest.approx(meta.codec["thr"]), folder.name
 
 
 @pytest.mark.parametrize("folder,meta", ARTIFACTS, ids=[p.name for p, _ in ARTIFACTS])
@@ -82,15 +83,24 @@ def test_shipped_artifact_finds_what_torch_finds(folder, meta, frames, torch_poi
     from edge.predictor import Predictor
 
     pred = Predictor(folder, backend=RUNNABLE[meta.format], threads=1)
-    same = 0
-    for (name, f), ref in zip(frames, torch_points):
+    same, found_same = 0, 0
+    for (name, f, gt), ref in zip(frames, torch_points):
         got, _ = pred.predict(f, name)
         if len(got) == len(ref) and (len(ref) == 0 or _max_pair_dist(got.xy, ref.xy) <= 0.5):
             same += 1
+        found_same += _found(got.xy, gt) == _found(ref.xy, gt)
     if meta.precision == "fp32":
         assert same == len(frames), f"{folder.name}: FP32 points differ from torch on {len(frames) - same} frame(s)"
-    else:
-        assert same >= len(frames) - 1, f"{folder.name}: {meta.precision} agrees with torch on {same}/{len(frames)}"
+    else:  # FP16 / INT8: the same targets found (points may shift by a fraction of a pixel)
+        assert found_same >= len(frames) - 1, f"{folder.name}: finds torch's targets on {found_same}/{len(frames)}"
+
+
+def _found(pred_xy: np.ndarray, gt: np.ndarray, max_dist: float = 5.0) -> tuple[bool, ...]:
+    """Which ground-truth targets have a prediction within `max_dist` px."""
+    if len(pred_xy) == 0:
+        return tuple(False for _ in gt)
+    d = np.linalg.norm(gt[:, None, :] - pred_xy[None, :, :], axis=-1)
+    return tuple(bool(v) for v in (d.min(axis=1) <= max_dist))
 
 
 def _max_pair_dist(a: np.ndarray, b: np.ndarray) -> float:
