@@ -346,3 +346,12 @@ def test_fidelity_repicks_the_int8_threshold_on_labelled_frames(monkeypatch, tmp
     assert 0.15 < rep["int8_thr"] <= 0.45 and rep["fp32_thr"] == 0.6 and rep["int8_thr_source"] == "validation"
     off = fidelity.fidelity_report("fp32_model", "int8_model", vals, bench_runs=0, retune_thr=False)
     assert off["int8_f1"] == 0.0  # FP32's threshold on the half-scale map finds nothing
+
+
+def test_recheck_cli_errors_are_one_line(tmp_path, capsys):
+    from quantize.recheck import main
+
+    (tmp_path / "a").mkdir()
+    assert main(["--fp32", str(tmp_path / "a"), "--int8", str(tmp_path / "a")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error:") and "metadata.json" in err[0]
