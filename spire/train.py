@@ -284,8 +284,8 @@ def train(cfg: TrainConfig) -> dict:
     resume = load_last(out) if cfg.resume else None
     if cfg.resume and info.is_main:
         print(f"note: {out / 'last.pt'} not found; starting a new run" if resume is None else
-              f"resuming {out / 'last.pt'} (options from train_args.json; only {', '.join(RUN_CONTROL[:5])} "
-              "may change)", file=sys.stderr)
+              f"resuming {out / 'last.pt'} (options from train_args.json; only "
+              f"{', '.join(k for k in RUN_CONTROL if k not in ('resume', 'out', 'quiet'))} may change)", file=sys.stderr)
 
     model = create_model(cfg.model)
     mcfg = model.cfg.replace(input_size=cfg.imgsz)
