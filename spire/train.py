@@ -238,7 +238,9 @@ def _load_init(cfg: TrainConfig, model) -> dict:
     if ckpt.get("arch") != cfg.model:
         raise UsageError(f"--init {path}: a {ckpt.get('arch')!r} checkpoint cannot start a --model {cfg.model} run")
     model.load_state_dict(ckpt["model"])
-    return ckpt
+    from edge.sidecar import file_sha256
+
+    return {**ckpt, "sha256": file_sha256(path)}  # recorded in the sidecar: the path may be overwritten later
 
 
 def set_learning_rate(opt, sched, lr: float) -> None:
@@ -331,7 +333,9 @@ def train(cfg: TrainConfig) -> dict:
         raise UsageError("--set-lr changes a resumed run's learning rate; use --lr for a new run")
     meta = build_meta(model, pre, codec, {
         "model": cfg.model, "imgsz": cfg.imgsz, "epochs": cfg.epochs, "batch": cfg.batch, "world_size": info.world,
-        "seed": cfg.seed, "commit": git_commit(), "loss": cfg.loss, "lr": cfg.lr, "split": split, "init": cfg.init,
+        "seed": cfg.seed, "commit": git_commit(), "loss": cfg.loss, "lr": cfg.lr, "split": split,
+        "init": ({"path": str(cfg.init), "sha256": init["sha256"]} if init is not None
+                 else (resume.meta.get("training") or {}).get("init") if resume is not None else None),
         "augment": dataclasses.asdict(aug), "bg_ratio": cfg.bg_ratio,
         "validation": "native resolution, padded to 32" if native else f"letterbox {cfg.imgsz}"})
     if info.is_main:

@@ -224,3 +224,19 @@ def test_set_lr_steps_a_resumed_run_and_is_refused_on_a_new_one(tmp_path):
     assert float(rows[0]["lr"]) != pytest.approx(1e-4) and float(rows[1]["lr"]) == pytest.approx(1e-4)
     with pytest.raises(UsageError, match="--set-lr"):
         run_train(tmp_path / "new", data, "--set-lr", "1e-4", epochs=1)
+
+
+@needs_data
+def test_init_starts_from_our_checkpoint_and_records_its_sha(tmp_path):
+    from edge.sidecar import file_sha256, read_sidecar
+    from spire.cli import UsageError
+
+    data = make_fixture(tmp_path / "nuaa")
+    run_train(tmp_path / "a", data, epochs=1)
+    src = tmp_path / "a" / "best.pt"
+    run_train(tmp_path / "b", data, "--init", str(src), epochs=1)
+    meta = read_sidecar(tmp_path / "b")
+    assert meta.training["init"] == {"path": str(src), "sha256": file_sha256(src)}
+    assert meta.preprocess["norm"] == read_sidecar(tmp_path / "a").preprocess["norm"]  # its normalisation
+    with pytest.raises(UsageError, match="--init"):
+        run_train(tmp_path / "c", data, "--init", str(src), "--model", "hrpe_dense", epochs=1)
