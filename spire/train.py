@@ -16,12 +16,10 @@ validation F1 (never on a test list), 2 x MSE on PRPS / Gaussian targets.
 """
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import signal
 import sys
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -34,129 +32,7 @@ from .data import FrameStore, PlanSampler, Reporter, TrainDataset, collate_skip,
 from .augment import AugmentConfig
 from . import engine
 from .engine import RunState, build_meta, load_last, save_best, save_last, write_log
-
-# Options that may change when a run is resumed; everything else is taken from train_args.json.
-RUN_CONTROL = ("epochs", "time_limit_min", "threads", "workers", "device", "resume", "out", "quiet", "set_lr")
-
-
-@dataclass
-class TrainConfig:
-    """Every option of a run (saved as OUT/train_args.json)."""
-
-    data: list[str] = field(default_factory=list)
-    model: str = "hrpe_lite"
-    format: str = "auto"
-    train_split: str = "train"
-    val_data: str | None = None
-    val_split: str = "val"
-    val_fraction: float = 0.2
-    synthetic: int = 0
-    imgsz: int = 256
-    epochs: int = 100
-    batch: int = 8
-    lr: float = 5e-3
-    weight_decay: float = 1e-4
-    warmup_iters: int = 1000
-    loss: str = "mse"
-    codec: str | None = None
-    eval_every: int = 5
-    lr_patience: int = 3
-    lr_factor: float = 0.1
-    min_lr: float = 1e-6
-    bg_ratio: float = 0.2
-    zoom: tuple[float, float] = (1.0, 1.15)
-    no_flip: bool = False
-    native_val: bool | None = None
-    max_val_frames: int = 0
-    grad_clip: float = 0.0
-    seed: int = 0
-    out: str = "runs/train"
-    resume: bool = False
-    workers: int = 0
-    threads: int | None = None
-    device: str = "auto"
-    time_limit_min: float = 0.0
-    set_lr: float | None = None
-    init: str | None = None
-    cache: bool = False
-    quiet: bool = False
-
-
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m spire.train", description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    d = TrainConfig()
-    a = p.add_argument
-    a("--model", default=d.model, help="registered model name (spire.models.list_models())")
-    a("--data", nargs="+", required=True, help="training dataset root(s)")
-    a("--format", default=d.format, choices=["auto", "nuaa", "basicirstd", "spire-json", "lesps"])
-    a("--train-split", default=d.train_split, help="list name (or .txt path) of every --data root")
-    a("--val-data", default=None, help="external validation root; its names are removed from training")
-    a("--val-split", default=d.val_split)
-    a("--val-fraction", type=float, default=d.val_fraction, help="carved from training without --val-data")
-    a("--synthetic", type=int, default=d.synthetic, help="add N synthetic frames (edge.synthetic)")
-    a("--imgsz", type=int, default=d.imgsz, help="network input / crop side (multiple of 32)")
-    a("--epochs", type=int, default=d.epochs)
-    a("--batch", type=int, default=d.batch, help="batch per process")
-    a("--lr", type=float, default=d.lr)
-    a("--weight-decay", type=float, default=d.weight_decay)
-    a("--warmup-iters", type=int, default=d.warmup_iters, help="capped at one epoch")
-    a("--loss", default=d.loss, choices=["mse", "focal"])
-    a("--codec", default=None, choices=["prps", "gaussian"], help="override the model's target codec")
-    a("--eval-every", type=int, default=d.eval_every, help="validate every k epochs (and at the end)")
-    a("--lr-patience", type=int, default=d.lr_patience, help="ReduceLROnPlateau patience, in evaluations")
-    a("--lr-factor", type=float, default=d.lr_factor)
-    a("--min-lr", type=float, default=d.min_lr)
-    a("--bg-ratio", type=float, default=d.bg_ratio, help="share of background (target-free) views")
-    a("--zoom", type=float, nargs=2, default=list(d.zoom), metavar=("LO", "HI"))
-    a("--no-flip", action="store_true", help="no flips / transposes")
-    g = p.add_mutually_exclusive_group()
-    g.add_argument("--native-val", dest="native_val", action="store_true", default=None,
-                   help="validate whole frames at native resolution (default for scale_up=False models)")
-    g.add_argument("--letterbox-val", dest="native_val", action="store_false", help="validate letterboxed to --imgsz")
-    a("--max-val-frames", type=int, default=0, help="validate on the first N frames only (0: all)")
-    a("--grad-clip", type=float, default=0.0)
-    a("--seed", type=int, default=d.seed)
-    a("--out", default=d.out)
-    a("--resume", action="store_true", help="continue OUT/last.pt exactly")
-    a("--workers", type=int, default=d.workers, help="DataLoader worker processes")
-    a("--threads", type=int, default=None, help="torch.set_num_threads")
-    a("--device", default=d.device, help="auto | cpu | cuda")
-    a("--time-limit-min", type=float, default=0.0, help="stop cleanly (saving last) after N minutes")
-    a("--init", default=None,
-      help="start from this spire.train checkpoint's weights and normalisation (fine-tuning; a new run, "
-           "new optimiser)")
-    a("--set-lr", type=float, default=None,
-      help="with --resume: continue at this learning rate (a manual step decay; the plateau schedule "
-           "goes on from it)")
-    a("--cache", action="store_true", help="keep decoded frames in memory")
-    a("--quiet", action="store_true", help="no progress bars")
-    return p
-
-
-def parse_config(argv=None) -> TrainConfig:
-    """CLI -> TrainConfig; with --resume, OUT/train_args.json wins except for RUN_CONTROL options."""
-    parser = build_parser()
-    ns = parser.parse_args(argv)
-    from spire.models.registry import is_model, list_models
-
-    if not is_model(ns.model):
-        raise UsageError(f"--model {ns.model!r}: unknown model; choose one of {', '.join(list_models())}")
-    kw = {k: v for k, v in vars(ns).items()}
-    kw["zoom"] = tuple(kw["zoom"])
-    cfg = TrainConfig(**kw)
-    saved = Path(cfg.out) / "train_args.json"
-    if cfg.resume and saved.is_file():
-        import json
-
-        old = json.loads(saved.read_text())
-        old["zoom"] = tuple(old.get("zoom", cfg.zoom))
-        keep = {k: getattr(cfg, k) for k in RUN_CONTROL}
-        names = {f.name for f in dataclasses.fields(TrainConfig)}
-        cfg = TrainConfig(**{**{k: v for k, v in old.items() if k in names}, **keep})
-    if cfg.imgsz % 32:
-        raise UsageError(f"--imgsz {cfg.imgsz}: must be a multiple of 32 (e.g. {max(32, cfg.imgsz // 32 * 32)})")
-    return cfg
+from .train_config import RUN_CONTROL, TrainConfig, build_parser, parse_config  # noqa: F401  (public API)
 
 
 def build_data(cfg: TrainConfig, pre_norm_needed: bool, channels: int, reporter: Reporter, quiet: bool = False):
