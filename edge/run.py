@@ -200,6 +200,10 @@ class Run:
                 bar.update(1)
                 if (stats.frames + stats.skipped) % self.writer.summary_every == 0:
                     self.writer.summary(self.summary())
+                reason = getattr(getattr(self, "stop", None), "reason", None)
+                if reason is not None:
+                    stats.stop_reason = reason
+                    break
             if getattr(self.source, "stopped_early", False):
                 stats.stop_reason = "source stopped delivering frames (retried, then stopped)"
         finally:
@@ -216,24 +220,38 @@ class Run:
         return s
 
 
-def _sigterm_as_interrupt():
-    """`kill` (SIGTERM) ends a run like Ctrl-C (summary still written); returns the restore call."""
-    import signal
-    import threading
+class _StopRequest:
+    """Ctrl-C / `kill` end a run between two frames, so no line or summary is cut in half.
 
-    if threading.current_thread() is not threading.main_thread():
-        return lambda: None
+    The first SIGINT or SIGTERM only sets a flag that `Run.loop` checks after every frame; a
+    second one raises KeyboardInterrupt at once (a source stuck in a read still stops).
+    """
 
-    def handler(signum, frame):
-        raise KeyboardInterrupt
+    def __init__(self):
+        self.reason: str | None = None
 
-    previous = signal.signal(signal.SIGTERM, handler)
-    return lambda: signal.signal(signal.SIGTERM, previous)
+    def install(self):
+        """Install the handlers (main thread only); returns the call that restores the previous ones."""
+        import signal
+        import threading
+
+        if threading.current_thread() is not threading.main_thread():
+            return lambda: None
+        names = {signal.SIGINT: "Ctrl-C", signal.SIGTERM: "SIGTERM"}
+
+        def handler(signum, frame):
+            if self.reason is not None:
+                raise KeyboardInterrupt
+            self.reason = f"interrupted ({names.get(signum, signum)})"
+
+        previous = {sig: signal.signal(sig, handler) for sig in names}
+        return lambda: [signal.signal(sig, h) for sig, h in previous.items()]
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    restore = _sigterm_as_interrupt()
+    stop = _StopRequest()
+    restore = stop.install()
     try:
         if args.board:
             from edge.boards import load_board
@@ -243,6 +261,7 @@ def main(argv: list[str] | None = None) -> int:
                     setattr(args, k, v)
         args.imgsz = getattr(args, "imgsz", None)
         run = Run(args)
+        run.stop = stop
         try:
             run.loop()
         except KeyboardInterrupt:
