@@ -25,7 +25,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backend", choices=sorted(BACKENDS), help="runtime (default: from --board, the model's sidecar, "
                    "else onnxruntime)")
     p.add_argument("--model", help="artifact folder or model file (default: the shipped model for the backend)")
-    p.add_argument("--precision", choices=("fp32", "fp16", "int8"), help="which shipped artifact (default: the measured choice in export/defaults.json, else int8, then fp32)")
+    p.add_argument("--precision", choices=("fp32", "fp16", "int8"),
+                   help="which shipped artifact (default: the measured choice in export/defaults.json, "
+                        "else int8, then fp32)")
     p.add_argument("--board", help="boards/NAME/profile.json defaults (backend, precision, imgsz, threads, power)")
     p.add_argument("--source", default=None, help="synthetic (default) | DIR | IMAGE | VIDEO | camera:N")
     p.add_argument("--split", default="all", help="list to read when --source is a dataset folder (default all)")
@@ -120,7 +122,8 @@ def _f(v) -> str:
 class Run:
     """One run's state: predictor, source, writer, stats, power and metrics (see `main`)."""
 
-    def __init__(self, args):
+    def __init__(self, args, stop: "_StopRequest | None" = None):
+        self.stop = stop if stop is not None else _StopRequest()
         from edge.outputs import RunStats, RunWriter
         from edge.power import PowerSampler, detect
         from edge.predictor import Predictor
@@ -200,9 +203,8 @@ class Run:
                 bar.update(1)
                 if (stats.frames + stats.skipped) % self.writer.summary_every == 0:
                     self.writer.summary(self.summary())
-                reason = getattr(getattr(self, "stop", None), "reason", None)
-                if reason is not None:
-                    stats.stop_reason = reason
+                if self.stop.reason is not None:  # Ctrl-C / SIGTERM: stop between two frames
+                    stats.stop_reason = self.stop.reason
                     break
             if getattr(self.source, "stopped_early", False):
                 stats.stop_reason = "source stopped delivering frames (retried, then stopped)"
@@ -260,8 +262,7 @@ def main(argv: list[str] | None = None) -> int:
                 if getattr(args, k, None) is None:
                     setattr(args, k, v)
         args.imgsz = getattr(args, "imgsz", None)
-        run = Run(args)
-        run.stop = stop
+        run = Run(args, stop)
         try:
             run.loop()
         except KeyboardInterrupt:

@@ -191,12 +191,20 @@ def fp32_reference(backend: str, src, onnx32: Path, work: Path) -> Path:
     return folder
 
 
-def runnable_int8(backend: str, src, folder: Path, model_file: str, work: Path, calibration: dict) -> Path:
+def runnable_int8(backend: str, folder: Path, work: Path) -> Path:
     """The INT8 artifact as this machine can run it: itself, or for TensorRT its QDQ ONNX on onnxruntime."""
-    if backend != "tensorrt":
-        return Path(folder)
-    view = Path(work) / "int8_tensorrt_on_onnxruntime"
+    return Path(folder) if backend != "tensorrt" else onnxruntime_view(Path(folder), Path(work))
+
+
+def onnxruntime_view(folder: Path, work: Path) -> Path:
+    """A copy of a TensorRT artifact's QDQ ONNX whose sidecar (derived from the artifact's) says onnx."""
+    import dataclasses
+
+    from edge.sidecar import read_sidecar, write_sidecar
+
+    meta = read_sidecar(folder, verify=False)
+    view = work / "int8_tensorrt_on_onnxruntime"
     view.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(Path(folder) / model_file, view / model_file)
-    write_meta(src, "onnxruntime", view, model_file, "int8", calibration, {"view_of": "tensorrt artifact"})
+    shutil.copyfile(folder / meta.model_file, view / meta.model_file)
+    write_sidecar(view, dataclasses.replace(meta, format="onnx", extra={**meta.extra, "view_of": "tensorrt artifact"}))
     return view

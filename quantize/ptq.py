@@ -104,7 +104,7 @@ def _one(n, src, onnx32, source, calib, out, scope, method, vals, work, threads,
             finish_tensorrt(tmp)
         if vals is not None:
             ref = fp32_reference(n, src, onnx32, work)
-            int8 = runnable_int8(n, src, tmp, name, work, calib)
+            int8 = runnable_int8(n, tmp, work)
             rep = fidelity_report(ref, int8, vals, threads, bench_runs, desc=f"fidelity {n}",
                                   labels=(f"FP32 {n} export of the same checkpoint", final.name))
             rep.update(backend=n, runtime="onnxruntime (QDQ view; no TensorRT here)" if n == "tensorrt" else n,

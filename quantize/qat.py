@@ -197,7 +197,7 @@ def build_artifacts(src, qdq: Path, out: Path, backends, calib: dict, qat_info: 
                 finish_tensorrt(tmp)
             if vals is not None:
                 ref = fp32_reference(n, src, onnx32, work)
-                rep = fidelity_report(ref, runnable_int8(n, src, tmp, name, work, calib), vals, threads, bench_runs,
+                rep = fidelity_report(ref, runnable_int8(n, tmp, work), vals, threads, bench_runs,
                                       desc=f"fidelity {n}", labels=(f"FP32 {n} export of the same checkpoint", final.name))
                 rep.update(backend=n, method="qat", calibration=calib)
                 write_report(tmp, rep)

@@ -13,36 +13,23 @@ checked through its QDQ ONNX on onnxruntime (no TensorRT here), as `quantize.ptq
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
-import shutil
 import tempfile
 from pathlib import Path
-
-
-def onnxruntime_view(folder: Path, work: Path) -> Path:
-    """A copy of a TensorRT artifact's QDQ ONNX with an onnxruntime sidecar (runnable here)."""
-    from edge.sidecar import read_sidecar, write_sidecar
-
-    meta = read_sidecar(folder, verify=False)
-    view = work / "tensorrt_as_onnx"
-    view.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(folder / meta.model_file, view / meta.model_file)
-    write_sidecar(view, dataclasses.replace(meta, format="onnx"))
-    return view
 
 
 def recheck(fp32: str | Path, int8: str | Path, val_data: str | None, val_split: str = "val", frames: int = 212,
             threads: int = 2, bench_runs: int = 30) -> dict:
     """Rewrite `int8`/fidelity.json and the INT8 decode threshold; returns the report."""
     from edge.sidecar import read_sidecar
+    from quantize.artifacts import runnable_int8
     from quantize.fidelity import fidelity_report, set_decode_threshold, summary_line, val_set, write_report
 
     fp32, int8 = Path(fp32), Path(int8)
     meta8 = read_sidecar(int8)
     vals = val_set(val_data, val_split, frames)
     with tempfile.TemporaryDirectory(prefix="spire_recheck_") as work:
-        runnable = onnxruntime_view(int8, Path(work)) if meta8.format == "tensorrt" else int8
+        runnable = runnable_int8(meta8.format, int8, Path(work))
         rep = fidelity_report(fp32, runnable, vals, threads, bench_runs, desc=f"fidelity {int8.name}",
                               labels=(fp32.name, int8.name))
     old = int8 / "fidelity.json"

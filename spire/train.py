@@ -140,12 +140,7 @@ def validate(model, val_sets, pre, codec, info, native: bool, reporter, max_fram
             frames = islice(frames, max(0, max_frames - len(metrics)))
         engine.score_frames(model, frames, codec, info.device, metrics, decode_thr=min(THR_GRID[0], codec.thr),
                             progress=not quiet)
-    return select_operating_point(metrics, codec.thr)
-
-
-def select_operating_point(metrics, default_thr: float) -> dict:
-    """Validation metrics at the best decode threshold (edge.metrics.operating, shared with INT8)."""
-    return best_operating_point(metrics, default_thr)
+    return best_operating_point(metrics, codec.thr)
 
 
 def train(cfg: TrainConfig) -> dict:

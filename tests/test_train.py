@@ -200,7 +200,7 @@ def test_operating_point_is_chosen_on_validation_scores():
     """Clutter peaks score 0.3-0.45, targets 0.6: the selected threshold drops every false alarm."""
     from edge.metrics.points import PointMetrics
     from edge.points import Points
-    from spire.train import select_operating_point
+    from edge.metrics.operating import best_operating_point
 
     m = PointMetrics()
     for i in range(10):
@@ -208,7 +208,7 @@ def test_operating_point_is_chosen_on_validation_scores():
         pred = Points(np.array([[20.0 + i, 30.0], [80.0, 90.0 - i]], np.float32),
                       np.array([0.6, 0.3 + 0.015 * i], np.float32))
         m.update(pred, gt, (128, 128))
-    r = select_operating_point(m, default_thr=0.35)
+    r = best_operating_point(m, default_thr=0.35)
     assert r["f1"] == 1.0 and r["fp"] == 0 and 0.435 < r["thr"] <= 0.6
     assert r["f1_at_default_thr"] < 0.9  # the fixed default keeps most clutter peaks
 

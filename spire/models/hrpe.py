@@ -18,13 +18,13 @@ Variants (measured: `python -m spire.models --summary --imgsz 512`, FlopCounterM
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, replace
 
 import torch
 import torch.nn as nn
 
 from .hrpe_blocks import BN_MOMENTUM, Bottleneck, OCCWStage, ShuffleUnit
-from .registry import IMAGENET_MEAN, IMAGENET_STD, ModelCfg, default_cfgs, register_model
+from .registry import IMAGENET_MEAN, IMAGENET_STD, ModelCfg, check_arch_kwargs, default_cfgs, register_model
 
 __all__ = ["HRPEArch", "HRPE"]
 
@@ -152,10 +152,7 @@ default_cfgs.update({
 
 
 def _create(name: str, **kwargs) -> HRPE:
-    allowed = {f.name for f in fields(HRPEArch)}
-    unknown = set(kwargs) - allowed
-    if unknown:
-        raise TypeError(f"{name}: unknown argument(s) {sorted(unknown)}; allowed: {sorted(allowed)}")
+    check_arch_kwargs(name, HRPEArch, kwargs)
     base = _ARCHS[name]
     if name == "hrpe" and any(kwargs.get(k, v) != v for k, v in asdict(base).items()):
         raise ValueError("hrpe is the faithful published network and takes no width/depth changes; "

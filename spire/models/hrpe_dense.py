@@ -23,14 +23,14 @@ see a point target against its local clutter, which is what PRPS regression need
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn as nn
 
 from .hrpe import _cfg
 from .hrpe_blocks import BN_MOMENTUM
-from .registry import default_cfgs, register_model
+from .registry import check_arch_kwargs, default_cfgs, register_model
 
 __all__ = ["HRPEDenseArch", "HRPEDense", "ResidualConv"]
 
@@ -110,10 +110,7 @@ default_cfgs.update({name: _cfg() for name in _ARCHS})
 
 
 def _create(name: str, **kwargs) -> HRPEDense:
-    allowed = {f.name for f in fields(HRPEDenseArch)}
-    unknown = set(kwargs) - allowed
-    if unknown:
-        raise TypeError(f"{name}: unknown argument(s) {sorted(unknown)}; allowed: {sorted(allowed)}")
+    check_arch_kwargs(name, HRPEDenseArch, kwargs)
     model = HRPEDense(_ARCHS[name], **kwargs)
     model.cfg = default_cfgs[name]
     return model

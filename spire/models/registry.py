@@ -119,6 +119,16 @@ def register_model(fn: Callable[..., nn.Module] | None = None, *, cfg: ModelCfg 
     return _register(fn) if fn is not None else _register
 
 
+def check_arch_kwargs(name: str, arch_cls, kwargs: dict) -> None:
+    """One-line TypeError when `kwargs` names a field the variant's arch dataclass does not have."""
+    from dataclasses import fields
+
+    allowed = {f.name for f in fields(arch_cls)}
+    unknown = set(kwargs) - allowed
+    if unknown:
+        raise TypeError(f"{name}: unknown argument(s) {sorted(unknown)}; allowed: {sorted(allowed)}")
+
+
 def _ensure_loaded() -> None:
     # Architecture modules register themselves on import; importing here keeps
     # `registry` usable on its own (e.g. `from spire.models.registry import create_model`).

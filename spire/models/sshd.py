@@ -14,13 +14,13 @@ channel and sample, so train-mode batches need >= 2 samples (P2P-HDNet trains wi
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn as nn
 
 from .hrpe_blocks import BN_MOMENTUM, Bottleneck
-from .registry import IMAGENET_MEAN, IMAGENET_STD, ModelCfg, default_cfgs, register_model
+from .registry import IMAGENET_MEAN, IMAGENET_STD, ModelCfg, check_arch_kwargs, default_cfgs, register_model
 from .sshd_blocks import CoordAtt, HCEMStage, HRStage, ODBottleneck
 
 __all__ = ["SSHDArch", "SSHDNet"]
@@ -112,10 +112,7 @@ default_cfgs["sshd"] = ModelCfg(
 @register_model
 def sshd(**kwargs) -> SSHDNet:
     """SSHD-Net / P2P-HDNet, HRNet-W32 based (28,735,256 parameters, ~41.1 GMAC at 512x512)."""
-    allowed = {f.name for f in fields(SSHDArch)}
-    if set(kwargs) - allowed:
-        raise TypeError(f"sshd: unknown argument(s) {sorted(set(kwargs) - allowed)}; "
-                        f"allowed: {sorted(allowed)}")
+    check_arch_kwargs("sshd", SSHDArch, kwargs)
     model = SSHDNet(SSHDArch(), **kwargs)
     cfg = default_cfgs["sshd"]
     if model.arch_cfg.in_chans != cfg.in_chans:
