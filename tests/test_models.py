@@ -31,7 +31,7 @@ ALL = list_models()
 # its full size is checked separately.
 SMALL = {"sshd": {"width": 8}}
 EXPECTED_PARAMS = {"hrpe": 294_753, "hrpe_ir": 293_601, "hrpe_lite": 37_649, "hrpe_nano": 15_977,
-                   "hrpe_dense": 60_561, "hrpe_dense_s": 15_305,
+                   "hrpe_dense": 232_825, "hrpe_dense_s": 61_369,
                    "sshd": 28_735_256}
 
 
@@ -312,18 +312,42 @@ def test_edge_variant_exports_with_plain_ops(tmp_path):
 
 @pytest.mark.parametrize("name", ["hrpe_dense", "hrpe_dense_s"])
 def test_dense_family_is_convs_adds_and_relus_only(name):
-    """The reason hrpe_dense exists: no concat / split / shuffle / gate for an INT8 CPU to copy around."""
+    """The reason hrpe_dense exists: no concat / split / shuffle for an INT8 CPU to copy around; one
+    SE gate on the 16-channel neck is the only non-conv op."""
     gm = torch.fx.symbolic_trace(create_model(name).eval())
     calls = {str(n.target) for n in gm.graph.nodes if n.op in ("call_function", "call_method")}
-    assert calls <= {"<built-in function add>"}, calls
-    mods = {type(m).__name__ for m in create_model(name).modules()} - {"HRPEDense", "Sequential", "ResidualConv"}
-    assert mods == {"Conv2d", "BatchNorm2d", "ReLU"}
+    assert calls <= {"<built-in function add>", "<built-in function mul>"}, calls
+    assert sum(str(n.target) == "<built-in function mul>" for n in gm.graph.nodes) == 1
+    mods = {type(m).__name__ for m in create_model(name).modules()} - {"HRPEDense", "Sequential", "ResidualConv",
+                                                                        "SEGate"}
+    assert mods == {"Conv2d", "BatchNorm2d", "ReLU", "AdaptiveAvgPool2d", "Sigmoid"}
     model = create_model(name)
+    for m in model.modules():  # the residual BNs start at zero gain; give every BN a real affine
+        if isinstance(m, torch.nn.BatchNorm2d):
+            torch.nn.init.uniform_(m.weight, 0.5, 1.5)
+            torch.nn.init.uniform_(m.bias, -0.1, 0.1)
     model.train()
     model(torch.randn(4, 1, 64, 64))  # non-trivial BN running stats
     model.eval()
     fused = fuse_bn(model)
-    assert fused.fused_bn == 2 + fused.arch_cfg.n_blocks  # every BN folds into its conv
+    a = fused.arch_cfg
+    assert fused.fused_bn == 2 + 2 * len(a.dilations) + bool(a.neck)  # every BN folds into its conv
     x = torch.randn(1, 1, 64, 64)
     with torch.no_grad():
         assert torch.allclose(fused(x), model(x), atol=1e-5)
+
+
+def test_dense_starts_at_the_all_zero_map_with_identity_blocks():
+    """Why hrpe_dense trains (its first version never left the all-zero plateau): a fresh block is
+    the identity and a fresh head is ~0, whatever the input scale."""
+    from spire.models.hrpe_dense import HRPEDenseArch, ResidualConv
+    block = ResidualConv(8, dilation=2).eval()
+    x = torch.rand(1, 8, 16, 16)  # post-ReLU features are >= 0
+    with torch.no_grad():
+        assert torch.equal(block(x), x)
+        out = create_model("hrpe_dense").eval()(10 * torch.randn(1, 1, 64, 64))
+    assert out.abs().max() < 0.05
+    with pytest.raises(ValueError, match="dilations"):
+        HRPEDenseArch(dilations=(1, 0))
+    with pytest.raises(ValueError, match="multiples of 8"):
+        HRPEDenseArch(width=60)
