@@ -74,7 +74,8 @@ class ArtifactMaker:
         weights: the shipped checkpoint (None on a device without it: only found artifacts run).
         imgsz: the input size of the rows.
         cache: where new exports go (`<out>/artifacts`).
-        search: extra folders searched for ready artifacts (default: edge.zoo.export_roots()).
+        search: extra folders searched for ready artifacts (default: edge.zoo.export_roots()); the
+            checkpoint's own `export/` sibling folder is always searched.
         calib_data / calib_split / calib_frames: PTQ calibration (None: synthetic frames).
         val_frames: frames of the PTQ fidelity report (kept small: the benchmark measures accuracy itself).
         reuse: False forces fresh exports into the cache.
@@ -115,6 +116,8 @@ class ArtifactMaker:
     # ------------------------------------------------------------------ lookup
     def _roots(self) -> list[Path]:
         roots = [Path(self.cache)]
+        if self.weights is not None:  # a model set travels as best.pt + export/ (weights/shipped, weights/dense)
+            roots.append(Path(self.weights).parent / "export")
         if self.search is not None:
             roots += [Path(p) for p in self.search]
         else:

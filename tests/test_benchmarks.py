@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -100,6 +101,11 @@ def test_exported_artifacts_are_reused_only_when_they_match(quick_run):
     other = quick_run["tmp"] / "other.pt"
     other.write_bytes(Path(quick_run["ckpt"]).read_bytes() + b"\0")  # another checkpoint: another sha256
     assert ArtifactMaker(other, 64, cache, search=[]).find("onnx", "fp32") is None
+    model_set = quick_run["tmp"] / "set"  # best.pt + export/, as weights/dense is laid out
+    shutil.copytree(cache, model_set / "export")
+    shutil.copy(quick_run["ckpt"], model_set / "best.pt")
+    found = ArtifactMaker(model_set / "best.pt", 64, quick_run["tmp"] / "empty", search=[]).find("onnx", "int8")
+    assert found is not None and found.parent == model_set / "export"
 
 
 # ------------------------------------------------------------------------------ measure()

@@ -1,6 +1,7 @@
-"""The committed model and its exports: every artifact loads through `edge` and finds what torch finds.
+"""The committed models and their exports: every artifact loads through `edge` and finds what torch finds.
 
-Why: `weights/shipped/` is what every zero-argument command runs. These tests read it as a user
+Why: `weights/shipped/` is what every zero-argument command runs; `weights/dense/` is the INT8-first
+alternative users switch to with one argument. These tests read it as a user
 would (Predictor on whole validation frames, tiled), and compare with the torch checkpoint through
 the same read/preprocess/tile/decode path: FP32 exports give the torch points, FP16/INT8 exports
 agree on most frames (their fidelity.json says by how much on the whole split), and every sidecar
@@ -19,11 +20,12 @@ from edge.zoo import find_artifacts
 
 REPO = Path(__file__).resolve().parents[1]
 SHIPPED = REPO / "weights" / "shipped"
+SETS = [SHIPPED, REPO / "weights" / "dense"]
 VAL = Path("/work/shared/data/sirst-v2")
 if not VAL.is_dir():
     VAL = REPO.parent / "shared" / "data" / "sirst-v2"
 RUNNABLE = {"onnx": "onnxruntime", "openvino": "openvino", "tflite": "tflite"}
-ARTIFACTS = [(p, m) for p, m in find_artifacts(SHIPPED / "export") if m.format in RUNNABLE]
+ARTIFACTS = [(root, p, m) for root in SETS for p, m in find_artifacts(root / "export") if m.format in RUNNABLE]
 
 
 def _val_frames(n: int = 4) -> list[tuple[str, np.ndarray, np.ndarray]]:
@@ -50,23 +52,30 @@ def frames():
 
 @pytest.fixture(scope="module")
 def torch_points(frames):
+    """Per model set, the torch checkpoint's points on `frames` (computed once per set)."""
     from benchmarks.measure import torch_predictor
     from export.common import load_source
 
-    src = load_source(SHIPPED / "best.pt", imgsz=ARTIFACTS[0][1].imgsz)
-    pred = torch_predictor(src, threads=1)
-    return [pred.predict(f, name)[0] for name, f, _ in frames]
+    cache: dict[Path, list] = {}
+
+    def points(root: Path, imgsz: int) -> list:
+        if root not in cache:
+            pred = torch_predictor(load_source(root / "best.pt", imgsz=imgsz), threads=1)
+            cache[root] = [pred.predict(f, name)[0] for name, f, _ in frames]
+        return cache[root]
+    return points
 
 
-def test_shipped_set_is_complete_and_consistent():
-    meta = read_sidecar(SHIPPED / "best.pt")  # verifies best.pt against its sha256
-    assert (SHIPPED / "log.csv").is_file()
-    have = {(m.format, m.precision) for _, m in find_artifacts(SHIPPED / "export")}
+@pytest.mark.parametrize("root", SETS, ids=[r.name for r in SETS])
+def test_shipped_set_is_complete_and_consistent(root):
+    meta = read_sidecar(root / "best.pt")  # verifies best.pt against its sha256
+    assert (root / "log.csv").is_file()
+    have = {(m.format, m.precision) for _, m in find_artifacts(root / "export")}
     for fmt in ("onnx", "openvino", "tflite"):
         assert {(fmt, "fp32"), (fmt, "int8")} <= have, f"shipped {fmt} fp32+int8 missing: {sorted(have)}"
     assert ("tensorrt", "fp32") in have
-    sha = file_sha256(SHIPPED / "best.pt")
-    for folder, m in find_artifacts(SHIPPED / "export"):
+    sha = file_sha256(root / "best.pt")
+    for folder, m in find_artifacts(root / "export"):
         read_sidecar(folder)  # model file matches its sidecar
         assert m.source_checkpoint and m.source_checkpoint.get("sha256") == sha, folder.name
         assert m.arch == meta.arch and m.preprocess["norm"] == meta.preprocess["norm"], folder.name
@@ -78,13 +87,13 @@ def test_shipped_set_is_complete_and_consistent():
             assert m.codec["thr"] == pytest.approx(meta.codec["thr"]), folder.name
 
 
-@pytest.mark.parametrize("folder,meta", ARTIFACTS, ids=[p.name for p, _ in ARTIFACTS])
-def test_shipped_artifact_finds_what_torch_finds(folder, meta, frames, torch_points):
+@pytest.mark.parametrize("root,folder,meta", ARTIFACTS, ids=[f"{r.name}/{p.name}" for r, p, _ in ARTIFACTS])
+def test_shipped_artifact_finds_what_torch_finds(root, folder, meta, frames, torch_points):
     from edge.predictor import Predictor
 
     pred = Predictor(folder, backend=RUNNABLE[meta.format], threads=1)
     same, found_same = 0, 0
-    for (name, f, gt), ref in zip(frames, torch_points):
+    for (name, f, gt), ref in zip(frames, torch_points(root, meta.imgsz)):
         got, _ = pred.predict(f, name)
         if len(got) == len(ref) and (len(ref) == 0 or _max_pair_dist(got.xy, ref.xy) <= 0.5):
             same += 1

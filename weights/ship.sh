@@ -7,6 +7,8 @@
 #
 #   bash weights/ship.sh runs/lite [IMGSZ] [DATA_ROOT]
 #
+# DST=weights/<name> builds a second model set beside the shipped one (the runtime uses it with
+# SPIRE_EDGE_WEIGHTS=weights/<name> or --model <artifact folder>).
 # IMGSZ (default 512) is the static input of the exports; frames larger than it are tiled by
 # edge.run. INT8 is calibrated on the training split of DATA_ROOT/sirst-v2 (and checked on its val
 # split), never on a test split.
@@ -16,7 +18,7 @@ IMGSZ=${2:-512}
 DATA=${3:-../shared/data}
 PY=${PY:-python3}
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-DST=weights/shipped
+DST=${DST:-weights/shipped}
 for f in best.pt metadata.json log.csv train_args.json; do
   [ -f "$RUN/$f" ] || { echo "error: $RUN/$f missing; is $RUN a finished spire.train run?" >&2; exit 2; }
 done
@@ -32,10 +34,13 @@ $PY -m export --weights "$W" --target tflite --precision fp16 --imgsz "$IMGSZ" -
 # One PTQ run per backend: a converter that cannot produce a faithful INT8 model for this
 # architecture (quantize refuses it with the reason) leaves that artifact out, says why in
 # export/NOT_SHIPPED.txt, and does not stop the others. ONNX Runtime and OpenVINO must succeed.
+# PTQ_ARGS_<backend> adds quantize.ptq options for one backend, e.g. (weights/dense):
+#   PTQ_ARGS_onnxruntime="--calibrate-method Percentile --frames 120" PTQ_ARGS_tflite="--ignored-scope gate"
+ptq_args() { local v="PTQ_ARGS_$1"; echo "${!v:-}"; }
 for b in onnxruntime openvino tensorrt tflite; do
   if ! $PY -m quantize.ptq --weights "$W" --backend "$b" --imgsz "$IMGSZ" \
       --data "$DATA/sirst-v2" --split train --frames 300 --val-data "$DATA/sirst-v2" --val-split val \
-      --val-frames 212 --threads "${THREADS:-2}" --out "$NEW/export" 2>"$NEW/ptq_$b.err"; then
+      --val-frames 212 --threads "${THREADS:-2}" --out "$NEW/export" $(ptq_args "$b") 2>"$NEW/ptq_$b.err"; then
     tail -n 1 "$NEW/ptq_$b.err" >&2
     case $b in onnxruntime|openvino) exit 1 ;; esac
     echo "$b int8: $(tail -n 1 "$NEW/ptq_$b.err")" >> "$NEW/export/NOT_SHIPPED.txt"

@@ -29,7 +29,8 @@ it then learns faster than hrpe_lite (validation F1 0.46 after 5 epochs, lite: 0
 but without the gate it over-fits and plateaus lower (0.80 after 200 epochs, lite 0.85; the train
 loss went to half of lite's). The SE gate, the whole-frame context HRPE's blocks have, was worth
 5-9 points at equal epochs (0.71 / 0.74 / 0.75 at epochs 15 / 20 / 30 against 0.65 / 0.63 /
-0.65); a 500x stronger weight decay instead changed nothing (0.61 / 0.65 / 0.65).
+0.65); a 500x stronger weight decay instead changed nothing (0.61 / 0.65 / 0.65). Committed in
+`weights/dense/` as the INT8-first alternative to the shipped hrpe_lite (README, "INT8").
 
 Receptive field at the output: 7 px of stem, then 8·d px per 3x3 of dilation d at stride 4:
 87 px with dilations (1, 2, 4), enough to judge a point target against the clutter
