@@ -124,7 +124,7 @@ class SEGate(nn.Module):
 
 
 class HRPEDense(nn.Module):
-    """Stride-4 heatmap network: 2-conv stem -> residual dense 3x3 blocks -> 1x1 head."""
+    """Stride-4 heatmap network: 2-conv stem -> dilated basic blocks -> 1x1 neck -> SE gate -> 1x1 head."""
 
     _fuse_pairs = (("conv1", "bn1"), ("conv2", "bn2"))
 
