@@ -126,7 +126,10 @@ class ArtifactMaker:
                 roots += export_roots()
             except ImportError:
                 pass
-        return roots
+        unique: dict[Path, Path] = {}
+        for r in roots:  # each folder searched once (the checkpoint's export/ is often a zoo root too)
+            unique.setdefault(r.resolve(), r)
+        return list(unique.values())
 
     def matches(self, meta, fmt: str, precision: str) -> bool:
         if meta.format != fmt or meta.precision != precision or meta.imgsz != self.imgsz:

@@ -211,6 +211,13 @@ def set_decode_threshold(folder: str | Path, thr: float) -> None:
         write_sidecar(folder, dataclasses.replace(meta, codec=dict(meta.codec, thr=float(thr))))
 
 
+def publish_report(folder: str | Path, rep: dict, what: str) -> None:
+    """Write the report beside an INT8 artifact, give its sidecar the report's threshold, print the summary."""
+    write_report(folder, rep)
+    set_decode_threshold(folder, rep["int8_thr"])
+    print(summary_line(rep, what))
+
+
 def write_report(folder: str | Path, rep: dict) -> Path:
     """Write `folder/fidelity.json` atomically."""
     folder = Path(folder)

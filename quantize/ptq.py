@@ -20,8 +20,7 @@ from edge.errors import SpireEdgeError
 from quantize.artifacts import (build_int8, check_runtime, finish_tensorrt, folder_for, fp32_onnx, fp32_reference,
                                 resolve_backends, runnable_int8, write_meta)
 from quantize.calibration import MIN_FRAMES, calibration_source
-from quantize.fidelity import (default_val, fidelity_report, set_decode_threshold, summary_line, val_set,
-                               write_report)
+from quantize.fidelity import default_val, fidelity_report, publish_report, val_set
 
 
 def run_ptq(weights: str | Path | None = None, backend: str | list[str] = "all", data: str | Path | None = None,
@@ -109,9 +108,7 @@ def _one(n, src, onnx32, source, calib, out, scope, method, vals, work, threads,
                                   labels=(f"FP32 {n} export of the same checkpoint", final.name))
             rep.update(backend=n, runtime="onnxruntime (QDQ view; no TensorRT here)" if n == "tensorrt" else n,
                        calibration=calib)
-            write_report(tmp, rep)
-            set_decode_threshold(tmp, rep["int8_thr"])
-            print(summary_line(rep, final.name))
+            publish_report(tmp, rep, final.name)
     print(f"quantize: wrote {final}")
     return final
 

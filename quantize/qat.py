@@ -167,7 +167,7 @@ def build_artifacts(src, qdq: Path, out: Path, backends, calib: dict, qat_info: 
     from export.common import staged_folder
     from quantize.artifacts import (file_for, finish_tensorrt, folder_for, fp32_onnx, fp32_reference, runnable_int8,
                                     write_meta)
-    from quantize.fidelity import fidelity_report, set_decode_threshold, summary_line, write_report
+    from quantize.fidelity import fidelity_report, publish_report, set_decode_threshold
     from quantize.graph_opt import optimize_for_int8
     from quantize.onnx_int8 import activations_to_uint8, qdq_counts
     from quantize.tensorrt_int8 import symmetrize_qdq
@@ -200,9 +200,7 @@ def build_artifacts(src, qdq: Path, out: Path, backends, calib: dict, qat_info: 
                 rep = fidelity_report(ref, runnable_int8(n, tmp, work), vals, threads, bench_runs,
                                       desc=f"fidelity {n}", labels=(f"FP32 {n} export of the same checkpoint", final.name))
                 rep.update(backend=n, method="qat", calibration=calib)
-                write_report(tmp, rep)
-                set_decode_threshold(tmp, rep["int8_thr"])
-                print(summary_line(rep, final.name))
+                publish_report(tmp, rep, final.name)
             elif qat_info.get("best_val_thr") is not None:  # no report: QAT's own validation choice
                 set_decode_threshold(tmp, qat_info["best_val_thr"])
         print(f"qat: wrote {final}")

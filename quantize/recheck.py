@@ -23,7 +23,7 @@ def recheck(fp32: str | Path, int8: str | Path, val_data: str | None, val_split:
     """Rewrite `int8`/fidelity.json and the INT8 decode threshold; returns the report."""
     from edge.sidecar import read_sidecar
     from quantize.artifacts import runnable_int8
-    from quantize.fidelity import fidelity_report, set_decode_threshold, summary_line, val_set, write_report
+    from quantize.fidelity import fidelity_report, publish_report, val_set
 
     fp32, int8 = Path(fp32), Path(int8)
     meta8 = read_sidecar(int8)
@@ -35,9 +35,7 @@ def recheck(fp32: str | Path, int8: str | Path, val_data: str | None, val_split:
     old = int8 / "fidelity.json"
     merged = json.loads(old.read_text()) if old.is_file() else {}
     merged.update(rep)
-    write_report(int8, merged)
-    set_decode_threshold(int8, rep["int8_thr"])
-    print(summary_line(merged, int8.name))
+    publish_report(int8, merged, int8.name)
     return merged
 
 

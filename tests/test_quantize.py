@@ -355,3 +355,43 @@ def test_recheck_cli_errors_are_one_line(tmp_path, capsys):
     assert main(["--fp32", str(tmp_path / "a"), "--int8", str(tmp_path / "a")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error:") and "metadata.json" in err[0]
+
+
+def _fake_artifact(root: Path, name: str, fmt: str, precision: str, report: dict | None = None) -> Path:
+    """A folder with a model file, a valid sidecar and (INT8) a fidelity report: what quantize.pick reads."""
+    from edge.sidecar import ModelMeta, file_sha256, io_specs, write_sidecar
+
+    folder = root / name
+    folder.mkdir(parents=True)
+    f = folder / f"{name}.bin"
+    f.write_bytes(name.encode())
+    inp, out = io_specs(64, 1, stride=4)
+    write_sidecar(folder, ModelMeta(arch="hrpe_dense", format=fmt, model_file=f.name, model_sha256=file_sha256(f),
+                                    precision=precision, input=inp, output=out,
+                                    preprocess={"imgsz": 64, "channels": 1}, codec={"type": "PRPSCodec", "thr": 0.5}))
+    if report is not None:
+        (folder / "fidelity.json").write_text(json.dumps(report))
+    return folder
+
+
+def test_pick_ships_the_better_int8_and_writes_measured_defaults(tmp_path):
+    from edge import zoo
+    from quantize.pick import main
+
+    exp, qat = tmp_path / "export", tmp_path / "qat"
+    for fmt in ("onnx", "openvino", "tflite"):
+        _fake_artifact(exp, f"m_fp32_{fmt}", fmt, "fp32")
+    _fake_artifact(exp, "m_int8_onnx", "onnx", "int8", {"fp32_f1": 0.88, "int8_f1": 0.80, "speedup": 3.0})
+    _fake_artifact(exp, "m_int8_openvino", "openvino", "int8", {"fp32_f1": 0.88, "int8_f1": 0.878, "speedup": 3.5})
+    _fake_artifact(exp, "m_int8_tflite", "tflite", "int8", {"fp32_f1": 0.88, "int8_f1": 0.90, "speedup": 0.8})
+    _fake_artifact(qat, "m_int8_onnx", "onnx", "int8", {"fp32_f1": 0.88, "int8_f1": 0.879, "speedup": 2.9})
+    _fake_artifact(qat, "m_int8_openvino", "openvino", "int8", {"fp32_f1": 0.88, "int8_f1": 0.85, "speedup": 3.4})
+    assert main([str(exp), "--qat", str(qat)]) == 0
+    assert json.loads((exp / "m_int8_onnx" / "fidelity.json").read_text())["int8_f1"] == 0.879  # QAT won
+    assert json.loads((exp / "m_int8_onnx" / "fidelity_ptq.json").read_text())["int8_f1"] == 0.80
+    assert json.loads((exp / "m_int8_openvino" / "fidelity.json").read_text())["int8_f1"] == 0.878  # PTQ kept
+    assert (qat / "m_int8_openvino").is_dir() and not (qat / "m_int8_onnx").exists()
+    defaults = json.loads((exp / zoo.DEFAULTS_NAME).read_text())
+    # INT8 only when within 0.5 point and faster: onnx (-0.1, 2.9x) yes, openvino (-0.2, 3.5x) yes,
+    # tflite (+2.0 but 0.8x) no
+    assert defaults == {"onnx": "m_int8_onnx", "openvino": "m_int8_openvino", "tflite": "m_fp32_tflite"}

@@ -1,0 +1,90 @@
+"""`python -m quantize.pick`: which INT8 artifact ships, and which artifact each backend runs by default.
+
+Why a module (these rules were two inline scripts in weights/ship.sh): they are the project's own
+decisions, read from the fidelity reports, and `edge.zoo` follows their output
+(`export/defaults.json`), so they are tested like the rest. Artifacts are found by their sidecars
+(`edge.zoo.find_artifacts`), never by folder-name patterns.
+
+    python -m quantize.pick EXPORT_DIR [--qat QAT_DIR]
+
+- `--qat`: each QAT INT8 artifact replaces the PTQ artifact of the same name in EXPORT_DIR when its
+  fidelity report has the higher INT8 F1 on validation (the PTQ report is kept as fidelity_ptq.json).
+- then `EXPORT_DIR/defaults.json`: per format, the INT8 artifact where its report shows it faster
+  than FP32 and within `F1_TOLERANCE` of FP32's F1, else the FP32 artifact.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+from pathlib import Path
+
+F1_TOLERANCE = 0.005  # the issue's "within 0.5 F1 point"
+REPORT = "fidelity.json"
+
+
+def _report(folder: Path) -> dict | None:
+    f = folder / REPORT
+    return json.loads(f.read_text()) if f.is_file() else None
+
+
+def prefer_qat(qat_root: str | Path, export_root: str | Path) -> list[str]:
+    """Move QAT artifacts that beat their PTQ counterpart into `export_root`; returns one line per decision."""
+    from edge.zoo import find_artifacts
+
+    lines = []
+    for folder, meta in find_artifacts(Path(qat_root)):
+        q = _report(folder)
+        if meta.precision != "int8" or q is None:
+            continue
+        ptq = Path(export_root) / folder.name
+        p = _report(ptq) if ptq.is_dir() else None
+        keep = "qat" if p is None or q["int8_f1"] > p["int8_f1"] else "ptq"
+        lines.append(f"{folder.name}: INT8 F1 ptq {p['int8_f1'] if p else float('nan'):.4f} "
+                     f"qat {q['int8_f1']:.4f} -> ship {keep}")
+        if keep == "qat":
+            if p is not None:
+                shutil.copy(ptq / REPORT, folder / "fidelity_ptq.json")
+                shutil.rmtree(ptq)
+            shutil.move(str(folder), str(ptq))
+    return lines
+
+
+def write_defaults(export_root: str | Path) -> dict[str, str]:
+    """Write `export_root/defaults.json` ({format: artifact folder name}) and return it."""
+    from edge.zoo import DEFAULTS_NAME, find_artifacts
+
+    by_fmt: dict[str, dict[str, Path]] = {}
+    for folder, meta in sorted(find_artifacts(Path(export_root))):
+        by_fmt.setdefault(meta.format, {}).setdefault(meta.precision, folder)
+    defaults = {}
+    for fmt, arts in sorted(by_fmt.items()):
+        pick = arts.get("fp32")
+        rep = _report(arts["int8"]) if "int8" in arts else None
+        if rep and rep["int8_f1"] >= rep["fp32_f1"] - F1_TOLERANCE and (rep.get("speedup") or 0) > 1.0:
+            pick = arts["int8"]
+        if pick is not None:
+            defaults[fmt] = pick.name
+    (Path(export_root) / DEFAULTS_NAME).write_text(json.dumps(defaults, indent=2) + "\n")
+    return defaults
+
+
+def main(argv=None) -> int:
+    from quantize.cli import run_main
+
+    p = argparse.ArgumentParser(prog="python -m quantize.pick", description=__doc__.split("\n\n")[0])
+    p.add_argument("export", help="folder of exported artifacts (e.g. weights/shipped/export)")
+    p.add_argument("--qat", help="folder of QAT artifacts to compare with the PTQ ones first")
+
+    def run(a) -> int:
+        for line in prefer_qat(a.qat, a.export) if a.qat else []:
+            print(line)
+        for fmt, name in write_defaults(a.export).items():
+            print(f"default {fmt}: {name}")
+        return 0
+
+    return run_main(run, p, argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
