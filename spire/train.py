@@ -151,6 +151,14 @@ def train(cfg: TrainConfig) -> dict:
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
+    if not cfg.resume:  # a run is never overwritten: refuse, or --exist-ok -> OUT2, OUT3 (edge.runfolders)
+        from edge.runfolders import train_out_folder
+
+        where = train_out_folder(cfg.out, cfg.exist_ok) if info.is_main else None
+        where = engine.broadcast_object((str(where[0]), where[1]) if where else None, info)
+        if where[1] and info.is_main:
+            print(where[1], file=sys.stderr)
+        cfg = dataclasses.replace(cfg, out=where[0])
     out = Path(cfg.out)
     quiet = cfg.quiet or not info.is_main
     reporter = Reporter(enabled=info.is_main)
@@ -222,10 +230,10 @@ def train(cfg: TrainConfig) -> dict:
     t_start, stop_flag = time.monotonic(), {"sig": False}
     limit = cfg.time_limit_min * 60.0
 
-    def on_signal(signum, frame):  # first Ctrl-C / SIGTERM: finish the batch, save last, exit
+    def on_signal(signum, frame):  # first Ctrl-C / SIGTERM: finish the batch, save last, exit 130 / 143
         if stop_flag["sig"]:
             raise KeyboardInterrupt
-        stop_flag["sig"] = True
+        stop_flag["sig"] = int(signum)
 
     old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
 
@@ -289,7 +297,7 @@ def train(cfg: TrainConfig) -> dict:
             signal.signal(s, h)
     summary = {"epochs_done": st.epoch, "epochs": cfg.epochs, "stopped_early": stopped, "best": st.best,
                "best_epoch": st.best_epoch, "world_size": info.world, "data_problems": reporter.messages,
-               "seconds": time.monotonic() - t_start}
+               "seconds": time.monotonic() - t_start, "stopped_by_signal": stop_flag["sig"] or None}
     sums = [engine.param_checksum(model)]
     if info.distributed:
         sums = [None] * info.world
@@ -303,8 +311,13 @@ def train(cfg: TrainConfig) -> dict:
 
 def main(argv=None) -> int:
     cfg = parse_config(argv)
-    train(cfg)
-    return 0
+    try:
+        summary = train(cfg)
+    except KeyboardInterrupt:  # a second Ctrl-C / SIGTERM: stopped at once (last.pt is the last epoch's)
+        print("interrupted: stopped at once; continue with --resume", file=sys.stderr)
+        return 130
+    sig = summary.get("stopped_by_signal")
+    return 128 + int(sig) if sig else 0  # 130 after Ctrl-C, 143 after SIGTERM, as a shell reports them
 
 
 if __name__ == "__main__":

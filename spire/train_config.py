@@ -50,6 +50,7 @@ class TrainConfig:
     seed: int = 0
     out: str = "runs/train"
     resume: bool = False
+    exist_ok: bool = False
     workers: int = 0
     threads: int | None = None
     device: str = "auto"
@@ -97,6 +98,9 @@ def build_parser() -> argparse.ArgumentParser:
     a("--seed", type=int, default=d.seed)
     a("--out", default=d.out)
     a("--resume", action="store_true", help="continue OUT/last.pt exactly")
+    a("--exist-ok", action="store_true",
+      help="OUT already holds a run: start this new one in the next free OUT2, OUT3, ... instead of refusing "
+           "(a run is never overwritten)")
     a("--workers", type=int, default=d.workers, help="DataLoader worker processes")
     a("--threads", type=int, default=None, help="torch.set_num_threads")
     a("--device", default=d.device, help="auto | cpu | cuda")
