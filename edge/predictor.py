@@ -53,10 +53,12 @@ class Predictor:
     def __init__(self, model_path: str | Path | None = None, backend: str | None = None,
                  threads: int | None = None, mode: str = "auto", conf: float | None = None,
                  precision: str | None = None, overlap: int = 32, merge_px: float = 3.0):
+        from edge.argcheck import check_conf, check_threads
         from edge.sidecar import read_sidecar
 
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+        threads, conf = check_threads(threads, "threads"), check_conf(conf, "conf")
         self.model_path = resolve_model(model_path, backend, precision)
         self.meta = read_sidecar(self.model_path)
         self._setup(load_backend(self.model_path, backend, threads, meta=self.meta), self.meta.preprocess_config(),

@@ -112,6 +112,8 @@ def format_report(summary: dict) -> list[str]:
                      f"({summary['power_source']})")
     if summary.get("metrics_line"):
         lines.append(f"metrics: {summary['metrics_line']}")
+    if summary.get("stop_reason") not in (None, "end of source"):  # a truncated video, a stalled camera, Ctrl-C
+        lines.append(f"stopped: {summary['stop_reason']}")
     return lines
 
 
@@ -250,6 +252,28 @@ class _StopRequest:
         return lambda: [signal.signal(sig, h) for sig, h in previous.items()]
 
 
+def _check_args(args) -> None:
+    """One-line refusals of values that cannot work; --save goes to a new folder, never an earlier run's.
+
+    A new or empty --save DIR is written directly; one that holds files gets DIR2, DIR3, ...
+    (edge.runfolders), said on stderr and in the final `saved:` line.
+    """
+    from edge.argcheck import check_conf, check_count, check_threads
+
+    args.threads, args.conf = check_threads(args.threads), check_conf(args.conf)
+    check_count(args.frames, "--frames", 1)
+    check_count(args.warmup, "--warmup", 0)
+    check_count(args.overlay_every, "--overlay-every", 0)
+    check_count(args.summary_every, "--summary-every", 1)
+    if args.save:
+        from edge.runfolders import new_run_folder
+
+        folder, moved = new_run_folder(args.save)
+        if moved:
+            print(f"note: {args.save} already holds files; this run is saved in {folder}", file=sys.stderr)
+        args.save = str(folder)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     stop = _StopRequest()
@@ -262,6 +286,7 @@ def main(argv: list[str] | None = None) -> int:
                 if getattr(args, k, None) is None:
                     setattr(args, k, v)
         args.imgsz = getattr(args, "imgsz", None)
+        _check_args(args)
         run = Run(args, stop)
         try:
             run.loop()

@@ -1,5 +1,6 @@
 """Dataset readers on tiny hand-built fixtures of every layout, plus the converter round trip."""
 import json
+import re
 from pathlib import Path
 
 import cv2
@@ -67,8 +68,8 @@ def test_nuaa_layout(tmp_path):
     assert s.frame.shape == (32, 48) and s.mask.dtype == np.uint8 and s.points.dtype == np.float32
     np.testing.assert_allclose(s.points, TRUE_PTS)
     assert ds[1].frame.shape == (32, 48, 3) and len(ds[1].points) == 0 and ds[1].labelled
-    with pytest.warns(DatasetWarning, match="d_pixels0.png.*48x32.*96x64.*rescaled"):
-        d = ds[2]
+    d = ds[2]  # rescaled with one plain warning line (tests/test_reliability.py), kept in ds.problems
+    assert any(re.search("d_pixels0.png.*48x32.*96x64.*rescaled", p) for p in ds.problems)
     assert d.mask.shape == (64, 96)
     # pixel centres map as (x + 0.5) * 2 - 0.5
     np.testing.assert_allclose(d.points, TRUE_PTS * 2 + 0.5)

@@ -166,15 +166,26 @@ class Dataset:
             warnings.warn(message, DatasetWarning, stacklevel=3)
 
     def _labels_from_mask(self, path: Path, frame: np.ndarray, kind: str):
-        """(points, mask at image size) from a mask file, or (None, None) when unreadable."""
+        """(points, mask at image size) from a mask file, or (None, None) when unreadable or another shape."""
         m = read_mask(path)
         if m is None:
             self.report(f"{path}: unreadable {kind}; the frame is kept unlabelled (fix or delete the file)")
             return None, None
         hw = frame.shape[:2]
         if m.shape != hw:
-            self.report(f"{path}: {kind} is {m.shape[1]}x{m.shape[0]} but its image is {hw[1]}x{hw[0]}; "
-                        "rescaled to the image (re-export the mask at the image size to silence this)")
+            size = f"{path}: {kind} is {m.shape[1]}x{m.shape[0]} but its image is {hw[1]}x{hw[0]}"
+            refuse = abs((hw[1] / m.shape[1]) / (hw[0] / m.shape[0]) - 1.0) > 0.01  # another image's mask
+            msg = (f"{size}, another aspect ratio: not this image's mask; the frame is kept unlabelled (training "
+                   "and evaluation skip it; fix or delete the mask file)" if refuse else
+                   f"{size}; rescaled to the image (re-export the mask at the image size to silence this)")
+            if msg not in self._seen:  # one plain line (no Python warning with a source line), once per file
+                import sys
+
+                self._seen.add(msg)
+                self.problems.append(msg)
+                print(f"warning: {msg}", file=sys.stderr)
+            if refuse:
+                return None, None
             pts = scale_points(points_from_mask(m), m.shape, hw)
             m = cv2.resize(m, (hw[1], hw[0]), interpolation=cv2.INTER_NEAREST)
             return pts, m

@@ -1,0 +1,50 @@
+"""Numeric options checked once, with one line that names the option: threads, score threshold, counts.
+
+Why: `--threads -4` went to the runtime (which clamps or crashes), `--conf -1` silently turned
+every local maximum into a target. The runtime refuses both with one line (exit 2 in the CLIs),
+and the Predictor applies the same rules to API callers.
+"""
+from __future__ import annotations
+
+import math
+
+from edge.errors import SpireEdgeError
+
+__all__ = ["ArgumentError", "check_threads", "check_conf", "check_count"]
+
+
+class ArgumentError(SpireEdgeError, ValueError):
+    """An option value that cannot work; the message names the option and what it accepts."""
+
+
+def check_threads(threads, flag: str = "--threads") -> int | None:
+    """None (the runtime's default) or a whole number >= 1."""
+    if threads is None:
+        return None
+    if isinstance(threads, bool) or not isinstance(threads, (int, float)) or threads != int(threads) or threads < 1:
+        raise ArgumentError(f"{flag} {threads}: must be a whole number of CPU threads >= 1 "
+                            "(leave it out for the runtime's default)")
+    return int(threads)
+
+
+def check_conf(conf, flag: str = "--conf") -> float | None:
+    """None (the sidecar's threshold) or a score threshold in (0, 1]."""
+    if conf is None:
+        return None
+    try:
+        v = float(conf)
+    except (TypeError, ValueError):
+        raise ArgumentError(f"{flag} {conf!r}: must be a number in (0, 1]") from None
+    if not math.isfinite(v) or not 0.0 < v <= 1.0:
+        raise ArgumentError(f"{flag} {conf}: must be a score threshold in (0, 1] (heatmap peaks are scores in "
+                            "0..1; leave it out for the model's validated threshold)")
+    return v
+
+
+def check_count(n, flag: str, minimum: int = 0) -> int | None:
+    """None or a whole number >= `minimum` (frames, warm-up runs, overlay interval)."""
+    if n is None:
+        return None
+    if isinstance(n, bool) or not isinstance(n, int) or n < minimum:
+        raise ArgumentError(f"{flag} {n}: must be a whole number >= {minimum}")
+    return n

@@ -1,0 +1,174 @@
+"""Nothing a user made is lost or silently wrong (issue 16): run folders, integrity, calibration, one-line errors.
+
+Each test is one case of the issue and failed before its fix. Kept fast: the committed 512² ONNX /
+OpenVINO exports are copied and run on a few frames (no export, no torch where it can be avoided);
+training uses hrpe_nano on the 6-frame NUAA fixture of tests/test_train.py at 64 px.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import stat
+import threading
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from edge import run as edge_run
+
+REPO = Path(__file__).resolve().parents[1]
+EXPORTS = REPO / "weights" / "shipped" / "export"
+ONNX32 = EXPORTS / "hrpe_lite_512_fp32_onnx"
+OV8 = EXPORTS / "hrpe_lite_512_int8_openvino_model"
+NUAA = Path("/work/shared/data/nuaa-sirst")
+needs_nuaa = pytest.mark.skipif(not (NUAA / "images").is_dir(), reason="NUAA-SIRST fixture data not present")
+
+
+def _run(capsys, *argv):
+    rc = edge_run.main([*map(str, argv), "--quiet", "--warmup", "0"])
+    out = capsys.readouterr()
+    return rc, out.out, out.err
+
+
+def _one_error_line(err: str) -> str:
+    lines = [ln for ln in err.strip().splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), err
+    return lines[0]
+
+
+def _train_args(data: Path, out: Path, *extra: str) -> list[str]:
+    return ["--model", "hrpe_nano", "--data", str(data), "--imgsz", "64", "--batch", "2", "--eval-every", "1",
+            "--out", str(out), "--threads", "1", "--quiet", *extra]
+
+
+@pytest.fixture(scope="module")
+def nuaa(tmp_path_factory):
+    from tests.test_train import make_fixture
+
+    return make_fixture(tmp_path_factory.mktemp("rel_nuaa") / "data")
+
+
+# ------------------------------------------------------------------------ 1. training run folders
+@needs_nuaa
+def test_train_never_overwrites_a_run(nuaa, tmp_path, capsys):
+    from spire.cli import run_main
+    from spire.train import main
+
+    out = tmp_path / "run"
+    assert run_main(main, _train_args(nuaa, out, "--epochs", "1")) == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+    capsys.readouterr()
+    assert run_main(main, _train_args(nuaa, out, "--epochs", "1")) == 2
+    line = _one_error_line(capsys.readouterr().err)
+    assert "already holds a training run" in line and "--resume" in line and "--exist-ok" in line
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before  # untouched
+    assert run_main(main, _train_args(nuaa, out, "--epochs", "1", "--exist-ok")) == 0
+    assert f"writes to {tmp_path / 'run2'}" in capsys.readouterr().err
+    assert (tmp_path / "run2" / "best.pt").is_file()
+    assert json.loads((tmp_path / "run2" / "train_args.json").read_text())["out"] == str(tmp_path / "run2")
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before
+
+
+@needs_nuaa
+@pytest.mark.parametrize("sig, rc", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_train_exit_code_after_a_signal(nuaa, tmp_path, sig, rc):
+    from spire.cli import run_main
+    from spire.train import main
+
+    timer = threading.Timer(1.0, os.kill, (os.getpid(), sig))
+    timer.start()
+    try:
+        got = run_main(main, _train_args(nuaa, tmp_path / "r", "--epochs", "10000", "--eval-every", "10000"))
+    finally:
+        timer.cancel()
+    assert got == rc and (tmp_path / "r" / "last.pt").is_file()
+
+
+# ------------------------------------------------------------------------ 2. edge.run --save
+def test_run_save_never_mixes_two_runs(tmp_path, capsys):
+    out = tmp_path / "out"
+    out.mkdir()  # new and empty: written directly
+    rc, stdout, _ = _run(capsys, "--model", ONNX32, "--frames", 2, "--save", out, "--overlay-every", 1)
+    assert rc == 0 and (out / "summary.json").is_file() and f"saved: {out}/summary.json" in stdout
+    first = {p.name: p.read_bytes() for p in out.iterdir()}
+    rc, stdout, err = _run(capsys, "--model", ONNX32, "--frames", 1, "--save", out)
+    assert rc == 0 and f"saved in {tmp_path / 'out2'}" in err and f"saved: {tmp_path / 'out2'}/summary.json" in stdout
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == first
+    assert json.loads((tmp_path / "out2" / "summary.json").read_text())["frames"] == 1
+    rc, _, err = _run(capsys, "--model", ONNX32, "--frames", 1, "--save", out)
+    assert rc == 0 and f"saved in {tmp_path / 'out3'}" in err
+
+
+# ------------------------------------------------------------------------ 6. one-line errors
+@pytest.mark.parametrize("case", ["file", "under_a_file"])
+def test_run_save_to_a_file_or_unwritable_path(tmp_path, capsys, case):
+    f = tmp_path / "notes.txt"
+    f.write_text("mine\n")
+    target = f if case == "file" else f / "sub"
+    rc, _, err = _run(capsys, "--model", ONNX32, "--frames", 1, "--save", target)
+    line = _one_error_line(err)
+    assert rc == 2 and "--save" in line and str(target) in line
+    assert f.read_text() == "mine\n"
+
+
+@pytest.mark.parametrize("argv, needle", [(["--threads", "-4"], "--threads -4"), (["--threads", "0"], "--threads 0"),
+                                          (["--conf", "-1"], "--conf -1.0"), (["--conf", "1.5"], "--conf 1.5"),
+                                          (["--frames", "0"], "--frames 0")])
+def test_run_refuses_impossible_numbers(capsys, argv, needle):
+    rc, _, err = _run(capsys, "--model", ONNX32, *argv)
+    assert rc == 2 and needle in _one_error_line(err)
+
+
+def test_predictor_refuses_impossible_numbers():
+    from edge.argcheck import ArgumentError
+    from edge.predictor import Predictor
+
+    with pytest.raises(ArgumentError, match="threads -4"):
+        Predictor(ONNX32, threads=-4)
+    with pytest.raises(ArgumentError, match="conf -1"):
+        Predictor(ONNX32, conf=-1)
+
+
+def test_mask_of_another_aspect_is_refused_same_aspect_rescaled(tmp_path, capfd):
+    from edge.datasets import open_dataset
+
+    root = tmp_path / "nuaa"
+    (root / "images").mkdir(parents=True)
+    (root / "masks").mkdir()
+    img = np.full((64, 96), 30, np.uint8)
+    for name, mask_hw in (("same", (32, 48)), ("other", (64, 64)), ("exact", (64, 96))):
+        cv2.imwrite(str(root / "images" / f"{name}.png"), img)
+        m = np.zeros(mask_hw, np.uint8)
+        m[10:13, 20:23] = 255
+        cv2.imwrite(str(root / "masks" / f"{name}_pixels0.png"), m)
+    (root / "train.txt").write_text("same\nother\nexact\n")
+    ds = open_dataset(root, split="train")
+    capfd.readouterr()
+    with __import__("warnings").catch_warnings():
+        __import__("warnings").simplefilter("error")  # no Python warning (with its source line) for either
+        same, other = ds[0], ds[1]
+    err = capfd.readouterr().err.strip().splitlines()
+    assert len(err) == 2 and all(ln.startswith("warning: ") for ln in err), err
+    assert "rescaled" in err[0] and same.labelled and len(same.points) == 1
+    assert "another aspect ratio" in err[1] and not other.labelled and len(other.points) == 0
+    ds[0], ds[1]  # said once per file
+    assert capfd.readouterr().err == ""
+
+
+def test_truncated_video_prints_why_it_stopped(tmp_path, capsys):
+    path = tmp_path / "clip.avi"
+    vw = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (96, 64))
+    rng = np.random.default_rng(0)
+    for _ in range(30):
+        vw.write(cv2.cvtColor(rng.integers(0, 255, (64, 96), dtype=np.uint8), cv2.COLOR_GRAY2BGR))
+    vw.release()
+    data = path.read_bytes()
+    path.write_bytes(data[:len(data) // 2])
+    rc, stdout, _ = _run(capsys, "--model", ONNX32, "--source", path, "--save", tmp_path / "o")
+    s = json.loads((tmp_path / "o" / "summary.json").read_text())
+    assert rc == 0 and 0 < s["frames"] < 30
+    assert f"stopped: {s['stop_reason']}" in stdout and s["stop_reason"] != "end of source"
