@@ -58,6 +58,8 @@ class Entry:
     points: np.ndarray | None = None
     point_mask: Path | None = None
     labelled: bool = True
+    clip: str | None = None  # video layout: the clip and the 0-based frame index in it
+    frame_index: int | None = None
 
 
 def mask_components(mask: np.ndarray, frame: np.ndarray | None = None, centroid: str = "geometric"):

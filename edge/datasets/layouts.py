@@ -8,6 +8,8 @@ IRSTD layout as it is on disk instead of asking for a conversion first:
 - 'spire-json' SPIRE: images/, annotations/annotations.json (COCO keypoints), img_idx/<split>.txt
 - 'lesps'      LESPS: the BasicIRSTD layout plus masks_centroid/ or masks_coarse/ point masks
                (one 255 pixel, or a small blob, per target)
+- 'video'      labelled IR clips: videos/NAME.mp4, labels/NAME.csv (frame,cx,cy,...), <split>.txt
+               of clip names; `stride` keeps every k-th frame (see edge.datasets.video)
 
 `split` is a list name, a path to a list file, or 'all' (every image). List lines are names
 without extension (an extension is tolerated). Missing images, masks and duplicate lines are
@@ -25,14 +27,16 @@ import numpy as np
 from edge.errors import DatasetError
 
 from .core import ConcatDataset, Dataset, DatasetWarning, Entry
+from .video import is_video_layout, open_video_dataset
 
 __all__ = ["FORMATS", "detect_format", "open_dataset", "open_datasets", "read_name_list"]
 
-FORMATS = ("nuaa", "basicirstd", "spire-json", "lesps")
+FORMATS = ("nuaa", "basicirstd", "spire-json", "lesps", "video")
 IMAGE_EXT = (".png", ".bmp", ".jpg", ".jpeg", ".tif", ".tiff")
 LAYOUTS = ("expected one of: images/+masks/NAME_pixels0.png+<split>.txt (nuaa), "
            "images/+masks/+img_idx/<split>_<name>.txt (basicirstd), "
-           "images/+annotations/annotations.json (spire-json), images/+masks_centroid/ or masks_coarse/ (lesps)")
+           "images/+annotations/annotations.json (spire-json), images/+masks_centroid/ or masks_coarse/ (lesps), "
+           "videos/+labels/+<split>.txt (video)")
 
 
 def _index(folder: Path) -> dict[str, Path]:
@@ -55,6 +59,8 @@ def detect_format(root) -> str:
         raise DatasetError(f"{root}: no such dataset folder; pass the folder that holds images/")
     if (root / "annotations" / "annotations.json").is_file():
         return "spire-json"
+    if is_video_layout(root):
+        return "video"
     if not (root / "images").is_dir():
         inner = sorted(p.name for p in root.iterdir() if (p / "images").is_dir())
         if inner:  # e.g. BasicIRSTD's datasets/ folder holding NUAA-SIRST/, IRSTD-1K/, ...
@@ -89,6 +95,8 @@ def _list_candidates(root: Path, fmt: str, split: str) -> list[Path]:
                 *sorted(root.glob(f"idx_*/{split}.txt"))]
     if fmt == "spire-json":
         return [root / "img_idx" / f"{split}.txt", root / f"{split}.txt"]
+    if fmt == "video":
+        return [root / f"{split}.txt", root / "splits" / f"{split}.txt"]
     return [root / "img_idx" / f"{split}_{root.name}.txt", *sorted((root / "img_idx").glob(f"{split}_*.txt")),
             root / "img_idx" / f"{split}.txt", root / f"{split}_{root.name}.txt", root / f"{split}.txt"]
 
@@ -199,7 +207,7 @@ def _json_entries(root: Path, names, problems):
 
 
 def open_dataset(root, format: str = "auto", split: str = "train", exclude=None, centroid: str = "geometric",
-                 point_label: str = "centroid", keep_unlabelled: bool = False) -> Dataset:
+                 point_label: str = "centroid", keep_unlabelled: bool = False, stride: int = 1) -> Dataset:
     """Open a labelled dataset folder lazily.
 
     Args:
@@ -212,6 +220,7 @@ def open_dataset(root, format: str = "auto", split: str = "train", exclude=None,
         point_label: LESPS only: 'centroid' (masks_centroid/) or 'coarse' (masks_coarse/).
         keep_unlabelled: keep frames whose mask is missing (labelled=False, no points) instead of
             skipping them.
+        stride: video layout only: keep every `stride`-th frame of each clip (1: all).
     """
     root = Path(root)
     fmt = detect_format(root) if format == "auto" else format
@@ -221,6 +230,15 @@ def open_dataset(root, format: str = "auto", split: str = "train", exclude=None,
         raise DatasetError(f"{root}: no such dataset folder; pass the folder that holds images/")
     names = _split_names(root, fmt, str(split))
     problems: list[str] = []
+    if fmt == "video":
+        ds = open_video_dataset(root, names, stride, problems, str(split), centroid)
+        drop = _exclude_set(exclude)
+        if drop:
+            ds.entries = [e for e in ds.entries if e.name not in drop and e.clip not in drop]
+            ds.__post_init__()
+        for p in problems:
+            warnings.warn(p, DatasetWarning, stacklevel=2)
+        return ds
     if fmt == "spire-json":
         entries = _json_entries(root, names, problems)
     else:
