@@ -31,6 +31,7 @@ class AugmentConfig:
     edge_slack: how far (source px) a crop may overhang the frame border, showing the zero
         padding that whole-frame evaluation adds (pad to a multiple of 32: at most 16 px a side),
         so the network learns that a frame edge is not a target.
+    photometric: probability of `sensor_photometric` on a view (0: never).
     """
 
     zoom: tuple[float, float] = (1.0, 1.15)
@@ -38,6 +39,7 @@ class AugmentConfig:
     crop: int | None = None
     margin: float = 8.0
     edge_slack: float = 16.0
+    photometric: float = 0.0
 
     def __post_init__(self) -> None:
         lo, hi = self.zoom
@@ -157,4 +159,26 @@ def augment(frame: np.ndarray, points: np.ndarray, cfg: AugmentConfig, rng: np.r
                                slack=cfg.edge_slack)
     if cfg.dihedral:
         frame, p = dihedral(frame, p, int(rng.integers(8)))
+    if cfg.photometric > 0 and rng.random() < cfg.photometric:
+        frame = sensor_photometric(frame, rng)
     return frame, p
+
+
+def sensor_photometric(frame: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """What another IR sensor or AGC setting does to the same scene: gain/offset, gamma, noise, blur.
+
+    Why: the validation and field frames come from other cameras than the training ones, with other
+    automatic gain control, optics and noise floors; a point target must be found by its shape
+    against the local clutter, not by an absolute grey level. Values stay in the frame's dtype
+    range (uint8 / uint16 are clipped and rounded back); geometry and labels are untouched.
+    """
+    dt = frame.dtype
+    top = 255.0 if dt == np.uint8 else 65535.0 if dt == np.uint16 else float(max(frame.max(), 1.0))
+    x = frame.astype(np.float32) / top
+    x = x * float(rng.uniform(0.75, 1.3)) + float(rng.uniform(-0.1, 0.1))
+    x = np.clip(x, 0.0, 1.0) ** float(rng.uniform(0.75, 1.35))
+    if rng.random() < 0.3:
+        x = cv2.GaussianBlur(x, (0, 0), float(rng.uniform(0.3, 0.8)))
+    x = x + rng.normal(0.0, float(rng.uniform(0.0, 0.015)), x.shape).astype(np.float32)
+    x = np.clip(x, 0.0, 1.0) * top
+    return np.rint(x).astype(dt) if dt.kind in "ui" else x.astype(dt)

@@ -107,7 +107,7 @@ def carve_split(names: list[str], fraction: float, seed: int) -> set[str]:
     return {uniq[i] for i in order[:k]}
 
 
-def open_roots(roots, fmt: str, split: str, exclude=None, reporter=None):
+def open_roots(roots, fmt: str, split: str, exclude=None, reporter=None, stride: int = 1):
     """`edge.datasets.open_dataset` for each root (one-line DatasetError on a bad root).
 
     The layout's data problems (listed frames without image or mask) go to `reporter.once`
@@ -121,7 +121,7 @@ def open_roots(roots, fmt: str, split: str, exclude=None, reporter=None):
     for r in roots:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DatasetWarning)
-            ds = open_dataset(r, fmt, split, exclude=exclude)
+            ds = open_dataset(r, fmt, split, exclude=exclude, stride=stride)
         for p in ds.problems:
             if reporter is not None:
                 reporter.once(p, p)

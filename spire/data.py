@@ -65,6 +65,30 @@ class FrameRecord:
     points: np.ndarray
     hw: tuple[int, int]
     frame: np.ndarray | None = None
+    domain: int = 0  # which --data root it came from (per-domain sampling weights)
+
+
+def content_key(frame: np.ndarray) -> str:
+    """A hash of a frame's pixels, the same for a grey image and its 3-channel grey copy.
+
+    Why: the same picture is shipped under the same name in different datasets (every video dump
+    has frame_0001.png) and under different names or channel layouts in others (57 NUAA-SIRST
+    training frames are SIRST-V2 validation frames, grey in one, RGB in the other); overlap with
+    validation must be found by what the frame shows, not by its name.
+    """
+    import hashlib
+
+    a = np.asarray(frame)
+    if a.ndim == 3 and a.shape[2] == 1:
+        a = a[:, :, 0]
+    elif a.ndim == 3:  # what the frame shows, in grey: an RGB copy of a grey frame hashes as the grey one
+        import cv2
+
+        a = cv2.cvtColor(np.ascontiguousarray(a[:, :, :3]), cv2.COLOR_RGB2GRAY)
+    a = np.ascontiguousarray(a)
+    h = hashlib.sha1(f"{a.shape}{a.dtype.str}".encode())
+    h.update(a.tobytes())
+    return h.hexdigest()
 
 
 @dataclass
@@ -77,6 +101,8 @@ class FrameStore:
     progress: bool = True
     excluded: int = 0
     duplicates: int = 0
+    duplicate_names: list = field(default_factory=list)
+    _keys: set = field(default_factory=set, repr=False)
 
     def __len__(self) -> int:
         return len(self.records)
@@ -111,38 +137,41 @@ class FrameStore:
             return None
         return s.frame, np.asarray(s.points, np.float32).reshape(-1, 2)
 
-    def iter_add(self, dataset, exclude: set[str] | None = None, desc: str = "indexing"):
+    def iter_add(self, dataset, exclude: set[str] | None = None, desc: str = "indexing", domain: int = 0):
         """Read every frame of `dataset` once, adding the usable ones; yields each added frame.
 
-        Names in `exclude` (the validation names) are left out and counted in `self.excluded`,
-        names already in the store (listed by two training roots) in `self.duplicates`. Yielding lets the caller
-        compute pixel statistics in the same single pass over the files.
+        `exclude` holds `content_key`s of the validation frames: a training frame showing the same
+        pixels is left out (counted in `self.excluded`) whatever its name or root. A frame whose
+        pixels are already in the store (the same image listed by two training roots) is an exact
+        duplicate, counted in `self.duplicates`; frames that merely share a name are both kept.
+        Yielding lets the caller compute pixel statistics in the same single pass over the files.
         """
         from tqdm import tqdm
 
-        have = set(self.names)
         exclude = exclude or set()
         for i, name in enumerate(tqdm(dataset.names, desc=desc, unit="frame", leave=False,
                                       disable=not self.progress)):
-            if name in exclude:
-                self.excluded += 1
-                continue
-            if name in have:
-                self.duplicates += 1
-                continue
             got = self.read(dataset, i, name)
             if got is None:
                 continue
             frame, pts = got
-            have.add(name)
+            key = content_key(frame)
+            if key in exclude:
+                self.excluded += 1
+                continue
+            if key in self._keys:
+                self.duplicates += 1
+                self.duplicate_names.append(name)
+                continue
+            self._keys.add(key)
             self.records.append(FrameRecord(name, dataset, i, pts, tuple(frame.shape[:2]),
-                                            frame if self.cache else None))
+                                            frame if self.cache else None, domain))
             yield frame
 
-    def add_frame(self, name: str, frame: np.ndarray, points: np.ndarray) -> None:
+    def add_frame(self, name: str, frame: np.ndarray, points: np.ndarray, domain: int = 0) -> None:
         """Add an in-memory frame (synthetic data); always kept in memory."""
         pts = np.asarray(points, np.float32).reshape(-1, 2)
-        self.records.append(FrameRecord(name, None, -1, pts, tuple(frame.shape[:2]), frame))
+        self.records.append(FrameRecord(name, None, -1, pts, tuple(frame.shape[:2]), frame, domain))
 
     def load(self, i: int):
         """(frame, points) of record i, or None when the file broke since indexing (reported)."""
@@ -160,14 +189,25 @@ class FrameStore:
 
 
 def epoch_plan(n_frames: int, positives: list[int], negatives: list[int], seed: int, epoch: int,
-               bg_ratio: float) -> list[tuple[int, int]]:
+               bg_ratio: float, domains: list[int] | None = None, weights: list[float] | None = None,
+               size: int = 0) -> list[tuple[int, int]]:
     """The shuffled (frame index, background flag) items of one epoch.
 
-    Every frame with targets appears once (a target-centred view). Background items (random
-    views of target-free frames, or of any frame when there are none) make up `bg_ratio` of the
-    epoch; target-free frames are drawn without replacement while they last.
+    Without `weights`: every frame with targets appears once (a target-centred view) and
+    background items (random views of target-free frames, or of any frame when there are none)
+    make up `bg_ratio` of the epoch; target-free frames are drawn without replacement while they
+    last.
+
+    With `weights` (one per domain; `domains[i]` is frame i's domain): the mixture is designed,
+    not inherited from the set sizes (65 k near-identical drone frames must not drown 200 SIRST
+    targets). `size` target views (default: all positives) are split between the domains by
+    weight, each domain cycling through its own positives in a fresh order; background views are
+    split the same way and come from the domain's target-free frames, or random views of any of
+    its frames when it has none, so every domain's clutter is seen.
     """
     rng = np.random.default_rng([int(seed), int(epoch), 7])
+    if weights is not None and domains is not None:
+        return _weighted_plan(rng, n_frames, positives, negatives, bg_ratio, domains, weights, size)
     pos = list(positives) if positives else list(range(n_frames))
     items = [(i, 0) for i in pos]
     n_bg = int(round(len(pos) * bg_ratio / (1.0 - bg_ratio))) if 0 < bg_ratio < 1 else 0
@@ -180,6 +220,42 @@ def epoch_plan(n_frames: int, positives: list[int], negatives: list[int], seed: 
     return [items[k] for k in order]
 
 
+def _draw(rng: np.random.Generator, pool: list[int], n: int) -> list[int]:
+    """n items of `pool`, without replacement while they last (whole shuffled passes)."""
+    if n <= 0 or not pool:
+        return []
+    reps = math.ceil(n / len(pool))
+    return [int(i) for i in np.concatenate([rng.permutation(pool) for _ in range(reps)])[:n]]
+
+
+def _split_counts(total: int, weights: np.ndarray) -> list[int]:
+    """Integer counts summing to `total`, proportional to `weights` (largest remainders)."""
+    raw = total * weights / weights.sum()
+    counts = np.floor(raw).astype(int)
+    for k in np.argsort(-(raw - counts))[: total - int(counts.sum())]:
+        counts[k] += 1
+    return counts.tolist()
+
+
+def _weighted_plan(rng, n_frames, positives, negatives, bg_ratio, domains, weights, size):
+    dom = np.asarray(domains, int)
+    ids = sorted(set(dom.tolist()))
+    w = np.asarray([float(weights[d]) if d < len(weights) else 0.0 for d in ids])
+    if not (w > 0).any():
+        raise ValueError(f"domain weights {list(weights)} give no domain a positive weight")
+    pos_set, neg_set = set(positives), set(negatives)
+    n_pos = int(size) if size else len(positives) or n_frames
+    n_bg = int(round(n_pos * bg_ratio / (1.0 - bg_ratio))) if 0 < bg_ratio < 1 else 0
+    items: list[tuple[int, int]] = []
+    for d, k_pos, k_bg in zip(ids, _split_counts(n_pos, w), _split_counts(n_bg, w)):
+        mine = [i for i in range(n_frames) if dom[i] == d]
+        p = [i for i in mine if i in pos_set] or mine
+        b = [i for i in mine if i in neg_set] or mine
+        items += [(i, 0) for i in _draw(rng, p, k_pos)] + [(i, 1) for i in _draw(rng, b, k_bg)]
+    order = rng.permutation(len(items))
+    return [items[k] for k in order]
+
+
 class PlanSampler(Sampler):
     """Yields (frame, background, epoch, slot) keys of this rank's share of the epoch plan.
 
@@ -188,17 +264,21 @@ class PlanSampler(Sampler):
     first items (a resumed mid-epoch run continues where it stopped).
     """
 
-    def __init__(self, store: FrameStore, seed: int, bg_ratio: float, rank: int = 0, world: int = 1):
+    def __init__(self, store: FrameStore, seed: int, bg_ratio: float, rank: int = 0, world: int = 1,
+                 weights: list[float] | None = None, size: int = 0):
         self.store, self.seed, self.bg_ratio = store, int(seed), float(bg_ratio)
         self.rank, self.world = int(rank), int(world)
         self.epoch, self.skip = 0, 0
         self._pos, self._neg = store.positives, store.negatives
+        self.weights, self.size = (list(weights) if weights else None), int(size or 0)
+        self._domains = [r.domain for r in store.records] if self.weights else None
 
     def set_epoch(self, epoch: int, skip: int = 0) -> None:
         self.epoch, self.skip = int(epoch), int(skip)
 
     def shard(self) -> list[tuple[int, int, int, int]]:
-        plan = epoch_plan(len(self.store), self._pos, self._neg, self.seed, self.epoch, self.bg_ratio)
+        plan = epoch_plan(len(self.store), self._pos, self._neg, self.seed, self.epoch, self.bg_ratio,
+                          self._domains, self.weights, self.size)
         keys = [(f, b, self.epoch, slot) for slot, (f, b) in enumerate(plan)]
         per_rank = len(keys) // self.world
         return keys[self.rank::self.world][:per_rank]

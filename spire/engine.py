@@ -277,6 +277,9 @@ class RunState:
         row.update({f"val_{k}": val[k] for k in ("precision", "recall", "f1", "fa_per_pixel", "fppi")})
         row["val_thr"] = val.get("thr")
         row["val_seconds"] = round(val.get("seconds", 0.0), 2)
+        for name, r in (val.get("sets") or {}).items():  # several validation sets: each one's F1, FPPI
+            if len(val["sets"]) > 1:
+                row[f"val_f1_{name}"], row[f"val_fppi_{name}"] = r["f1"], r["fppi"]
         score = (val["f1"], -val["fppi"])
         if self.best is None or score > (self.best["f1"], -self.best["fppi"]):
             self.best, self.best_epoch, self.improved = dict(val, epoch=row["epoch"]), row["epoch"], True
@@ -288,6 +291,7 @@ class RunState:
             s += (f"  val P {r['val_precision']:.4f} R {r['val_recall']:.4f} F1 {r['val_f1']:.4f} "
                   + (f"@thr {r['val_thr']:.2f} " if r.get("val_thr") is not None else "")
                   + f"Fa {r['val_fa_per_pixel'] * 1e8:.2f}e-8 FPPI {r['val_fppi']:.3f} ({r['val_seconds']:.1f} s)"
+                  + "".join(f"  [{k[7:]} {r[k]:.4f}]" for k in r if k.startswith("val_f1_"))
                   + ("  *best*" if self.improved else ""))
         return s
 
@@ -376,7 +380,8 @@ def write_log(path: Path, history: list[dict]) -> None:
 
     fd, tmp = tempfile.mkstemp(prefix=".log.", suffix=".tmp", dir=path.parent)
     with os.fdopen(fd, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=LOG_COLUMNS, extrasaction="ignore")
+        extra = [k for k in dict.fromkeys(k for row in history for k in row) if k.startswith(("val_f1_", "val_fppi_"))]
+        w = csv.DictWriter(f, fieldnames=[*LOG_COLUMNS, *extra], extrasaction="ignore")
         w.writeheader()
         for row in history:
             w.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})

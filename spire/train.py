@@ -39,11 +39,12 @@ def build_data(cfg: TrainConfig, pre_norm_needed: bool, channels: int, reporter:
     """Training FrameStore, validation datasets, split info and (if needed) pixel statistics."""
     from edge.preprocess import compute_stats
 
-    train_sets = open_roots(cfg.data, cfg.format, cfg.train_split, reporter=reporter)
+    train_sets = open_roots(cfg.data, cfg.format, cfg.train_split, reporter=reporter, stride=cfg.frame_stride)
+    store = FrameStore(reporter=reporter, cache=cfg.cache, progress=not quiet)
     if cfg.val_data:
-        val_sets = open_roots([cfg.val_data], cfg.format, cfg.val_split, reporter=reporter)
-        val_names = {n for d in val_sets for n in d.names}
-        split = {"val_data": cfg.val_data, "val_split": cfg.val_split}
+        val_sets = open_roots(cfg.val_data, cfg.format, cfg.val_split, reporter=reporter, stride=cfg.val_frame_stride)
+        val_keys = validation_keys(val_sets, store, quiet)
+        split = {"val_data": list(cfg.val_data), "val_split": cfg.val_split, "val_frame_stride": cfg.val_frame_stride}
     else:
         val_names = carve_split([n for d in train_sets for n in d.names], cfg.val_fraction, cfg.seed)
         val_sets, taken = [], set()
@@ -52,13 +53,13 @@ def build_data(cfg: TrainConfig, pre_norm_needed: bool, channels: int, reporter:
             taken |= mine
             if mine:
                 val_sets += open_roots([d.root], cfg.format, cfg.train_split, exclude=set(d.names) - mine,
-                                       reporter=reporter)
+                                       reporter=reporter, stride=cfg.frame_stride)
+        val_keys = validation_keys(val_sets, store, quiet)
         split = {"val_fraction": cfg.val_fraction, "val_seed": cfg.seed}
-    store = FrameStore(reporter=reporter, cache=cfg.cache, progress=not quiet)
 
     def frames():
-        for d in train_sets:
-            yield from store.iter_add(d, val_names, desc=f"indexing {Path(str(d.root)).name}")
+        for k, d in enumerate(train_sets):
+            yield from store.iter_add(d, val_keys, desc=f"indexing {Path(str(d.root)).name}", domain=k)
 
     norm = None
     if pre_norm_needed:
@@ -68,16 +69,37 @@ def build_data(cfg: TrainConfig, pre_norm_needed: bool, channels: int, reporter:
         for _ in frames():
             pass
     if cfg.synthetic:
-        add_synthetic(store, cfg.synthetic, cfg.seed, cfg.imgsz)
+        add_synthetic(store, cfg.synthetic, cfg.seed, cfg.imgsz, domain=len(train_sets))
     if not len(store):
         raise DatasetError(f"{', '.join(cfg.data)}: no readable training frames left after removing the "
                            "validation names; check --data/--train-split")
     split.update({"train": [{"root": str(d.root), "split": cfg.train_split, "format": d.format} for d in train_sets],
                   "train_frames": len(store), "train_targets": store.targets,
-                  "val_names_excluded_from_train": store.excluded, "duplicate_names_skipped": store.duplicates,
+                  "frame_stride": cfg.frame_stride,
+                  "domains": [{"root": str(d.root), "frames": sum(r.domain == k for r in store.records),
+                               "with_targets": sum(r.domain == k and len(r.points) > 0 for r in store.records),
+                               "weight": cfg.data_weights[k] if cfg.data_weights else None}
+                              for k, d in enumerate(train_sets)],
+                  "val_frames_excluded_from_train": store.excluded, "exact_duplicates_skipped": store.duplicates,
                   "val_frames": sum(len(d) for d in val_sets),
                   "synthetic": cfg.synthetic})
     return store, val_sets, split, norm
+
+
+def validation_keys(val_sets, store: FrameStore, quiet: bool) -> set[str]:
+    """`content_key`s of every validation frame: training frames with the same pixels are left out."""
+    from tqdm import tqdm
+
+    from .data import content_key
+
+    keys = set()
+    for d in val_sets:
+        for i, name in enumerate(tqdm(d.names, desc=f"hashing val {Path(str(d.root)).name}", unit="frame",
+                                      leave=False, disable=quiet)):
+            got = store.read(d, i, name)
+            if got is not None:
+                keys.add(content_key(got[0]))
+    return keys
 
 
 def _tqdm_disabled(quiet: bool):
@@ -94,7 +116,7 @@ def _tqdm_disabled(quiet: bool):
     return mock.patch.object(tqdm, "__init__", partialmethod(tqdm.__init__, disable=True))
 
 
-def add_synthetic(store: FrameStore, n: int, seed: int, size: int) -> None:
+def add_synthetic(store: FrameStore, n: int, seed: int, size: int, domain: int = 0) -> None:
     """N seeded synthetic frames (edge.synthetic, 8-bit AGC view) as in-memory training frames."""
     from tqdm import tqdm
 
@@ -102,7 +124,7 @@ def add_synthetic(store: FrameStore, n: int, seed: int, size: int) -> None:
 
     for i in tqdm(range(n), desc="synthetic frames", unit="frame", leave=False, disable=not store.progress):
         fr = make_frame(size=max(256, size), seed=[int(seed), 1, i])
-        store.add_frame(f"synthetic_{i:05d}", fr.frame, fr.points)
+        store.add_frame(f"synthetic_{i:05d}", fr.frame, fr.points, domain)
 
 
 def _load_init(cfg: TrainConfig, model) -> dict:
@@ -111,12 +133,24 @@ def _load_init(cfg: TrainConfig, model) -> dict:
 
     path = resolve_checkpoint(cfg.init)
     ckpt = read_checkpoint_file(path)
-    if ckpt.get("arch") != cfg.model:
-        raise UsageError(f"--init {path}: a {ckpt.get('arch')!r} checkpoint cannot start a --model {cfg.model} run")
-    model.load_state_dict(ckpt["model"])
+    try:  # another name of the same network (hrpe_dense -> spire_m) fits; anything else does not
+        model.load_state_dict(ckpt["model"])
+    except RuntimeError:
+        raise UsageError(f"--init {path}: a {ckpt.get('arch')!r} checkpoint does not fit a --model {cfg.model} "
+                         "network; fine-tune it with its own --model") from None
     from edge.sidecar import file_sha256
 
     return {**ckpt, "sha256": file_sha256(path)}  # recorded in the sidecar: the path may be overwritten later
+
+
+def _domain_weights(cfg: TrainConfig, store: FrameStore) -> list[float] | None:
+    """--data-weights, plus the synthetic frames' domain at the mean weight; None: as the data comes."""
+    if not cfg.data_weights:
+        return None
+    w = list(cfg.data_weights)
+    if cfg.synthetic:
+        w.append(sum(w) / len(w))
+    return w
 
 
 def set_learning_rate(opt, sched, lr: float) -> None:
@@ -128,19 +162,28 @@ def set_learning_rate(opt, sched, lr: float) -> None:
 
 
 def validate(model, val_sets, pre, codec, info, native: bool, reporter, max_frames: int, cache, quiet) -> dict:
-    """Validation metrics of the unwrapped model on whole frames (rank 0 only)."""
+    """Validation metrics of the unwrapped model on whole frames (rank 0 only).
+
+    Each validation set is scored on its own; one decode threshold is chosen for all of them and
+    the model's score is the worst set's F1 (`edge.metrics.operating.joint_operating_point`), so
+    a model cannot be selected for one domain at another's expense. `max_frames` caps each set.
+    """
     from itertools import islice
 
+    from edge.metrics.operating import joint_operating_point
     from edge.metrics.points import PointMetrics
 
-    metrics = PointMetrics()
+    per_set = {}
     for k, ds in enumerate(val_sets):
+        metrics = PointMetrics()
         frames = iter_eval_frames(ds, pre, native, reporter, cache[k] if cache is not None else None)
         if max_frames:
-            frames = islice(frames, max(0, max_frames - len(metrics)))
+            frames = islice(frames, max_frames)
         engine.score_frames(model, frames, codec, info.device, metrics, decode_thr=min(THR_GRID[0], codec.thr),
                             progress=not quiet)
-    return best_operating_point(metrics, codec.thr)
+        name = Path(str(ds.root)).name
+        per_set[name if name not in per_set else f"{name}_{k}"] = metrics
+    return joint_operating_point(per_set, codec.thr)
 
 
 def train(cfg: TrainConfig) -> dict:
@@ -186,11 +229,12 @@ def train(cfg: TrainConfig) -> dict:
     mcfg = mcfg.replace(codec=codec.to_dict())
     model.cfg = mcfg
     native = (not mcfg.scale_up) if cfg.native_val is None else cfg.native_val
-    aug = AugmentConfig(zoom=cfg.zoom, dihedral=not cfg.no_flip, crop=None if mcfg.scale_up else cfg.imgsz)
+    aug = AugmentConfig(zoom=cfg.zoom, dihedral=not cfg.no_flip, crop=None if mcfg.scale_up else cfg.imgsz,
+                        photometric=cfg.photometric)
     if info.is_main:
         print(f"train: {split['train_frames']} frames ({len(store.positives)} with {store.targets} targets, "
-              f"{len(store.negatives)} background); {split['val_names_excluded_from_train']} name(s) of the "
-              f"validation set excluded from training, {split['duplicate_names_skipped']} duplicate name(s) "
+              f"{len(store.negatives)} background); {split['val_frames_excluded_from_train']} frame(s) showing "
+              f"validation pixels excluded from training, {split['exact_duplicates_skipped']} exact duplicate(s) "
               f"skipped; val: {split['val_frames']} frames "
               f"({'native resolution' if native else f'letterbox {cfg.imgsz}'}); norm {pre.norm.to_dict()}")
 
@@ -198,7 +242,8 @@ def train(cfg: TrainConfig) -> dict:
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="max", factor=cfg.lr_factor,
                                                        patience=cfg.lr_patience, min_lr=cfg.min_lr)
-    sampler = PlanSampler(store, cfg.seed, cfg.bg_ratio, info.rank, info.world)
+    sampler = PlanSampler(store, cfg.seed, cfg.bg_ratio, info.rank, info.world,
+                          weights=_domain_weights(cfg, store), size=cfg.epoch_size)
     batches = -(-sampler.epoch_len() // cfg.batch)
     warm = engine.Warmup([cfg.lr], min(cfg.warmup_iters, batches))
     st = RunState()

@@ -25,8 +25,13 @@ class TrainConfig:
     model: str = "hrpe_lite"
     format: str = "auto"
     train_split: str = "train"
-    val_data: str | None = None
+    val_data: list[str] | None = None
     val_split: str = "val"
+    frame_stride: int = 10
+    val_frame_stride: int = 10
+    data_weights: list[float] | None = None
+    epoch_size: int = 0
+    photometric: float = 0.0
     val_fraction: float = 0.2
     synthetic: int = 0
     imgsz: int = 256
@@ -68,10 +73,20 @@ def build_parser() -> argparse.ArgumentParser:
     a = p.add_argument
     a("--model", default=d.model, help="registered model name (spire.models.list_models())")
     a("--data", nargs="+", required=True, help="training dataset root(s)")
-    a("--format", default=d.format, choices=["auto", "nuaa", "basicirstd", "spire-json", "lesps"])
+    a("--format", default=d.format, choices=["auto", "nuaa", "basicirstd", "spire-json", "lesps", "video"])
     a("--train-split", default=d.train_split, help="list name (or .txt path) of every --data root")
-    a("--val-data", default=None, help="external validation root; its names are removed from training")
+    a("--val-data", nargs="+", default=None,
+      help="external validation root(s); every training frame showing the same pixels as one of their frames is "
+           "removed from training; the model is selected on the WORST of their F1s")
     a("--val-split", default=d.val_split)
+    a("--frame-stride", type=int, default=d.frame_stride,
+      help="video-clip roots: train on every k-th frame (neighbours are near-duplicates at 30 fps)")
+    a("--val-frame-stride", type=int, default=d.val_frame_stride, help="video-clip roots: validate on every k-th frame")
+    a("--data-weights", type=float, nargs="+", default=None,
+      help="share of each --data root in an epoch's target and background views (default: as the data comes)")
+    a("--epoch-size", type=int, default=0, help="target-centred views per epoch with --data-weights (0: all positives)")
+    a("--photometric", type=float, default=0.0,
+      help="probability of a sensor-like photometric change per view (AGC gain/offset, gamma, noise, blur)")
     a("--val-fraction", type=float, default=d.val_fraction, help="carved from training without --val-data")
     a("--synthetic", type=int, default=d.synthetic, help="add N synthetic frames (edge.synthetic)")
     a("--imgsz", type=int, default=d.imgsz, help="network input / crop side (multiple of 32)")
@@ -124,7 +139,10 @@ def parse_config(argv=None) -> TrainConfig:
 
     if not is_model(ns.model):
         raise UsageError(f"--model {ns.model!r}: unknown model; choose one of {', '.join(list_models())}")
+    from spire.models.registry import canonical_name
+
     kw = {k: v for k, v in vars(ns).items()}
+    kw["model"] = canonical_name(kw["model"])
     kw["zoom"] = tuple(kw["zoom"])
     cfg = TrainConfig(**kw)
     saved = Path(cfg.out) / "train_args.json"
@@ -133,9 +151,18 @@ def parse_config(argv=None) -> TrainConfig:
 
         old = json.loads(saved.read_text())
         old["zoom"] = tuple(old.get("zoom", cfg.zoom))
+        if isinstance(old.get("val_data"), str):  # runs saved before several validation roots existed
+            old["val_data"] = [old["val_data"]]
         keep = {k: getattr(cfg, k) for k in RUN_CONTROL}
         names = {f.name for f in dataclasses.fields(TrainConfig)}
         cfg = TrainConfig(**{**{k: v for k, v in old.items() if k in names}, **keep})
+    if cfg.data_weights is not None and len(cfg.data_weights) != len(cfg.data):
+        raise UsageError(f"--data-weights: {len(cfg.data_weights)} weight(s) for {len(cfg.data)} --data root(s); "
+                         "give one weight per root")
+    if cfg.data_weights is not None and (min(cfg.data_weights) < 0 or max(cfg.data_weights) <= 0):
+        raise UsageError("--data-weights: weights must be >= 0 and at least one > 0")
+    if cfg.frame_stride < 1 or cfg.val_frame_stride < 1:
+        raise UsageError("--frame-stride / --val-frame-stride must be >= 1 (1 keeps every frame)")
     if cfg.imgsz % 32:
         raise UsageError(f"--imgsz {cfg.imgsz}: must be a multiple of 32 (e.g. {max(32, cfg.imgsz // 32 * 32)})")
     return cfg

@@ -175,7 +175,59 @@ def test_external_validation_names_are_excluded_from_training(tmp_path):
     (val / "val.txt").write_text("\n".join(NAMES[:2]) + "\n")
     run_train(tmp_path / "run", data, "--val-data", str(val), "--val-split", "val", epochs=1)
     sp = json.loads((tmp_path / "run" / "metadata.json").read_text())["training"]["split"]
-    assert sp["val_names_excluded_from_train"] == 2 and sp["train_frames"] == 4 and sp["val_frames"] == 2
+    assert sp["val_frames_excluded_from_train"] == 2 and sp["train_frames"] == 4 and sp["val_frames"] == 2
+
+
+@needs_data
+def test_validation_overlap_is_found_by_pixels_not_names(tmp_path):
+    """A validation frame renamed (and stored as 3-channel grey) is still kept out of training;
+    two training roots with the same file names but different pictures both keep their frames."""
+    import cv2
+
+    data = make_fixture(tmp_path / "nuaa")
+    val = tmp_path / "val"
+    (val / "images").mkdir(parents=True)
+    (val / "masks").mkdir()
+    from edge.frames import read_frame
+
+    src = read_frame(NUAA / "images" / f"{NAMES[0]}.png")
+    grey = cv2.cvtColor(src, cv2.COLOR_RGB2GRAY) if src.ndim == 3 else src
+    cv2.imwrite(str(val / "images" / "renamed.png"), cv2.merge([grey, grey, grey]))
+    shutil.copy(NUAA / "masks" / f"{NAMES[0]}_pixels0.png", val / "masks" / "renamed_pixels0.png")
+    (val / "val.txt").write_text("renamed\n")
+    other = tmp_path / "other"  # same names as `data`, other pictures (a second camera's dump)
+    (other / "images").mkdir(parents=True)
+    (other / "masks").mkdir()
+    for a, b in zip(NAMES[:3], NAMES[3:]):
+        shutil.copy(NUAA / "images" / f"{b}.png", other / "images" / f"{a}.png")
+        shutil.copy(NUAA / "masks" / f"{b}_pixels0.png", other / "masks" / f"{a}_pixels0.png")
+    (other / "train.txt").write_text("\n".join(NAMES[:3]) + "\n")
+    from spire.train import parse_config, train
+
+    train(parse_config(["--model", "hrpe_nano", "--data", str(data), str(other), "--imgsz", "64", "--epochs", "1",
+                        "--batch", "2", "--out", str(tmp_path / "run"), "--threads", "1", "--quiet",
+                        "--val-data", str(val), "--val-split", "val"]))
+    sp = json.loads((tmp_path / "run" / "metadata.json").read_text())["training"]["split"]
+    # 6 + 3 frames listed; NAMES[0] shows the validation picture; NAMES[3:] pictures appear in both roots
+    assert sp["val_frames_excluded_from_train"] == 1, sp
+    assert sp["exact_duplicates_skipped"] == 3 and sp["train_frames"] == 5, sp
+
+
+def test_weighted_epoch_plan_follows_domain_weights_not_set_sizes():
+    domains = [0] * 10 + [1] * 1000           # 10 frames of one domain, 1000 of another
+    pos = list(range(5)) + list(range(10, 1010))
+    neg = list(range(5, 10))                  # only domain 0 has target-free frames
+    plan = epoch_plan(1010, pos, neg, seed=1, epoch=0, bg_ratio=0.5, domains=domains, weights=[0.5, 0.5], size=200)
+    assert plan == epoch_plan(1010, pos, neg, seed=1, epoch=0, bg_ratio=0.5, domains=domains, weights=[0.5, 0.5],
+                              size=200)
+    fg = [i for i, b in plan if not b]
+    bg = [i for i, b in plan if b]
+    assert len(fg) == 200 and len(bg) == 200
+    assert sum(i < 10 for i in fg) == 100 and all(i < 5 for i in fg if i < 10)   # half from the small domain
+    assert sum(i < 10 for i in bg) == 100 and all(5 <= i < 10 for i in bg if i < 10)  # its target-free frames
+    assert len({i for i in fg if i >= 10}) == 100   # the large domain: no frame twice while they last
+    # a domain with no target-free frames still gets background views (random views of its frames)
+    assert sum(i >= 10 for i in bg) == 100
 
 
 @needs_data

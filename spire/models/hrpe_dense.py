@@ -163,6 +163,10 @@ class HRPEDense(nn.Module):
 _ARCHS: dict[str, HRPEDenseArch] = {
     "hrpe_dense": HRPEDenseArch(stem1=16, width=64, neck=16, gate=True),
     "hrpe_dense_s": HRPEDenseArch(stem1=16, width=32, neck=16, gate=True),
+    # The SPIRE-Edge ladder (n < s < m), one family of INT8-first models; `--model spire-s` works too.
+    "spire_n": HRPEDenseArch(stem1=16, width=32, neck=16, gate=True),
+    "spire_s": HRPEDenseArch(stem1=16, width=48, neck=16, gate=True),
+    "spire_m": HRPEDenseArch(stem1=16, width=64, neck=16, gate=True),
 }
 default_cfgs.update({name: _cfg() for name in _ARCHS})
 
@@ -185,3 +189,21 @@ def hrpe_dense_s(**kwargs) -> HRPEDense:
     """Half width (32) for the smallest boards: a quarter of hrpe_dense's MACs, less INT8 gain (see above)."""
     return _create("hrpe_dense_s", **kwargs)
 
+
+
+@register_model
+def spire_n(**kwargs) -> HRPEDense:
+    """Ladder rung n: width 32 (61 k params), the smallest boards; INT8 gains least at this width."""
+    return _create("spire_n", **kwargs)
+
+
+@register_model
+def spire_s(**kwargs) -> HRPEDense:
+    """Ladder rung s: width 48 (0.13 M params)."""
+    return _create("spire_s", **kwargs)
+
+
+@register_model
+def spire_m(**kwargs) -> HRPEDense:
+    """Ladder rung m: width 64 (0.23 M params), the widest INT8 GEMMs of the family."""
+    return _create("spire_m", **kwargs)

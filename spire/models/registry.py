@@ -141,14 +141,20 @@ def list_models(pattern: str = "*") -> list[str]:
     return sorted(n for n in _model_entrypoints if fnmatch.fnmatch(n, pattern))
 
 
+def canonical_name(name: str) -> str:
+    """'spire-s' -> 'spire_s': the ladder's short names are typed with a hyphen, registered with '_'."""
+    return str(name).replace("-", "_")
+
+
 def is_model(name: str) -> bool:
     _ensure_loaded()
-    return name in _model_entrypoints
+    return canonical_name(name) in _model_entrypoints
 
 
 def get_model_cfg(name: str) -> ModelCfg:
     """The default `ModelCfg` of a registered variant."""
     _ensure_loaded()
+    name = canonical_name(name)
     if name not in default_cfgs:
         raise KeyError(_unknown(name))
     return default_cfgs[name]
@@ -176,6 +182,7 @@ def create_model(name: str, **kwargs: Any) -> nn.Module:
         (1, 4)
     """
     _ensure_loaded()
+    name = canonical_name(name)
     if name not in _model_entrypoints:
         raise KeyError(_unknown(name))
     kwargs = {k: v for k, v in kwargs.items() if v is not None}
