@@ -292,3 +292,28 @@ def test_init_starts_from_our_checkpoint_and_records_its_sha(tmp_path):
     assert meta.preprocess["norm"] == read_sidecar(tmp_path / "a").preprocess["norm"]  # its normalisation
     with pytest.raises(UsageError, match="--init"):
         run_train(tmp_path / "c", data, "--init", str(src), "--model", "hrpe_dense", epochs=1)
+
+
+def test_photometric_view_keeps_dtype_geometry_and_labels_and_is_seeded():
+    from spire.augment import sensor_photometric
+
+    f, pts = _dot_frame()
+    cfg = AugmentConfig(zoom=(1.0, 1.0), dihedral=False, photometric=1.0)
+    a, pa = augment(f, pts, cfg, np.random.default_rng(3))
+    b, _ = augment(f, pts, cfg, np.random.default_rng(3))
+    np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(pa, pts)
+    assert a.dtype == np.uint8 and a.shape == f.shape and not np.array_equal(a, f)
+    hi = sensor_photometric((f.astype(np.uint16) * 64 + 1000), np.random.default_rng(0))
+    assert hi.dtype == np.uint16 and hi.max() > 255
+    # the target stays the brightest spot: a photometric change must not move or erase it
+    y, x = np.unravel_index(int(np.argmax(cv2_blur(a))), a.shape)
+    assert min(np.hypot(x - pts[:, 0], y - pts[:, 1])) <= 2
+    off, _ = augment(f, pts, AugmentConfig(zoom=(1.0, 1.0), dihedral=False), np.random.default_rng(3))
+    np.testing.assert_array_equal(off, f)  # photometric=0 draws nothing and changes nothing
+
+
+def cv2_blur(img):
+    import cv2
+
+    return cv2.GaussianBlur(img.astype(np.float32), (0, 0), 1.0)

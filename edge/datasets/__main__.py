@@ -25,6 +25,7 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--split", default="train", help="list name(s), comma-separated, a list file, or 'all'")
         p.add_argument("--exclude", default=None, help="list file of names to leave out")
         p.add_argument("--centroid", default="geometric", choices=("geometric", "intensity"))
+        p.add_argument("--stride", type=int, default=1, help="video-clip layout: every k-th frame of each clip")
         if name == "convert":
             p.add_argument("--out", required=True, help="destination folder (SPIRE JSON layout)")
     return ap
@@ -35,10 +36,16 @@ def main(argv=None) -> int:
     warnings.simplefilter("ignore", DatasetWarning)  # problems are printed below instead
     try:
         for split in args.split.split(","):
-            ds = open_dataset(args.src, args.format, split, exclude=args.exclude, centroid=args.centroid)
+            ds = open_dataset(args.src, args.format, split, exclude=args.exclude, centroid=args.centroid,
+                              stride=args.stride)
             if args.cmd == "info":
-                n_pts = sum(len(ds[i].points) for i in range(len(ds)))
-                print(f"{ds.root}: format {ds.format}, split {split}: {len(ds)} frames, {n_pts} targets")
+                if all(e.points is not None for e in ds.entries):  # labels stored as points: no decoding
+                    counts = [len(e.points) for e in ds.entries]
+                else:
+                    counts = [len(ds[i].points) for i in range(len(ds))]
+                clips = f" in {len(ds.clips)} clips (stride {args.stride})" if ds.format == "video" else ""
+                print(f"{ds.root}: format {ds.format}, split {split}: {len(ds)} frames{clips}, {sum(counts)} targets, "
+                      f"{sum(c == 0 for c in counts)} target-free frames")
             else:
                 path = write_spire_json(ds, args.out, split=split)
                 print(f"{split}: {len(ds)} frames -> {path}")
