@@ -169,7 +169,8 @@ class Run:
         if self.metrics is not None and len(self.metrics):
             r = self.metrics.compute()
             out["metrics"] = {k: r[k] for k in ("precision", "recall", "f1", "fa_per_pixel", "fppi", "tp", "fp", "fn",
-                                                "images", "targets", "loc_error_px")}
+                                                "images", "targets", "loc_error_px", "target_free_frames",
+                                                "fp_per_target_free_frame")}
             out["metrics_line"] = self.metrics.summary_line(result=r)
         from edge.outputs import _clean
 

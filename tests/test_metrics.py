@@ -178,3 +178,14 @@ def test_mask_metrics_distance_and_first_match():
     assert "e-6" in mm.summary_line()
     with pytest.raises(ValueError):
         mm.update(np.zeros((8, 8)), np.zeros((9, 9)))
+
+
+def test_false_points_per_target_free_frame_counts_only_frames_without_targets():
+    from edge.metrics.points import PointMetrics
+
+    m = PointMetrics()
+    m.update(np.array([[10.0, 10.0], [40.0, 40.0]]), np.array([[10.0, 10.0]]), (64, 64))  # 1 FP, target frame
+    m.update(np.array([[5.0, 5.0], [30.0, 30.0]]), np.zeros((0, 2)), (64, 64))            # 2 FP, clutter only
+    m.update(np.zeros((0, 2)), np.zeros((0, 2)), (64, 64))                                # clean clutter frame
+    r = m.compute()
+    assert r["target_free_frames"] == 2 and r["fp_per_target_free_frame"] == 1.0 and r["fppi"] == 1.0

@@ -113,10 +113,12 @@ class PointMetrics:
         """Metrics over all frames, keeping predictions with score >= `score_thr` (None: all).
 
         Keys: precision, recall, pd, f1, fa_per_pixel, fppi, tp, fp, fn, images, targets, pixels,
-        loc_error_px (nan when no TP), score_thr, method, max_dist and, when SCR was given,
+        loc_error_px (nan when no TP), target_free_frames and fp_per_target_free_frame (false
+        points on frames without targets: pure clutter), score_thr, method, max_dist and, when SCR was given,
         per_scr (a list of {band, lo, hi, targets, tp, pd, loc_error_px}). Undefined ratios are 0.
         """
         tp = fp = fn = pixels = 0
+        empty = fp_empty = 0  # target-free frames and their false points (clutter-only false alarms)
         dist_sum = 0.0
         band_t = np.zeros(len(self.scr_bands) - 1, dtype=np.int64)
         band_tp = np.zeros_like(band_t)
@@ -126,6 +128,8 @@ class PointMetrics:
             xy = fr.pred if score_thr is None else fr.pred[fr.scores >= score_thr]
             m = match(fr.gt, xy, self.max_dist, self.method)
             tp, fp, fn = tp + m.tp, fp + m.fp, fn + m.fn
+            if not len(fr.gt):
+                empty, fp_empty = empty + 1, fp_empty + m.fp
             pixels += fr.pixels
             dist_sum += float(m.dist.sum())
             if fr.scr is not None and len(fr.gt):
@@ -145,6 +149,7 @@ class PointMetrics:
             "fa_per_pixel": _ratio(fp, pixels), "fppi": _ratio(fp, len(self.frames)),
             "tp": tp, "fp": fp, "fn": fn, "images": len(self.frames), "targets": targets,
             "pixels": pixels, "loc_error_px": dist_sum / tp if tp else float("nan"),
+            "target_free_frames": empty, "fp_per_target_free_frame": _ratio(fp_empty, empty),
             "score_thr": score_thr, "method": self.method, "max_dist": self.max_dist,
         }
         if any_scr:
