@@ -27,6 +27,35 @@ PRECISION_ORDER = ("int8", "fp32", "fp16")
 # benchmark run, so the default per backend is the one measured fastest at equal accuracy (e.g.
 # LiteRT INT8 of HRPE is slower than its FP32 on XNNPACK) instead of a fixed precision order.
 DEFAULTS_NAME = "defaults.json"
+# The model ladder's short names (spire-n, spire-s, ...) -> their folders under weights/; one file,
+# so the default rung and the names every command takes are stated once.
+LADDER_FILE = REPO_ROOT / "weights" / "ladder.json"
+
+
+def ladder() -> dict:
+    """{'default': name, 'models': {name: folder}} from weights/ladder.json ({} when absent)."""
+    import json
+
+    try:
+        d = json.loads(LADDER_FILE.read_text())
+    except (OSError, ValueError):
+        return {}
+    return d if isinstance(d, dict) else {}
+
+
+def named_weights(name: str | os.PathLike) -> Path | None:
+    """The weights folder of a ladder name ('spire-s', 'spire_s'), or None for anything else."""
+    key = str(name).strip().replace("_", "-").lower()
+    folder = (ladder().get("models") or {}).get(key)
+    return (LADDER_FILE.parent / folder) if folder else None
+
+
+def resolve_artifact(model: str | os.PathLike, fmt: str, precision: str | None = None) -> Path:
+    """--model as the user typed it: a ladder name -> that rung's artifact for `fmt`, else the path."""
+    folder = named_weights(model) if not Path(model).exists() else None
+    if folder is None:
+        return Path(model)
+    return default_artifact(fmt, precision, root=folder / "export")
 
 
 def weights_dir() -> Path:

@@ -107,9 +107,15 @@ def save_checkpoint(path: str | os.PathLike, model: nn.Module, meta: dict | None
 
 
 def resolve_checkpoint(path: str | os.PathLike) -> Path:
-    """The checkpoint file for a file path or an artifact folder (metadata.json `model_file`,
-    else its only *.pt / *.pth / *.ckpt file)."""
+    """The checkpoint file for a file path, an artifact folder (metadata.json `model_file`, else
+    its only *.pt / *.pth / *.ckpt file) or a ladder name (`spire-s`, weights/ladder.json)."""
     p = Path(path)
+    if not p.exists():  # a ladder name ('spire-s'): that rung's committed checkpoint
+        from edge.zoo import CHECKPOINT_NAME, named_weights
+
+        folder = named_weights(path)
+        if folder is not None:
+            p = folder / CHECKPOINT_NAME
     if p.is_file():
         return p
     if p.is_dir():
