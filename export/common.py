@@ -23,7 +23,9 @@ from typing import Callable, Iterator
 import numpy as np
 
 from edge.errors import SpireEdgeError
-from edge.sidecar import ModelMeta, file_sha256, io_specs
+from edge.preprocess import PreprocessConfig
+from edge.sidecar import ModelMeta, file_sha256, io_specs, toolchain_versions
+from edge.zoo import default_checkpoint
 
 log = logging.getLogger("export")
 GOLDEN_SEED = 0
@@ -91,7 +93,6 @@ def _load_module(weights: Path):
 def load_source(weights: str | Path | None = None, imgsz: int | None = None) -> Source:
     """Load a checkpoint (default: the shipped one, `edge.zoo.default_checkpoint()`) for export."""
     if weights is None:
-        from edge.zoo import default_checkpoint
         weights = default_checkpoint()
     weights = Path(weights)
     model, ckpt = _load_module(weights)
@@ -103,7 +104,6 @@ def load_source(weights: str | Path | None = None, imgsz: int | None = None) -> 
 def source_from_model(model, meta: dict | None = None, imgsz: int | None = None, weights: Path | None = None,
                       arch: str | None = None, arch_kwargs: dict | None = None) -> Source:
     """A Source for an in-memory model (`model.cfg` gives defaults; `meta` overrides them)."""
-    from edge.preprocess import PreprocessConfig
     meta = meta or {}
     cfg = getattr(model, "cfg", None)
     if cfg is None and not meta.get("preprocess"):
@@ -234,7 +234,6 @@ def timed(name: str) -> Callable:
 
 
 def _toolchain(name: str) -> str:
-    from edge.sidecar import toolchain_versions
     v = toolchain_versions()
     keys = {"onnx": ("torch", "onnx", "onnxruntime"), "openvino": ("torch", "openvino"),
             "tflite": ("torch", "litert-torch", "ai-edge-litert"), "tensorrt": ("torch", "onnx", "polygraphy")}

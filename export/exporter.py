@@ -1,4 +1,4 @@
-"""Dispatch one export request to its exporter (fp32/fp16) or to quantize.ptq (int8).
+"""Dispatch one export request to its exporter (fp32/fp16), or hand int8 off to `python -m quantize.ptq`.
 
 Why a separate module: the CLI, the benchmarks and the tests all call `export_model(cfg)` with a
 typed `ExportConfig`; the format table decides which exporter runs, so no caller repeats the
@@ -6,10 +6,14 @@ format/precision rules or the int8 hand-off.
 """
 from __future__ import annotations
 
+import shlex
+import subprocess
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from edge.errors import SpireEdgeError
+from edge.sidecar import SIDECAR_NAME
+from edge.zoo import find_artifacts
 from export.common import ExportError, load_source, round_imgsz
 from export.formats import Format, check_precision, get_format
 
@@ -23,7 +27,7 @@ class ExportConfig:
     Args:
         target: onnx | openvino | tflite | tensorrt.
         weights: checkpoint; None: the shipped model (`edge.zoo.default_checkpoint()`).
-        precision: fp32 | fp16 | int8 (int8 goes through quantize.ptq with data/split/frames).
+        precision: fp32 | fp16 | int8 (int8 is handed to `python -m quantize.ptq` with data/split/frames).
         imgsz: static input size, rounded up to a multiple of 32; None: the checkpoint's.
         out: parent folder of the artifact folder.
         opset: ONNX opset (None: 18, or 17 for TensorRT).
@@ -57,38 +61,41 @@ def export_model(cfg: ExportConfig) -> Path:
     return fmt.exporter_fn()(src, Path(cfg.out), precision=precision, lint=cfg.lint, **kw)
 
 
-def _export_int8(cfg: ExportConfig, fmt: Format, imgsz: int | None) -> Path:
-    """INT8 is post-training quantization: quantize.ptq writes the artifact and its fidelity report."""
-    try:
-        from quantize.ptq import run_ptq
-    except ImportError as e:
-        raise ExportError(f"int8 export needs quantize.ptq ({e}); install spire-edge with its quantize package") from None
-    from edge.sidecar import read_sidecar
-    from edge.zoo import default_checkpoint
-    kw = {"weights": cfg.weights or default_checkpoint(), "backend": fmt.ptq_backend, "data": cfg.data,
-          "split": cfg.split, "imgsz": imgsz, "out": Path(cfg.out)}
-    if cfg.frames:
-        kw["frames"] = int(cfg.frames)
+def int8_command(cfg: ExportConfig, fmt: Format, imgsz: int | None) -> list[str]:
+    """The `python -m quantize.ptq` command an `--precision int8` export hands off to."""
+    cmd = [sys.executable, "-m", "quantize.ptq", "--backend", fmt.ptq_backend, "--out", str(cfg.out),
+           "--split", cfg.split]
+    for flag, value in (("--weights", cfg.weights), ("--data", cfg.data), ("--imgsz", imgsz), ("--frames", cfg.frames)):
+        if value:
+            cmd += [flag, str(value)]
     if cfg.ignored_scope:
-        kw["ignored_scope"] = tuple(cfg.ignored_scope)
-    result = run_ptq(**kw)
-    paths = [Path(p) for p in (result if isinstance(result, (list, tuple)) else [result])]
-    folders = [p if p.is_dir() else p.parent for p in paths]
-    hits = []
-    for f in folders:
-        try:
-            if read_sidecar(f, verify=False).format == fmt.name:
-                hits.append(f)
-        except SpireEdgeError:
-            continue
+        cmd += ["--ignored-scope", *cfg.ignored_scope]
+    return cmd
+
+
+def _export_int8(cfg: ExportConfig, fmt: Format, imgsz: int | None) -> Path:
+    """INT8 is post-training quantization, quantize.ptq's job (artifact + fidelity report): handed off by command.
+
+    Why a command and not an import: INT8 flows one way, quantize -> export (quantize builds on
+    export's ONNX, sidecars and TensorRT checks), so export never imports quantize.
+    """
+    cmd = int8_command(cfg, fmt, imgsz)
+    print(f"export: int8 is post-training quantization; running {shlex.join(cmd[1:])}", flush=True)
+    before = _int8_sidecars(Path(cfg.out), fmt.name)
+    rc = subprocess.run(cmd).returncode
+    if rc:
+        raise ExportError(f"`python {shlex.join(cmd[1:])}` failed (exit {rc}); its error is printed above")
+    hits = [f for f, stamp in _int8_sidecars(Path(cfg.out), fmt.name).items() if before.get(f) != stamp]
     if not hits:
-        raise ExportError(f"quantize.ptq wrote no {fmt.name} artifact (got {[str(f) for f in folders]}); "
-                          f"run `python -m quantize.ptq --backend {fmt.ptq_backend}` to see why")
-    folder = hits[0]
-    if fmt.name == "tensorrt":
-        from export.tensorrt import finish_int8_folder
-        finish_int8_folder(folder, lint=cfg.lint)
-    return folder
+        raise ExportError(f"quantize.ptq wrote no {fmt.name} int8 artifact under {cfg.out}; run "
+                          f"`python -m quantize.ptq --backend {fmt.ptq_backend}` to see why")
+    return hits[0]
+
+
+def _int8_sidecars(out: Path, fmt: str) -> dict[Path, int]:
+    """int8 artifact folders of `fmt` under `out` -> their sidecar's mtime (what a new run changes)."""
+    return {f: (f / SIDECAR_NAME).stat().st_mtime_ns for f, m in find_artifacts(out)
+            if m.format == fmt and m.precision == "int8"}
 
 
 def next_command(folder: Path, fmt_name: str) -> str:

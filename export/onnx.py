@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edge.sidecar import write_sidecar
 from export.common import ExportError, Source, compare, make_meta, quiet, staged_folder, timed
 from export.formats import FORMATS
 
@@ -168,7 +169,6 @@ def export_onnx(src: Source, out: str | Path, precision: str = "fp32", opset: in
     final = fmt.folder(out, src.arch, src.imgsz, precision)
     with staged_folder(final) as tmp:
         path, report = build_onnx(src, tmp, fmt.model_file(src.arch, src.imgsz, precision), precision, opset)
-        from edge.sidecar import write_sidecar
         write_sidecar(tmp, make_meta(src, "onnx", precision, tmp, path.name, INPUT_NAME, OUTPUT_NAME,
                                      extra={k: v for k, v in report.items() if k != "ops"}))
     return final

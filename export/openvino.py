@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edge.sidecar import file_sha256, write_sidecar
 from export.common import ExportError, Source, compare, make_meta, quiet, staged_folder, timed
 from export.formats import FORMATS
 from export.onnx import DEFAULT_OPSET, INPUT_NAME, OUTPUT_NAME, build_onnx
@@ -52,7 +53,6 @@ def export_openvino(src: Source, out: str | Path, precision: str = "fp32", opset
         xml = onnx_to_ir(onnx_path, tmp / fmt.model_file(src.arch, src.imgsz, precision), fp16=precision == "fp16")
         x = src.example_input()
         report = compare(src.torch_output(x), ov_run(xml, x), precision, f"openvino {precision}")
-        from edge.sidecar import file_sha256, write_sidecar
         extra = {**report, "weights_file": xml.with_suffix(".bin").name,
                  "weights_sha256": file_sha256(xml.with_suffix(".bin")), "compress_to_fp16": precision == "fp16",
                  "exporter": "torch.onnx.export(dynamo=True) -> openvino.convert_model"}

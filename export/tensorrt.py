@@ -14,9 +14,11 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+from edge.sidecar import file_sha256, read_sidecar, write_sidecar
 from export.common import ExportError, Source, make_meta, staged_folder, timed
 from export.formats import FORMATS
 from export.onnx import INPUT_NAME, OUTPUT_NAME, build_onnx, check_onnx
+from export.trt_checks import check_trt_rules, polygraphy_lint
 
 TRT_OPSET = 17
 RECIPE = Path(__file__).resolve().parents[1] / "boards" / "jetson" / "build_engine.sh"
@@ -32,7 +34,6 @@ def trtexec_flags(precision: str) -> dict[str, list[str]]:
 
 def offline_checks(onnx_path: Path, precision: str, lint: bool = True) -> dict:
     """What this machine can check of a TensorRT ONNX; raises ExportError when one fails."""
-    from quantize.tensorrt_int8 import check_trt_rules, polygraphy_lint
     import onnx
     m = onnx.load(str(onnx_path))
     inp = next(i for i in m.graph.input if i.name not in {t.name for t in m.graph.initializer})
@@ -79,7 +80,6 @@ def finish_int8_folder(folder: str | Path, lint: bool = True) -> Path:
     ops either way) so JetPack 5's TensorRT 8.x parses it; the sidecar hash is updated with it.
     """
     import onnx
-    from edge.sidecar import file_sha256, read_sidecar, write_sidecar
     from export.onnx import downgrade_opset
     folder = Path(folder)
     meta = read_sidecar(folder)
@@ -115,7 +115,6 @@ def export_tensorrt(src: Source, out: str | Path, precision: str = "fp32", opset
         path, golden = build_onnx(src, tmp, fmt.model_file(src.arch, src.imgsz, precision), "fp32", min(opset, TRT_OPSET))
         checks = offline_checks(path, precision, lint=lint)
         add_recipe(tmp)
-        from edge.sidecar import write_sidecar
         golden = {k: v for k, v in golden.items() if k.startswith("golden") or k in ("exporter", "nodes")}
         write_sidecar(tmp, make_meta(src, "tensorrt", precision, tmp, path.name, INPUT_NAME, OUTPUT_NAME,
                                      extra=_extra(precision, path.name, checks, golden)))

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edge.sidecar import write_sidecar
 from export.common import ExportError, Source, compare, make_meta, quiet, staged_folder, timed
 from export.formats import FORMATS
 
@@ -101,7 +102,6 @@ def export_tflite(src: Source, out: str | Path, precision: str = "fp32", **_) ->
             raise ExportError(f"{path}: I/O shapes {in_shape} -> {out_shape}, expected static NCHW "
                               f"{list(x.shape)} -> {list(ref.shape)}")
         report = compare(ref, tflite_run(path, x), precision, f"tflite {precision}")
-        from edge.sidecar import write_sidecar
         extra = {**report, "exporter": "litert-torch" + (" + ai-edge-quantizer float16" if precision == "fp16" else ""),
                  "delegate": "XNNPACK"}
         write_sidecar(tmp, make_meta(src, "tflite", precision, tmp, path.name, in_name, out_name, extra=extra))

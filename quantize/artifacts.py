@@ -17,6 +17,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edge.errors import BackendUnavailable, SpireEdgeError
+from edge.sidecar import file_sha256, read_sidecar, write_sidecar
+from export.common import make_meta
+from export.formats import FORMATS
+from export.onnx import build_onnx
+from export.openvino import onnx_to_ir
+from export.tensorrt import finish_int8_folder
+from export.tflite import io_names, torch_to_tflite
 
 
 @dataclass(frozen=True)
@@ -73,21 +80,15 @@ def check_runtime(backend: str) -> None:
 
 
 def folder_for(out: str | Path, src, backend: str, precision: str = "int8") -> Path:
-    from export.formats import FORMATS
-
     return FORMATS[BACKENDS[backend].format].folder(out, src.arch, src.imgsz, precision)
 
 
 def file_for(src, backend: str, precision: str = "int8") -> str:
-    from export.formats import FORMATS
-
     return FORMATS[BACKENDS[backend].format].model_file(src.arch, src.imgsz, precision)
 
 
 def fp32_onnx(src, folder: Path) -> Path:
     """The FP32 ONNX every ONNX-based quantizer starts from (export's own exporter, golden-checked)."""
-    from export.onnx import build_onnx
-
     path, _ = build_onnx(src, Path(folder), "fp32.onnx", "fp32")
     return path
 
@@ -126,7 +127,6 @@ def build_int8(backend: str, src, onnx32: Path | None, source, folder: Path, ign
 
         quantize_openvino(onnx32, path, cal.nncf_dataset(source.with_progress("calibration (NNCF)")), len(source),
                           NncfConfig(ignored_scope=tuple(ignored_scope)))
-        from edge.sidecar import file_sha256
 
         extra.update(fake_quantize=fake_quantize_count(path), weights_file=path.with_suffix(".bin").name,
                      weights_sha256=file_sha256(path.with_suffix(".bin")), compress_to_fp16=False)
@@ -148,21 +148,14 @@ def _checked(report: dict, path: Path) -> dict:
 
 def finish_tensorrt(folder: Path) -> Path:
     """export's own finishing step: opset <= 17 for TensorRT 8.x, build_engine.sh recipe, lint."""
-    from export.tensorrt import finish_int8_folder
-
     return finish_int8_folder(folder)
 
 
 def write_meta(src, backend: str, folder: Path, model_file: str, precision: str, calibration: dict | None,
                extra: dict) -> Path:
     """The artifact's metadata.json (export's sidecar builder, so INT8 and FP32 sidecars agree)."""
-    from edge.sidecar import write_sidecar
-    from export.common import make_meta
-
     in_name, out_name = "images", "heatmap"
     if BACKENDS[backend].format == "tflite":
-        from export.tflite import io_names
-
         in_name, out_name, _, _ = io_names(Path(folder) / model_file)
     meta = make_meta(src, BACKENDS[backend].format, precision, folder, model_file, in_name, out_name,
                      calibration=calibration, extra=extra)
@@ -178,13 +171,9 @@ def fp32_reference(backend: str, src, onnx32: Path, work: Path) -> Path:
         name = "fp32.onnx"
         shutil.copyfile(onnx32, folder / name)
     elif fmt == "openvino":
-        from export.openvino import onnx_to_ir
-
         name = "fp32.xml"
         onnx_to_ir(onnx32, folder / name)
     else:
-        from export.tflite import torch_to_tflite
-
         name = "fp32.tflite"
         torch_to_tflite(src.model, src.example_input(), folder / name)
     write_meta(src, "onnxruntime" if fmt == "onnx" else backend, folder, name, "fp32", None, {})
@@ -200,11 +189,14 @@ def onnxruntime_view(folder: Path, work: Path) -> Path:
     """A copy of a TensorRT artifact's QDQ ONNX whose sidecar (derived from the artifact's) says onnx."""
     import dataclasses
 
-    from edge.sidecar import read_sidecar, write_sidecar
-
     meta = read_sidecar(folder, verify=False)
     view = work / "int8_tensorrt_on_onnxruntime"
     view.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(folder / meta.model_file, view / meta.model_file)
-    write_sidecar(view, dataclasses.replace(meta, format="onnx", extra={**meta.extra, "view_of": "tensorrt artifact"}))
+    from edge.integrity import needed_files
+
+    names = needed_files(folder, "onnx", meta.model_file)  # the ONNX and its external data, not recipe or engine
+    for name in names:
+        shutil.copyfile(folder / name, view / name)
+    write_sidecar(view, dataclasses.replace(meta, format="onnx", extra={**meta.extra, "view_of": "tensorrt artifact"},
+                                            files={n: h for n, h in meta.files.items() if n in names}))
     return view

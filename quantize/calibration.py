@@ -22,8 +22,10 @@ from typing import Iterator
 
 import numpy as np
 
+from edge.datasets import open_dataset
 from edge.errors import DatasetError
 from edge.preprocess import PreprocessConfig, percentile_agc, preprocess
+from edge.synthetic import SyntheticDataset
 
 MIN_FRAMES = 8  # below this no range estimate is worth shipping: error
 WARN_FRAMES = 100  # below this the ranges are noisy: warning
@@ -126,8 +128,6 @@ def _check_count(n: int, where: str, min_frames: int) -> None:
 def real_frames(data: str | Path, split: str, frames: int, size: int, seed: int = 0,
                 progress: bool = True) -> list[CalibFrame]:
     """Pick `frames` frames from a dataset split: target-bearing ones first, then target-free."""
-    from edge.datasets import open_dataset
-
     ds = open_dataset(data, split=split)
     n_all = len(ds)
     rng = np.random.default_rng(seed)
@@ -156,8 +156,6 @@ def real_frames(data: str | Path, split: str, frames: int, size: int, seed: int 
 
 def synthetic_frames(frames: int, size: int, seed: int = 0) -> list[CalibFrame]:
     """Seeded synthetic IR frames (edge.synthetic) at the model size."""
-    from edge.synthetic import SyntheticDataset
-
     ds = SyntheticDataset(frames, size, seed=seed)
     out = []
     for i in range(len(ds)):

@@ -20,6 +20,16 @@ from typing import Iterator
 
 import numpy as np
 
+from edge.backends import load_backend
+from edge.datasets import open_dataset
+from edge.errors import DatasetError
+from edge.metrics import PointMetrics, match_hungarian
+from edge.metrics.operating import THR_GRID, best_operating_point
+from edge.points import Points
+from edge.predictor import Predictor
+from edge.sidecar import read_sidecar, write_sidecar
+from edge.synthetic import SyntheticDataset
+
 IDENTICAL_TOL_PX = 0.5  # two decodes are "identical" when they pair up one-to-one within this
 PAIR_GATE_PX = 3.0  # points further apart than this are different detections, not a shift
 
@@ -52,8 +62,6 @@ def val_set(val_data: str | Path | None, val_split: str = "val", frames: int = 5
             seed: int = 0) -> ValSet:
     """`frames` frames of a validation split (seeded order), or synthetic frames when no data is given."""
     if val_data is None:
-        from edge.synthetic import SyntheticDataset
-
         ds = SyntheticDataset(frames, size, seed=seed + 1000)  # other frames than the calibration ones
 
         def get(i):
@@ -61,7 +69,6 @@ def val_set(val_data: str | Path | None, val_split: str = "val", frames: int = 5
             return ValFrame(str(s.name), s.frame, np.asarray(s.points, np.float32).reshape(-1, 2))
 
         return ValSet("synthetic", None, [f"synthetic_{i}" for i in range(len(ds))], get)
-    from edge.datasets import open_dataset
 
     ds = open_dataset(val_data, split=val_split)
     idx = np.random.default_rng(seed).permutation(len(ds))[:frames]
@@ -77,8 +84,6 @@ def default_val(data: str | Path | None, val_data: str | Path | None, val_split:
     """--val-data, else the calibration root when it has the validation list, else synthetic (None)."""
     if val_data is not None or data is None:
         return val_data, val_split
-    from edge.datasets import open_dataset
-    from edge.errors import DatasetError
 
     try:
         open_dataset(data, split=val_split)
@@ -91,8 +96,6 @@ def default_val(data: str | Path | None, val_data: str | Path | None, val_split:
 
 def pair_points(a: np.ndarray, b: np.ndarray, gate: float = PAIR_GATE_PX):
     """One-to-one pairing of two point sets (Hungarian, gated): (distances of pairs, n_a, n_b)."""
-    from edge.metrics import match_hungarian
-
     m = match_hungarian(np.asarray(a, np.float64).reshape(-1, 2), np.asarray(b, np.float64).reshape(-1, 2), gate)
     return np.asarray(m.dist, np.float64), len(a), len(b)
 
@@ -106,8 +109,6 @@ def compare_points(fp32_xy: np.ndarray, int8_xy: np.ndarray, tol: float = IDENTI
 
 def latency_ms(model_path: str | Path, runs: int = 30, threads: int | None = 2, warmup: int = 3) -> float:
     """Median backend infer time (ms) of one (1, C, S, S) input on this machine."""
-    from edge.backends import load_backend
-
     be = load_backend(model_path, threads=threads)
     shape = tuple(int(v) for v in be.input_shape)
     x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
@@ -132,11 +133,6 @@ def fidelity_report(fp32_model: str | Path, int8_model: str | Path, vals: ValSet
     ('int8_thr'); the caller writes it into the INT8 sidecar (`set_decode_threshold`).
     """
     from tqdm import tqdm
-
-    from edge.metrics import PointMetrics
-    from edge.metrics.operating import THR_GRID, best_operating_point
-    from edge.points import Points
-    from edge.predictor import Predictor
 
     p32 = Predictor(fp32_model, threads=threads)
     thr32 = p32.conf
@@ -203,8 +199,6 @@ def summary_line(rep: dict, what: str) -> str:
 def set_decode_threshold(folder: str | Path, thr: float) -> None:
     """Rewrite an artifact's sidecar with the decode threshold chosen for it on validation."""
     import dataclasses
-
-    from edge.sidecar import read_sidecar, write_sidecar
 
     meta = read_sidecar(folder, verify=False)
     if float(meta.codec.get("thr", -1)) != float(thr):

@@ -17,6 +17,8 @@ from pathlib import Path
 import numpy as np
 import onnx
 
+from edge.errors import SpireEdgeError
+
 
 @dataclass(frozen=True)
 class OrtInt8Config:
@@ -101,8 +103,6 @@ def _check_histogram_memory(fp32_onnx, frames: int, method: str) -> None:
     """Percentile/Entropy keep every activation of every frame in memory (onnxruntime 1.31 was
     OOM-killed at 24 GB on HRPE 512 with 100 frames): refuse before the kill, in one line."""
     import os
-
-    from edge.errors import SpireEdgeError
 
     m = onnx.shape_inference.infer_shapes(onnx.load(str(fp32_onnx)))
     per_frame = 0

@@ -19,6 +19,8 @@ import json
 import shutil
 from pathlib import Path
 
+from edge.zoo import DEFAULTS_NAME, find_artifacts
+
 F1_TOLERANCE = 0.005  # the issue's "within 0.5 F1 point"
 REPORT = "fidelity.json"
 
@@ -30,8 +32,6 @@ def _report(folder: Path) -> dict | None:
 
 def prefer_qat(qat_root: str | Path, export_root: str | Path) -> list[str]:
     """Move QAT artifacts that beat their PTQ counterpart into `export_root`; returns one line per decision."""
-    from edge.zoo import find_artifacts
-
     lines = []
     for folder, meta in find_artifacts(Path(qat_root)):
         q = _report(folder)
@@ -52,8 +52,6 @@ def prefer_qat(qat_root: str | Path, export_root: str | Path) -> list[str]:
 
 def write_defaults(export_root: str | Path) -> dict[str, str]:
     """Write `export_root/defaults.json` ({format: artifact folder name}) and return it."""
-    from edge.zoo import DEFAULTS_NAME, find_artifacts
-
     by_fmt: dict[str, dict[str, Path]] = {}
     for folder, meta in sorted(find_artifacts(Path(export_root))):
         by_fmt.setdefault(meta.format, {}).setdefault(meta.precision, folder)

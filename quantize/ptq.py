@@ -17,6 +17,8 @@ import tempfile
 from pathlib import Path
 
 from edge.errors import SpireEdgeError
+from edge.preprocess import PreprocessConfig
+from export.common import load_source, staged_folder
 from quantize.artifacts import (build_int8, check_runtime, finish_tensorrt, folder_for, fp32_onnx, fp32_reference,
                                 resolve_backends, runnable_int8, write_meta)
 from quantize.calibration import MIN_FRAMES, calibration_source
@@ -52,10 +54,7 @@ def run_ptq(weights: str | Path | None = None, backend: str | list[str] = "all",
     for n in names:
         check_runtime(n)
     if src is None:
-        from export.common import load_source
-
         src = load_source(weights, imgsz)
-    from edge.preprocess import PreprocessConfig
 
     cfg = PreprocessConfig.from_dict(src.preprocess)
     source = calibration_source(data, split, frames, cfg, seed, min_frames)
@@ -93,8 +92,6 @@ def run_ptq(weights: str | Path | None = None, backend: str | list[str] = "all",
 
 
 def _one(n, src, onnx32, source, calib, out, scope, method, vals, work, threads, bench_runs) -> Path:
-    from export.common import staged_folder
-
     final = folder_for(out, src, n)
     with staged_folder(final) as tmp:
         name, extra = build_int8(n, src, onnx32, source, tmp, scope, method)

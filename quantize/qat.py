@@ -28,6 +28,11 @@ import tempfile
 import time
 from pathlib import Path
 
+from edge.codecs import build_codec
+from edge.errors import SpireEdgeError
+from edge.preprocess import PreprocessConfig
+from export.common import load_source, quiet, staged_folder
+
 QAT_BACKENDS = ("onnxruntime", "openvino", "tensorrt")
 
 
@@ -84,8 +89,6 @@ def finetune(src, data: list[str], epochs: int, out: Path, split: str = "train",
     if threads:
         torch.set_num_threads(threads)
     torch.manual_seed(seed)
-    from edge.codecs import build_codec
-    from edge.preprocess import PreprocessConfig
 
     pre = PreprocessConfig.from_dict(src.preprocess)
     codec = build_codec(src.codec)
@@ -148,8 +151,6 @@ def export_qdq(net, channels: int, imgsz: int, path: Path) -> Path:
     import torch
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e
 
-    from export.common import quiet
-
     net.eval()
     q = convert_pt2e(net.g)
     x = torch.zeros(1, channels, imgsz, imgsz)
@@ -164,7 +165,6 @@ def build_artifacts(src, qdq: Path, out: Path, backends, calib: dict, qat_info: 
     """The QAT QDQ model as onnxruntime / OpenVINO / TensorRT artifacts with sidecars + fidelity."""
     import onnx
 
-    from export.common import staged_folder
     from quantize.artifacts import (file_for, finish_tensorrt, folder_for, fp32_onnx, fp32_reference, runnable_int8,
                                     write_meta)
     from quantize.fidelity import fidelity_report, publish_report, set_decode_threshold
@@ -214,8 +214,6 @@ def run_qat(weights, data, epochs: int, out: str | Path = "runs/qat", backend="o
             ignored_scope=(), seed: int = 0, threads: int | None = 2, bench_runs: int = 30,
             fidelity: bool = True, quiet: bool = False) -> list[Path]:
     """Fine-tune with fake quantization and write the INT8 artifacts; returns their folders."""
-    from edge.errors import SpireEdgeError
-    from export.common import load_source
     from quantize.artifacts import check_runtime, resolve_backends
     from quantize.fidelity import default_val, val_set
 

@@ -17,11 +17,12 @@ import json
 import tempfile
 from pathlib import Path
 
+from edge.sidecar import read_sidecar
+
 
 def recheck(fp32: str | Path, int8: str | Path, val_data: str | None, val_split: str = "val", frames: int = 212,
             threads: int = 2, bench_runs: int = 30) -> dict:
     """Rewrite `int8`/fidelity.json and the INT8 decode threshold; returns the report."""
-    from edge.sidecar import read_sidecar
     from quantize.artifacts import runnable_int8
     from quantize.fidelity import fidelity_report, publish_report, val_set
 

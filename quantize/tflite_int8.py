@@ -14,6 +14,10 @@ import re
 import tempfile
 from pathlib import Path
 
+from edge.errors import SpireEdgeError
+from export.common import quiet
+from export.tflite import interpreter, torch_to_tflite
+
 MIN_CORR = 0.7  # worst FP32-vs-INT8 heatmap correlation over the check frames
 PEAK_RATIO = (0.25, 4.0)  # median INT8/FP32 ratio of map maxima (a uniform scale is absorbed by
 # the INT8 decode threshold that the fidelity report re-picks on validation; a collapse is not)
@@ -78,9 +82,6 @@ def quantize_tflite(model, source, out_path: str | Path, keep_fp32_head: bool = 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from ai_edge_quantizer import algorithm_manager, qtyping, quantizer, recipe_manager
 
-    from export.common import quiet
-    from export.tflite import interpreter, torch_to_tflite
-
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     xs = [source.array(i) for i in range(min(8, len(source)))]  # for the FP32-vs-INT8 check
@@ -108,8 +109,6 @@ def quantize_tflite(model, source, out_path: str | Path, keep_fp32_head: bool = 
     # fidelity report measures decoded-point agreement on validation frames.
     if check["corr"] < MIN_CORR or not PEAK_RATIO[0] <= check["peak_ratio"] <= PEAK_RATIO[1]:
         tmp_out.unlink(missing_ok=True)
-        from edge.errors import SpireEdgeError
-
         raise SpireEdgeError(f"{out_path.name}: the INT8 model does not track its FP32 .tflite (heatmap correlation "
                              f"{check['corr']:.2f}, peak ratio {check['peak_ratio']:.2f}); keep more ops float with "
                              "--ignored-scope, or use TFLite fp32/fp16")
@@ -156,8 +155,6 @@ def converter_check(path: Path, reference: Path, xs) -> dict:
     Frames whose FP32 map has no clear peak (max < 0.1) count for correlation only.
     """
     import numpy as np
-
-    from export.tflite import interpreter
 
     a, b = interpreter(path), interpreter(reference)
     corr, ratio = [], []

@@ -37,3 +37,49 @@ def test_edge_imports_no_other_project_package():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr[-2000:]
+
+
+# ------------------------------------------------------------------ the one import direction
+REPO = __import__("pathlib").Path(__file__).resolve().parents[1]
+PACKAGES = ("edge", "spire", "export", "quantize", "benchmarks")
+# what each package may import (docs/ARCHITECTURE.md): edge <- spire <- export <- quantize; benchmarks on top
+ALLOWED = {"edge": set(), "spire": {"edge"}, "export": {"edge", "spire"}, "quantize": {"edge", "spire", "export"},
+           "benchmarks": {"edge", "spire", "export", "quantize"}}
+
+
+def _imports(path):
+    """Top-level package names imported anywhere in a file (module level or inside functions)."""
+    import ast
+
+    out = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            out |= {a.name.split(".")[0] for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            out.add(node.module.split(".")[0])
+    return out & set(PACKAGES)
+
+
+def test_import_direction_is_one_way():
+    """export never imports quantize (int8 is handed off by command); edge imports none of the others.
+
+    Checked on the source, so a function-level import counts as much as one at the top. (edge's
+    backend table names `spire.torch_backend` as data, imported only when a torch checkpoint runs.)
+    """
+    bad = []
+    for pkg in PACKAGES:
+        for path in sorted((REPO / pkg).rglob("*.py")):
+            for dep in _imports(path) - {pkg} - ALLOWED[pkg]:
+                bad.append(f"{path.relative_to(REPO)} imports {dep}")
+    assert not bad, bad
+
+
+def test_export_loads_without_quantize():
+    code = (
+        "import importlib, pkgutil, sys, export\n"
+        "for m in pkgutil.walk_packages(export.__path__, 'export.'): importlib.import_module(m.name)\n"
+        "bad = [m for m in sys.modules if m.split('.')[0] in ('quantize', 'benchmarks')]\n"
+        "assert not bad, bad\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-2000:]

@@ -240,24 +240,30 @@ def test_cli_exports_checkpoint_and_prints_next_command(tmp_path, capsys, monkey
     assert "no shipped checkpoint" in capsys.readouterr().err
 
 
-def test_int8_goes_through_quantize_ptq(exported, tmp_path, monkeypatch):
-    import quantize
-    from export.exporter import ExportConfig, export_model
-    calls = {}
+def test_int8_is_handed_to_quantize_ptq_by_command(exported, tmp_path, monkeypatch):
+    """export never imports quantize: --precision int8 runs `python -m quantize.ptq` and returns its folder."""
+    import export.exporter as ex
+    calls = []
 
-    def fake_run_ptq(**kw):
-        calls.update(kw)
-        dst = shutil.copytree(exported[1]["onnx"], tmp_path / "int8_onnx")
-        return [dst]
+    def fake_run(cmd, **kw):
+        calls.append(cmd)
+        shutil.copytree(exported[1]["onnx"], tmp_path / "int8_onnx")
+        side = json.loads((tmp_path / "int8_onnx" / "metadata.json").read_text())
+        (tmp_path / "int8_onnx" / "metadata.json").write_text(json.dumps(dict(side, precision="int8")))
+        return subprocess.CompletedProcess(cmd, 0)
 
-    fake = type("M", (), {"run_ptq": staticmethod(fake_run_ptq)})
-    monkeypatch.setitem(__import__("sys").modules, "quantize.ptq", fake)
-    monkeypatch.setattr(quantize, "ptq", fake, raising=False)
-    got = export_model(ExportConfig(target="onnx", precision="int8", weights=tmp_path / "w.pt", imgsz=70,
-                                    data="DATA", frames=16, out=tmp_path))
+    monkeypatch.setattr(ex.subprocess, "run", fake_run)
+    got = ex.export_model(ex.ExportConfig(target="onnx", precision="int8", weights=tmp_path / "w.pt", imgsz=70,
+                                          data="DATA", frames=16, out=tmp_path, ignored_scope=("head",)))
     assert got == tmp_path / "int8_onnx"
-    assert calls["backend"] == "onnxruntime" and calls["imgsz"] == 96 and calls["frames"] == 16
-    assert calls["data"] == "DATA" and calls["weights"] == tmp_path / "w.pt"
+    cmd = calls[0]
+    assert cmd[1:3] == ["-m", "quantize.ptq"]
+    opts = dict(zip(cmd[3::2], cmd[4::2]))
+    assert opts["--backend"] == "onnxruntime" and opts["--imgsz"] == "96" and opts["--frames"] == "16"
+    assert opts["--data"] == "DATA" and opts["--weights"] == str(tmp_path / "w.pt") and cmd[-2:] == ["--ignored-scope", "head"]
+    monkeypatch.setattr(ex.subprocess, "run", lambda cmd, **kw: subprocess.CompletedProcess(cmd, 3))
+    with pytest.raises(ex.ExportError, match="failed \\(exit 3\\)"):
+        ex.export_model(ex.ExportConfig(target="onnx", precision="int8", out=tmp_path))
 
 
 @pytest.mark.slow

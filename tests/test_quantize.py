@@ -321,7 +321,6 @@ def test_tflite_int8_of_hrpe_is_full_integer_and_tracks_fp32(tmp_path):
 
 def test_fidelity_repicks_the_int8_threshold_on_labelled_frames(monkeypatch, tmp_path):
     """An INT8 map that peaks at half of FP32's keeps every target once its threshold is re-picked."""
-    import edge.predictor as predictor_mod
     from edge.points import Points
     from quantize import fidelity
 
@@ -337,7 +336,7 @@ def test_fidelity_repicks_the_int8_threshold_on_labelled_frames(monkeypatch, tmp
             keep = sc >= self.conf
             return Points(xy[keep], sc[keep]), {"infer": 1.0}
 
-    monkeypatch.setattr(predictor_mod, "Predictor", FakePredictor)
+    monkeypatch.setattr(fidelity, "Predictor", FakePredictor)
     frames = [fidelity.ValFrame(str(k), np.zeros((64, 64), np.uint8), np.array([[10.0 + k, 20.0]], np.float32))
               for k in range(6)]
     vals = fidelity.ValSet("fixture", "val", [f.name for f in frames], lambda i: frames[i])
