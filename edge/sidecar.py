@@ -7,8 +7,10 @@ one JSON file in the artifact's folder. A sidecar that does not describe the fil
 refused here, once, with a one-line message, instead of silently producing wrong points.
 
 Layout rule (docs/ARCHITECTURE.md): each artifact sits in its own folder next to `metadata.json`;
-the user passes the folder or the model file inside it. The hash is of `model_file` (for OpenVINO
-the `.xml`, for TensorRT the `.onnx` the engine is built from).
+the user passes the folder or the model file inside it. `model_sha256` is the hash of `model_file`
+(for OpenVINO the `.xml`, for TensorRT the `.onnx` the engine is built from); `files` hashes every
+file the artifact needs (the `.bin`, ONNX external data, the engine recipe and a built engine),
+and all of them are checked on load (edge.integrity).
 
 numpy/stdlib only: `edge` never imports torch.
 """
@@ -85,7 +87,8 @@ class ModelMeta:
     `input` is {name, shape [1,C,S,S], layout 'NCHW', dtype}; `output` is {name, shape
     [1,1,S/stride,S/stride], stride}; `preprocess` is PreprocessConfig.to_dict(); `codec` is
     codec.to_dict(); `calibration` is {source, frames} or None; `source_checkpoint` is
-    {path, sha256} or None. `training` and `extra` are free-form.
+    {path, sha256} or None. `training` and `extra` are free-form. `files` is {name: sha256} of
+    every file the artifact needs, model file included (edge.integrity; {} in older sidecars).
     """
 
     arch: str
@@ -104,6 +107,7 @@ class ModelMeta:
     created_at: str = field(default_factory=now_iso)
     training: dict = field(default_factory=dict)
     extra: dict = field(default_factory=dict)
+    files: dict = field(default_factory=dict)
     schema_version: int = SCHEMA_VERSION
 
     def __post_init__(self) -> None:
@@ -144,6 +148,10 @@ class ModelMeta:
         _need(pre_sz == s, where, f"'preprocess.imgsz' {pre_sz} differs from the input size {s}")
         pre_ch = self.preprocess.get("channels", shape[1])
         _need(pre_ch == shape[1], where, f"'preprocess.channels' {pre_ch} differs from the input channels {shape[1]}")
+        if self.files:
+            from edge.integrity import check_names
+
+            check_names(self.files, where)
         for key, need in (("calibration", ("source", "frames")), ("source_checkpoint", ("path", "sha256"))):
             v = getattr(self, key)
             _need(v is None or (isinstance(v, dict) and all(k in v for k in need)), where,
@@ -166,7 +174,7 @@ class ModelMeta:
         unknown = sorted(set(d) - names)
         if unknown:  # keep, never drop, keys written by a newer minor version
             kw["extra"] = {**kw.get("extra", {}), **{k: copy.deepcopy(d[k]) for k in unknown}}
-        for k in ("arch_kwargs", "versions", "training", "extra"):
+        for k in ("arch_kwargs", "versions", "training", "extra", "files"):
             if kw.get(k) is None:
                 kw[k] = {}
         kw.setdefault("created_at", "")
@@ -271,16 +279,10 @@ def read_sidecar(model_path: str | Path, verify: bool = True) -> ModelMeta:
         raise SidecarError(f"{side}: not valid JSON ({e.msg if hasattr(e, 'msg') else e}); re-export the model") from None
     meta = ModelMeta.from_dict(d, source=side)
     _check_passed_file(p, meta, side)
-    if verify:
-        model = side.parent / meta.model_file
-        if not model.is_file():
-            raise SidecarError(f"{side}: model file {meta.model_file!r} is missing from {side.parent}; "
-                               "copy the whole artifact folder or re-export it")
-        digest = file_sha256(model)
-        if digest != meta.model_sha256:
-            raise SidecarError(f"{side}: sha256 of {meta.model_file} is {digest[:12]}…, the sidecar says "
-                               f"{meta.model_sha256[:12]}… (the model was replaced or edited); re-export it so "
-                               "model and metadata.json match")
+    if verify:  # every file the artifact needs (edge.integrity), each error naming the file
+        from edge.integrity import verify_artifact
+
+        verify_artifact(side, meta)
     return meta
 
 

@@ -97,8 +97,11 @@ def finish_int8_folder(folder: str | Path, lint: bool = True) -> Path:
     checks = offline_checks(path, "int8", lint=lint)
     add_recipe(folder)
     extra = {**meta.extra, **_extra("int8", meta.model_file, checks), **lowered}
-    write_sidecar(folder, meta.derive(extra=extra, model_sha256=file_sha256(path), created_at=meta.created_at,
-                                      versions=meta.versions))
+    from edge.integrity import hash_files, needed_files
+
+    files = hash_files(folder, needed_files(folder, "tensorrt", meta.model_file))  # ONNX lowered, recipe added
+    write_sidecar(folder, meta.derive(extra=extra, model_sha256=file_sha256(path), files=files,
+                                      created_at=meta.created_at, versions=meta.versions))
     return folder
 
 

@@ -172,3 +172,94 @@ def test_truncated_video_prints_why_it_stopped(tmp_path, capsys):
     s = json.loads((tmp_path / "o" / "summary.json").read_text())
     assert rc == 0 and 0 < s["frames"] < 30
     assert f"stopped: {s['stop_reason']}" in stdout and s["stop_reason"] != "end of source"
+
+
+# ------------------------------------------------------------------------ 4. model integrity
+def _copy(src: Path, dst: Path) -> Path:
+    return Path(shutil.copytree(src, dst))
+
+
+@pytest.mark.parametrize("damage", ["truncated", "missing"])
+def test_openvino_bin_is_checked_in_one_line(tmp_path, capsys, damage):
+    art = _copy(OV8, tmp_path / "ov")
+    meta = json.loads((art / "metadata.json").read_text())
+    assert set(meta["files"]) == {"hrpe_lite_512_int8.xml", "hrpe_lite_512_int8.bin"}  # the committed sidecar
+    b = art / "hrpe_lite_512_int8.bin"
+    if damage == "truncated":
+        b.write_bytes(b.read_bytes()[:1000])
+    else:
+        b.unlink()
+    rc, _, err = _run(capsys, "--backend", "openvino", "--model", art, "--frames", 1)
+    line = _one_error_line(err)
+    assert rc == 2 and "hrpe_lite_512_int8.bin" in line and ("sha256" in line if damage == "truncated" else "missing" in line)
+
+
+def test_old_sidecars_are_checked_on_what_they_list(tmp_path):
+    """A sidecar without `files` (written before it existed): model_sha256, the .bin's weights_sha256, the .bin."""
+    from edge.errors import SidecarError
+    from edge.sidecar import read_sidecar
+
+    art = _copy(EXPORTS / "hrpe_lite_512_fp32_openvino_model", tmp_path / "ov")
+    d = json.loads((art / "metadata.json").read_text())
+    del d["files"]
+    (art / "metadata.json").write_text(json.dumps(d, indent=2) + "\n")
+    read_sidecar(art)
+    b = art / "hrpe_lite_512_fp32.bin"
+    b.write_bytes(b.read_bytes()[:-4])
+    with pytest.raises(SidecarError, match=r"sha256 of hrpe_lite_512_fp32\.bin"):
+        read_sidecar(art)
+    del d["extra"]["weights_sha256"]
+    (art / "metadata.json").write_text(json.dumps(d, indent=2) + "\n")
+    b.unlink()
+    with pytest.raises(SidecarError, match=r"'hrpe_lite_512_fp32\.bin' is missing"):
+        read_sidecar(art)
+
+
+def test_onnx_external_data_is_listed_and_checked(tmp_path):
+    import onnx
+
+    from edge.errors import SidecarError
+    from edge.integrity import hash_files, needed_files
+    from edge.predictor import Predictor
+    from edge.sidecar import read_sidecar, write_sidecar
+
+    art = tmp_path / "ext"
+    art.mkdir()
+    m = onnx.load(str(ONNX32 / "hrpe_lite_512_fp32.onnx"))
+    onnx.save_model(m, str(art / "m.onnx"), save_as_external_data=True, all_tensors_to_one_file=True,
+                    location="m.onnx.data", size_threshold=1024)
+    names = needed_files(art, "onnx", "m.onnx")
+    assert names == ["m.onnx", "m.onnx.data"]
+    files = hash_files(art, names)
+    write_sidecar(art, read_sidecar(ONNX32).derive(model_file="m.onnx", model_sha256=files["m.onnx"], files=files))
+    pts, _ = Predictor(art, threads=1).predict(np.full((64, 64), 40, np.uint8))
+    (art / "m.onnx.data").write_bytes((art / "m.onnx.data").read_bytes()[:-8])
+    with pytest.raises(SidecarError, match=r"sha256 of m\.onnx\.data") as e:
+        Predictor(art, threads=1)
+    assert "\n" not in str(e.value)
+
+
+def test_tensorrt_engine_hash_recorded_by_the_recipe_and_checked(tmp_path):
+    from edge.errors import SidecarError
+    from edge.sidecar import read_sidecar
+
+    art = _copy(EXPORTS / "hrpe_lite_512_fp32_tensorrt", tmp_path / "trt")
+    assert set(read_sidecar(art).files) == {"hrpe_lite_512_fp32.onnx", "build_engine.sh"}
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "trtexec").write_text('#!/bin/bash\nfor a in "$@"; do case "$a" in --saveEngine=*) '
+                                  'printf "plan-bytes" > "${a#--saveEngine=}";; esac; done\n')
+    (fake / "trtexec").chmod(0o755)
+    env = {**os.environ, "PATH": f"{fake}:{os.environ['PATH']}", "TRT_VERSION": "10.3.0"}
+    import subprocess
+
+    r = subprocess.run(["bash", str(REPO / "boards" / "jetson" / "build_engine.sh"), str(art), "--no-compare"],
+                       capture_output=True, text=True, env=env, timeout=60)
+    assert r.returncode == 0, r.stderr
+    engine = art / "hrpe_lite_512_fp32.engine"
+    assert "hrpe_lite_512_fp32.engine" in read_sidecar(art).files  # recorded, and it verifies
+    engine.write_bytes(b"plan-byte")
+    with pytest.raises(SidecarError, match=r"sha256 of hrpe_lite_512_fp32\.engine"):
+        read_sidecar(art)
+    engine.unlink()  # copied to another Jetson without its engine: fine until the backend needs one
+    read_sidecar(art)

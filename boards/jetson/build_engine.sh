@@ -12,7 +12,8 @@
 #                 int8 (a Q/DQ ONNX): TensorRT >= 10 --stronglyTyped, TensorRT 8.x --int8 --fp16.
 #   --dla N       run on DLA core N (Jetson AGX/NX Orin) with GPU fallback.
 #   env: TRTEXEC (path to trtexec), TRT_VERSION (skip version detection), PY (python3).
-# Writes ARTIFACT_DIR/<stem>.engine (atomically), build_engine.log and, with the comparison,
+# Writes ARTIFACT_DIR/<stem>.engine (atomically; its sha256 into metadata.json "files", checked on
+# load), build_engine.log and, with the comparison,
 # polygraphy_inputs.json / onnxrt_outputs.json. Then run:
 #   python3 -m edge.run --backend tensorrt --model ARTIFACT_DIR
 set -euo pipefail
@@ -79,6 +80,19 @@ trap 'rm -f "$tmp_engine"' EXIT
   --timingCacheFile="$dir/timing.cache" ${flags[@]+"${flags[@]}"} ${extra[@]+"${extra[@]}"} 2>&1 | tee "$log"
 [ -s "$tmp_engine" ] || die "trtexec wrote no engine; see $log"
 mv -f "$tmp_engine" "$engine"
+# the engine's sha256 goes into the sidecar's "files", so edge.run checks the engine it loads (edge.integrity)
+"$PY" - "$meta" "$(basename "$engine")" "$(sha256sum "$engine" | cut -d' ' -f1)" <<'PYEOF' \
+  || die "$meta: could not record the engine's sha256 (is the folder writable?)"
+import json, os, sys, tempfile
+path, name, sha = sys.argv[1:4]
+d = json.load(open(path))
+d.setdefault("files", {})[name] = sha
+fd, tmp = tempfile.mkstemp(prefix=".metadata.", suffix=".tmp", dir=os.path.dirname(path))
+with os.fdopen(fd, "w") as f:
+    f.write(json.dumps(d, indent=2) + "\n")
+os.chmod(tmp, os.stat(path).st_mode & 0o777)
+os.replace(tmp, path)
+PYEOF
 echo "engine: $engine"
 
 if [ "$compare" = 1 ]; then

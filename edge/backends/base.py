@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from edge.errors import BackendUnavailable, SidecarError
+from edge.errors import BackendUnavailable, SidecarError, SpireEdgeError
 
 EXPORT_HINT = "re-export it with `python -m export --weights CHECKPOINT --target {fmt}` (writes model + metadata.json)"
 
@@ -86,7 +86,15 @@ class Backend(abc.ABC):
     def load(self) -> "Backend":
         """Import the runtime and build the session; idempotent. Returns self."""
         if not self._loaded:
-            self._load()
+            try:
+                self._load()
+            except SpireEdgeError:
+                raise
+            except Exception as e:  # the runtime choked on a file the sidecar could not vouch for: one line
+                first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+                raise SidecarError(f"{self.model_path}: {self.name} cannot load this model ({type(e).__name__}: "
+                                   f"{first}); copy the whole artifact folder again or "
+                                   + EXPORT_HINT.format(fmt=self.format)) from e
             self._loaded = True
         return self
 
