@@ -88,7 +88,9 @@ class SynthConfig:
 @dataclass
 class SynthFrame:
     """raw uint16 (H,W) < 2**bits; view uint8 (H,W); points float32 (N,2) (x, y) px; scr float32
-    (N,) measured on raw; sigma (N,) px; polarity int8 (N,) (+1 bright, -1 dark); scene name."""
+    (N,) measured on raw; sigma (N,) px; polarity int8 (N,) (+1 bright, -1 dark); scene name.
+    Sequences only: ids (N,) each point's target (track) id; false_alarms (K,2) rendered
+    target-like blobs that are not targets; camera (2,) camera position (see make_sequence)."""
 
     raw: np.ndarray
     view: np.ndarray
@@ -97,6 +99,9 @@ class SynthFrame:
     sigma: np.ndarray
     polarity: np.ndarray
     scene: str
+    ids: np.ndarray | None = None
+    false_alarms: np.ndarray | None = None
+    camera: np.ndarray | None = None
 
     @property
     def frame(self) -> np.ndarray:
@@ -331,39 +336,56 @@ def make_frame(size=256, seed=None, config: SynthConfig | None = None, n_targets
 
 
 def make_sequence(n_frames: int = 16, size=256, seed=None, config: SynthConfig | None = None,
-                  n_targets: int | None = None, scene: str | None = None) -> list[SynthFrame]:
+                  n_targets: int | None = None, scene: str | None = None, *, crossing: bool = False,
+                  occlusions=(), false_alarms: int = 0, pan=None) -> list[SynthFrame]:
     """A clip: fixed sensor pattern, slowly drifting clutter, targets on smooth curved paths
-    (constant SCR each, amplitude re-solved per frame), fresh temporal noise every frame."""
+    (constant SCR each, amplitude re-solved per frame), fresh temporal noise every frame.
+
+    Each frame's `ids` say which target each point is (its track id, 0..n-1), so a tracker can
+    be scored. Tracker situations (edge.synthetic_tracks), all off by default:
+    crossing: targets 0 and 1 cross at right angles at the centre at frame n_frames // 2;
+    occlusions: (target, first frame, frames) triples: the target is not rendered nor labelled;
+    false_alarms: that many one-frame target-like blobs (in `false_alarms`, not in `points`);
+    pan: camera motion, (dx, dy) px per frame or (n_frames, 2) positions: clutter and targets
+    move by -(camera step) in the image; a target out of view (within 2 px of the border) is not labelled.
+    """
+    from edge import synthetic_tracks as st
+
     if n_frames < 1:
         raise ValueError(f"n_frames must be >= 1, got {n_frames}")
     cfg, rng, kind = _setup(seed, config, scene)
     h, w = _hw(size)
+    cam = st.camera_path(pan, n_frames)
     drift = _u(rng, cfg.scene.drift_px) * np.array([np.cos(a := rng.uniform(0, 2 * np.pi)), np.sin(a)])
-    pad = int(np.ceil(np.abs(drift).max() * (n_frames - 1))) + 2
+    pad = int(np.ceil(np.abs(drift).max() * (n_frames - 1) + np.abs(cam).max())) + 2
     big = _clutter(rng, (h + 2 * pad, w + 2 * pad), cfg.scene, kind)
     sensor = _Sensor.make(rng, (h, w), cfg.sensor)
     tc = cfg.targets
     n, sig, pol, q = _targets(rng, tc, n_targets)
     p0 = _place(rng, n, (h, w), tc)
     n = len(p0)
-    p1, bend = np.empty_like(p0), rng.uniform(-0.15, 0.15, n)
-    for k in range(n):  # end point: speed * duration away, inside the margin
-        for length in np.linspace(_u(rng, tc.speed) * (n_frames - 1), 0, 12):
-            a = rng.uniform(0, 2 * np.pi)
-            e = p0[k] + length * np.array([np.cos(a), np.sin(a)])
-            if tc.margin <= e[0] <= w - 1 - tc.margin and tc.margin <= e[1] <= h - 1 - tc.margin:
-                break
-        p1[k] = e
+    paths = st.smooth_paths(rng, p0, n_frames, (h, w), tc.margin, tc.speed)
+    if crossing and n >= 2:
+        paths[:, :2] = st.crossing_paths(rng, n_frames, (h, w), tc.margin, float(np.mean(tc.speed)))
+    img = paths - cam[:, None, :]
+    vis = st.visibility(n_frames, n, occlusions) & ((img >= 2) & (img <= [w - 3, h - 3])).all(2)  # in view
+    fas = st.false_alarm_points(rng, n_frames, false_alarms, (h, w), tc.margin, tc.min_separation,
+                                [img[i][vis[i]] for i in range(n_frames)])
+    fa_sig, fa_q = rng.uniform(*tc.sigma, (2, n_frames, 4)) if false_alarms else (None, None)
     frames = []
     for i in range(n_frames):
-        s = i / max(n_frames - 1, 1)
-        d = p1 - p0
-        perp = np.stack([-d[:, 1], d[:, 0]], axis=1)
-        pts = p0 + d * s + perp * (bend * np.sin(np.pi * s))[:, None]
-        pts = np.clip(pts, tc.margin, [w - 1 - tc.margin, h - 1 - tc.margin])
-        m = np.float32([[1, 0, pad + drift[0] * i], [0, 1, pad + drift[1] * i]])
+        m = np.float32([[1, 0, pad + drift[0] * i + cam[i, 0]], [0, 1, pad + drift[1] * i + cam[i, 1]]])
         clutter = cv2.warpAffine(big, m, (w, h), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP)
-        frames.append(_render(rng, clutter, sensor, cfg.sensor, pts, sig[:n], pol[:n], q[:n], kind))
+        ids, k = np.flatnonzero(vis[i]), len(fas[i])
+        pts, sg, pl, qq = img[i][ids], sig[:n][ids], pol[:n][ids], q[:n][ids]
+        if k:  # false alarms: bright blobs of a target's size and an SCR in the targets' range
+            pts, sg = np.concatenate([pts, fas[i]]), np.concatenate([sg, fa_sig[i, :k]])
+            pl = np.concatenate([pl, np.ones(k, int)])
+            qq = np.concatenate([qq, tc.scr[0] + (tc.scr[1] - tc.scr[0]) * fa_q[i, :k]])
+        f = _render(rng, clutter, sensor, cfg.sensor, pts, sg, pl, qq, kind)
+        t = len(ids)
+        frames.append(replace(f, points=f.points[:t], scr=f.scr[:t], sigma=f.sigma[:t], polarity=f.polarity[:t],
+                              ids=ids.astype(np.int64), false_alarms=f.points[t:], camera=cam[i].copy()))
     return frames
 
 

@@ -1,0 +1,375 @@
+"""Multi-target point tracker: per-frame peaks in, confirmed point tracks out (numpy + OpenCV only).
+
+Why: a real target persists and moves smoothly from frame to frame; most clutter peaks flicker.
+Keeping only points that belong to a confirmed track removes most false alarms of a per-frame
+detector at almost no cost in recall, and gives each target an id, an age and a velocity.
+
+Per frame (`Tracker.update`):
+1. ego-motion (optional): the global image shift since the previous frame, by phase correlation
+   (`cv2.phaseCorrelate`, Hanning window) or ECC (`cv2.findTransformECC`, translation), or given
+   by the caller (`motion=`, e.g. gimbal encoders). Tracks live in a stabilised frame: image =
+   stabilised + `offset`, and `offset` accumulates the shifts, so a pan moves no track state;
+2. predict: one constant-velocity `cv2.KalmanFilter` per track (state x, y, vx, vy; white
+   acceleration noise), through `dt` frames when frame ids skip (a dropped frame is predicted
+   through, not counted as a miss);
+3. assign: Hungarian (`scipy.optimize.linear_sum_assignment`, else edge.metrics' numpy solver) on
+   the distances between predicted positions and detections, pairs farther than `gate_px` never
+   assigned; confirmed tracks first, then tentative ones with the detections left, so a new
+   candidate never takes a detection from an established target;
+4. birth / death: every unassigned detection (score >= `birth_score`) starts a tentative track;
+   it is confirmed after `birth_hits` hits within its first `birth_window` frames (M of N) and
+   dropped when it can no longer make it; a confirmed track dies after `max_misses` consecutive
+   missed frames (K). A one-frame false alarm therefore never becomes a track when M >= 2.
+
+What `update` returns is the confirmed tracks hit in this frame plus those missed for at most
+`coast` frames (reported at their predicted position): the points to report and score.
+"""
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import asdict, dataclass, field
+
+import cv2
+import numpy as np
+
+__all__ = ["TrackerConfig", "Track", "Tracker", "estimate_shift", "registration_image", "tracks_to_points", "EGO_METHODS"]
+
+EGO_METHODS = ("phase", "ecc")
+
+
+@dataclass(frozen=True)
+class TrackerConfig:
+    """Every tracker parameter (stored in a run's summary.json). Distances in px, times in frames.
+
+    gate_px: largest distance between a track's predicted position and a detection it may take.
+    birth_hits, birth_window: M and N of M-of-N confirmation (hits within a track's first N frames).
+    max_misses: K; a confirmed track dies after K consecutive missed frames (occlusions < K survive).
+    coast: a confirmed track missed for up to this many frames is still reported (predicted).
+    process_noise: std of the white acceleration, px/frame^2 (how fast a target may turn).
+    measurement_noise: std of a detection's position, px.
+    birth_score: detections below this score may continue a track but never start one.
+    ego_motion: compensate camera motion by global frame registration (needs `frame`).
+    ego_method: 'phase' (phase correlation) or 'ecc'; ego_min_response: phase correlations
+        weaker than this are ignored (featureless sky); ego_scale: registration resolution.
+    trail: positions kept per track for drawing.
+    """
+
+    gate_px: float = 8.0
+    birth_hits: int = 3
+    birth_window: int = 5
+    max_misses: int = 5
+    coast: int = 0
+    process_noise: float = 0.5
+    measurement_noise: float = 1.0
+    birth_score: float = 0.0
+    ego_motion: bool = False
+    ego_method: str = "phase"
+    ego_min_response: float = 0.05
+    ego_scale: float = 1.0
+    trail: int = 30
+
+    def __post_init__(self):
+        if self.gate_px <= 0:
+            raise ValueError(f"gate_px must be > 0, got {self.gate_px}")
+        if not 1 <= self.birth_hits <= self.birth_window:
+            raise ValueError(f"need 1 <= birth_hits <= birth_window, got M={self.birth_hits} N={self.birth_window}")
+        if self.max_misses < 1 or self.coast < 0 or self.coast >= self.max_misses:
+            raise ValueError(f"need max_misses >= 1 and 0 <= coast < max_misses, got K={self.max_misses} "
+                             f"coast={self.coast}")
+        if self.process_noise <= 0 or self.measurement_noise <= 0:
+            raise ValueError("process_noise and measurement_noise must be > 0")
+        if self.ego_method not in EGO_METHODS:
+            raise ValueError(f"ego_method must be one of {EGO_METHODS}, got {self.ego_method!r}")
+        if not 0 < self.ego_scale <= 1:
+            raise ValueError(f"ego_scale must be in (0, 1], got {self.ego_scale}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_pairs(cls, pairs, base: "TrackerConfig | None" = None) -> "TrackerConfig":
+        """A config from 'name=value' strings (CLI `--tracker gate_px=6 birth_hits=2`), over `base`."""
+        cur = (base or cls()).to_dict()
+        for p in pairs or ():
+            k, sep, v = str(p).partition("=")
+            if not sep or k not in cur:
+                raise ValueError(f"tracker option {p!r}: expected NAME=VALUE with NAME one of {', '.join(cur)}")
+            t = type(cur[k])
+            cur[k] = (v.lower() in ("1", "true", "yes", "on")) if t is bool else t(v)
+        return cls(**cur)
+
+
+@dataclass
+class Track:
+    """One track as reported: id (1, 2, ... in order of confirmation; 0 while tentative), xy and
+    velocity in image px (velocity in px/frame relative to the scene when ego-motion is on),
+    score = mean detection score over its hits, age = frames since its first detection, hits,
+    misses = consecutive missed frames now, trail = recent image positions (oldest first)."""
+
+    id: int
+    xy: np.ndarray
+    velocity: np.ndarray
+    score: float
+    age: int
+    hits: int
+    misses: int
+    trail: np.ndarray = field(repr=False)
+
+    def to_dict(self) -> dict:
+        return {"id": self.id, "x": float(self.xy[0]), "y": float(self.xy[1]), "score": float(self.score),
+                "age": self.age, "vx": float(self.velocity[0]), "vy": float(self.velocity[1]),
+                "hits": self.hits, "misses": self.misses}
+
+
+def registration_image(frame: np.ndarray, scale: float = 1.0, highpass_px: float = 10.0) -> np.ndarray:
+    """The float32 gray image that `estimate_shift` registers: resized by `scale`, minus a Gaussian
+    blur of `highpass_px` (at full resolution). Why the high-pass: vignetting and the camera's
+    gain gradient do not move with the scene, and with them in, ECC is pulled towards zero shift
+    (by ~1 px of 10 on synthetic clips) and phase correlation locks onto them on a bare sky."""
+    g = np.asarray(frame)
+    if g.ndim == 3:
+        g = cv2.cvtColor(g[:, :, :3].astype(np.float32), cv2.COLOR_RGB2GRAY)
+    g = g.astype(np.float32, copy=False)
+    if scale != 1.0:
+        g = cv2.resize(g, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    if highpass_px > 0:
+        g = g - cv2.GaussianBlur(g, (0, 0), highpass_px * scale)
+    return g
+
+
+def estimate_shift(prev: np.ndarray, cur: np.ndarray, method: str = "phase", min_response: float = 0.05,
+                   window: np.ndarray | None = None) -> tuple[np.ndarray, float]:
+    """((dx, dy), confidence): how far the scene moved in the image from `prev` to `cur` (two
+    `registration_image`s of one size). A world point at p in `prev` is at p + (dx, dy) in `cur`.
+
+    phase: `cv2.phaseCorrelate` with a Hanning window (without it the frame borders dominate);
+    a peak response below `min_response` (no texture to register) gives (0, 0).
+    ecc: that estimate refined by `cv2.findTransformECC` (translation; invariant to a gain and
+    offset change of the camera's AGC); where ECC does not converge the phase estimate stays.
+    """
+    if method not in EGO_METHODS:
+        raise ValueError(f"ego method must be one of {EGO_METHODS}, got {method!r}")
+    if window is None:
+        window = cv2.createHanningWindow((cur.shape[1], cur.shape[0]), cv2.CV_32F)
+    (dx, dy), resp = cv2.phaseCorrelate(prev, cur, window)
+    if not np.isfinite(resp) or resp < min_response:
+        return np.zeros(2), float(resp) if np.isfinite(resp) else 0.0
+    if method == "phase":
+        return np.array([dx, dy]), float(resp)
+    # ECC refines the phase estimate (from identity it stalls in a local optimum past a few px);
+    # it maps template (cur) coordinates into input (prev): prev(x - shift) = cur(x)
+    warp = np.array([[1, 0, -dx], [0, 1, -dy]], np.float32)
+    crit = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 50, 1e-4)
+    try:
+        cc, warp = cv2.findTransformECC(cur, prev, warp, cv2.MOTION_TRANSLATION, crit, None, 5)
+    except cv2.error:
+        return np.array([dx, dy]), float(resp)
+    return -warp[:, 2].astype(np.float64), float(cc)
+
+
+def _assign(pred: np.ndarray, det: np.ndarray, gate: float) -> tuple[np.ndarray, np.ndarray]:
+    """(track rows, detection cols) of the most gated pairs at least total distance."""
+    if len(pred) == 0 or len(det) == 0:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    d = np.sqrt(((pred[:, None, :] - det[None, :, :]) ** 2).sum(-1))
+    inside = d <= gate
+    if not inside.any():
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    if len(pred) == 1 or len(det) == 1:  # the common case: no solver needed
+        r, c = np.unravel_index(int(np.argmin(d)), d.shape)
+        return np.array([r]), np.array([c])
+    from edge.metrics.matching import linear_assignment
+
+    big = float(d[inside].sum()) + 1.0 + max(d.shape) * (gate + 1.0)  # more gated pairs always win
+    r, c = linear_assignment(np.where(inside, d, big))
+    keep = inside[r, c]
+    return r[keep], c[keep]
+
+
+class _KTrack:
+    """Internal: one cv2.KalmanFilter and the bookkeeping of one (tentative or confirmed) track."""
+
+    __slots__ = ("kf", "id", "dt", "hits", "misses", "seen", "age", "score_sum", "trail")
+
+    def __init__(self, xy, score: float, cfg: TrackerConfig, model: "_Model"):
+        kf = cv2.KalmanFilter(4, 2, 0, cv2.CV_32F)
+        kf.measurementMatrix = model.H
+        kf.measurementNoiseCov = model.R
+        kf.transitionMatrix, kf.processNoiseCov = model.at(1)
+        kf.statePost = np.array([[xy[0]], [xy[1]], [0.0], [0.0]], np.float32)
+        r2 = cfg.measurement_noise ** 2
+        v2 = (cfg.gate_px / 2.0) ** 2  # unknown velocity: anything up to about the gate per frame
+        kf.errorCovPost = np.diag([r2, r2, v2, v2]).astype(np.float32)
+        self.kf, self.id, self.dt = kf, 0, 1
+        self.hits, self.misses, self.seen, self.age, self.score_sum = 1, 0, 1, 1, float(score)
+        self.trail = deque([(float(xy[0]), float(xy[1]))], maxlen=cfg.trail)
+
+    def predict(self, dt: int, model: "_Model") -> np.ndarray:
+        if dt != self.dt:
+            self.kf.transitionMatrix, self.kf.processNoiseCov = model.at(dt)
+            self.dt = dt
+        self.age += dt
+        return self.kf.predict()[:2, 0]
+
+    def correct(self, xy, score: float) -> None:
+        s = self.kf.correct(np.asarray(xy, np.float32).reshape(2, 1))
+        self.hits += 1
+        self.misses = 0
+        self.score_sum += float(score)
+        self.trail.append((float(s[0, 0]), float(s[1, 0])))
+
+    def miss(self) -> None:
+        self.misses += 1
+        s = self.kf.statePost  # cv2's predict() already copied the prediction into statePost
+        self.trail.append((float(s[0, 0]), float(s[1, 0])))
+
+
+class _Model:
+    """Constant-velocity matrices, one (F, Q) pair per frame gap dt (cached)."""
+
+    def __init__(self, cfg: TrackerConfig):
+        self.q2 = cfg.process_noise ** 2
+        self.H = np.array([[1, 0, 0, 0], [0, 1, 0, 0]], np.float32)
+        self.R = (np.eye(2) * cfg.measurement_noise ** 2).astype(np.float32)
+        self._cache: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+
+    def at(self, dt: int) -> tuple[np.ndarray, np.ndarray]:
+        got = self._cache.get(dt)
+        if got is None:
+            f = np.eye(4, dtype=np.float32)
+            f[0, 2] = f[1, 3] = dt
+            g = np.array([[dt * dt / 2, dt]])  # discrete white-acceleration noise per axis
+            q1 = self.q2 * (g.T @ g)
+            q = np.zeros((4, 4))
+            q[np.ix_([0, 2], [0, 2])] = q1
+            q[np.ix_([1, 3], [1, 3])] = q1
+            got = self._cache[dt] = (f, q.astype(np.float32))
+        return got
+
+
+class Tracker:
+    """Online multi-target point tracker; `update` once per frame, `reset` between clips."""
+
+    def __init__(self, config: TrackerConfig | None = None):
+        self.cfg = config or TrackerConfig()
+        self._model = _Model(self.cfg)
+        self._window = None
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget every track and the previous frame (a new clip or a camera cut)."""
+        self.tracks: list[_KTrack] = []
+        self.next_id = 1
+        self.frame_id: int | None = None
+        self.offset = np.zeros(2)  # image = stabilised + offset
+        self.last_shift = np.zeros(2)
+        self._prev = None
+
+    # ------------------------------------------------------------------ ego-motion
+    def _ego(self, frame, motion) -> np.ndarray:
+        if motion is not None:
+            return np.asarray(motion, np.float64).reshape(2)
+        if not self.cfg.ego_motion or frame is None:
+            return np.zeros(2)
+        cur = registration_image(frame, self.cfg.ego_scale)
+        prev, self._prev = self._prev, cur
+        if prev is None or prev.shape != cur.shape:
+            return np.zeros(2)
+        if self.cfg.ego_method == "phase" and (self._window is None or self._window.shape != cur.shape):
+            self._window = cv2.createHanningWindow((cur.shape[1], cur.shape[0]), cv2.CV_32F)
+        shift, _ = estimate_shift(prev, cur, self.cfg.ego_method, self.cfg.ego_min_response, self._window)
+        return shift / self.cfg.ego_scale
+
+    # ------------------------------------------------------------------ update
+    def update(self, points, frame: np.ndarray | None = None, frame_id: int | None = None,
+               motion=None) -> list[Track]:
+        """Feed one frame's detections; returns the confirmed tracks to report for it.
+
+        points: `edge.points.Points`, an (N, 2) array or an (N, 3) array (x, y, score), image px.
+        frame: the image (only read when ego-motion is on). frame_id: increasing frame number; a
+        gap (dropped frames) is predicted through; None means the next frame. motion: the scene's
+        image shift (dx, dy) since the previous frame when the caller knows it (skips registration).
+        """
+        if frame_id is None:
+            frame_id = 0 if self.frame_id is None else self.frame_id + 1
+        frame_id = int(frame_id)
+        if self.frame_id is not None and frame_id <= self.frame_id:
+            raise ValueError(f"frame_id {frame_id} does not follow {self.frame_id}; call reset() for a new clip")
+        dt = 1 if self.frame_id is None else frame_id - self.frame_id
+        self.frame_id = frame_id
+        self.last_shift = self._ego(frame, motion)
+        self.offset = self.offset + self.last_shift
+        xy, scores = _as_xy_scores(points)
+        det = xy - self.offset  # detections in the stabilised frame
+        cfg, model = self.cfg, self._model
+        pred = np.array([t.predict(dt, model) for t in self.tracks], np.float64).reshape(-1, 2)
+        free = np.ones(len(det), bool)
+        hit = np.zeros(len(self.tracks), bool)
+        confirmed = np.array([t.id > 0 for t in self.tracks], bool)
+        for group in (np.flatnonzero(confirmed), np.flatnonzero(~confirmed)):
+            cols = np.flatnonzero(free)
+            r, c = _assign(pred[group], det[cols], cfg.gate_px)
+            for ti, di in zip(group[r], cols[c]):
+                self.tracks[ti].correct(det[di], scores[di])
+                hit[ti] = True
+                free[di] = False
+        alive = []
+        for t, h in zip(self.tracks, hit):
+            if not h:
+                t.miss()
+            t.seen += 1 if t.id == 0 else 0
+            if t.id == 0:  # tentative: confirm after M hits in its first N frames, else drop it
+                if t.hits >= cfg.birth_hits:
+                    t.id, self.next_id = self.next_id, self.next_id + 1
+                elif t.hits + (cfg.birth_window - t.seen) < cfg.birth_hits:
+                    continue
+            elif t.misses >= cfg.max_misses:
+                continue
+            alive.append(t)
+        for di in np.flatnonzero(free & (scores >= cfg.birth_score)):
+            t = _KTrack(det[di], scores[di], cfg, model)
+            if cfg.birth_hits == 1:  # M = 1: every detection is a confirmed track at once
+                t.id, self.next_id = self.next_id, self.next_id + 1
+            alive.append(t)
+        self.tracks = alive
+        return self.confirmed()
+
+    def confirmed(self) -> list[Track]:
+        """The confirmed tracks to report now (hit, or missed for at most `coast` frames)."""
+        out = []
+        for t in self.tracks:
+            if t.id == 0 or t.misses > self.cfg.coast:
+                continue
+            s = t.kf.statePost[:, 0]
+            xy = np.array([s[0], s[1]], np.float64) + self.offset
+            trail = np.asarray(t.trail, np.float64).reshape(-1, 2) + self.offset
+            out.append(Track(t.id, xy, np.array([s[2], s[3]], np.float64), t.score_sum / t.hits, t.age, t.hits,
+                             t.misses, trail))
+        return out
+
+    @property
+    def n_tentative(self) -> int:
+        return sum(1 for t in self.tracks if t.id == 0)
+
+
+def _as_xy_scores(points) -> tuple[np.ndarray, np.ndarray]:
+    if points is None:
+        return np.zeros((0, 2)), np.zeros(0)
+    if hasattr(points, "xy") and hasattr(points, "scores"):
+        return np.asarray(points.xy, np.float64).reshape(-1, 2), np.asarray(points.scores, np.float64).reshape(-1)
+    a = np.asarray(points, np.float64)
+    if a.size == 0:
+        return np.zeros((0, 2)), np.zeros(0)
+    if a.ndim != 2 or a.shape[1] not in (2, 3):
+        raise ValueError(f"points must be Points or an (N, 2) / (N, 3) array, got shape {a.shape}")
+    return a[:, :2], (a[:, 2] if a.shape[1] == 3 else np.ones(len(a)))
+
+
+def tracks_to_points(tracks: list[Track]):
+    """The reported tracks as `edge.points.Points` (xy, mean score), for metrics and drawing."""
+    from edge.points import Points
+
+    if not tracks:
+        return Points.empty()
+    return Points(np.array([t.xy for t in tracks], np.float32), np.array([t.score for t in tracks], np.float32))
+
