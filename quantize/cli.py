@@ -30,6 +30,12 @@ def add_common(p: argparse.ArgumentParser, weights_required: bool = False, calib
     p.add_argument("--threads", type=int, default=2, help="CPU threads for the fidelity/latency runs")
     p.add_argument("--bench-runs", type=int, default=30, help="latency runs per model in the report (0: skip)")
     p.add_argument("--no-fidelity", action="store_true", help="skip the fidelity report")
+    from quantize.sanity import DEFAULT_MAX_DROP
+
+    p.add_argument("--max-drop", type=float, default=DEFAULT_MAX_DROP,
+                   help=f"fail (exit 2) when INT8 F1 falls more than this many points below FP32 "
+                        f"(default {DEFAULT_MAX_DROP:g}; the artifact and its fidelity.json stay)")
+    p.add_argument("--allow-drop", action="store_true", help="keep going whatever the F1 drop (report only)")
     p.add_argument("--seed", type=int, default=0)
 
 

@@ -23,6 +23,7 @@ from quantize.artifacts import (build_int8, check_runtime, finish_tensorrt, fold
                                 resolve_backends, runnable_int8, write_meta)
 from quantize.calibration import MIN_FRAMES, calibration_source
 from quantize.fidelity import default_val, fidelity_report, publish_report, val_set
+from quantize.sanity import FidelityGateError, check_calibration, check_drop
 
 
 def run_ptq(weights: str | Path | None = None, backend: str | list[str] = "all", data: str | Path | None = None,
@@ -30,7 +31,7 @@ def run_ptq(weights: str | Path | None = None, backend: str | list[str] = "all",
             imgsz: int | None = None, out: str | Path = "runs/quantize", ignored_scope: list[str] | None = None,
             val_frames: int = 50, seed: int = 0, threads: int | None = 2, bench_runs: int = 30,
             fidelity: bool = True, calibrate_method: str = "MinMax", min_frames: int = MIN_FRAMES,
-            src=None) -> list[Path]:
+            src=None, max_drop: float | None = None) -> list[Path]:
     """Quantize a checkpoint to INT8 for one or all backends.
 
     Args:
@@ -44,11 +45,14 @@ def run_ptq(weights: str | Path | None = None, backend: str | list[str] = "all",
         ignored_scope: module paths / node names kept FP32 in addition to the head.
         val_frames, threads, bench_runs, fidelity: the fidelity report's size and latency runs.
         src: an already loaded export.common.Source (QAT passes its fine-tuned model).
+        max_drop: the fidelity gate: an INT8 F1 more than this many points below FP32 is an error
+            (the artifact stays, with its fidelity.json); None: report only (benchmarks measure drops).
     Returns:
         The artifact folders, in backend order.
     Raises:
         SpireEdgeError (one line): unknown backend, missing runtime (names the pip extra),
-        missing/too few frames, a toolchain failure.
+        missing/too few/degenerate calibration frames (quantize.sanity), a toolchain failure, an
+        INT8 F1 drop beyond `max_drop`.
     """
     names = resolve_backends(backend)
     for n in names:
@@ -58,13 +62,14 @@ def run_ptq(weights: str | Path | None = None, backend: str | list[str] = "all",
 
     cfg = PreprocessConfig.from_dict(src.preprocess)
     source = calibration_source(data, split, frames, cfg, seed, min_frames)
-    calib = source.info()
-    print(f"quantize: {src.arch} at {src.imgsz}px, {calib['frames']} calibration frames from {calib['source']}"
-          f"{'/' + str(calib['split']) if calib['split'] else ''} ({calib['target_frames']} with targets)")
     vals = None
     if fidelity:
         vdata, vsplit = default_val(data, val_data, val_split)
         vals = val_set(vdata, vsplit, val_frames, src.imgsz, seed)
+    source = check_calibration(source, vals)  # constant / low-contrast / foreign frames are refused
+    calib = source.info()
+    print(f"quantize: {src.arch} at {src.imgsz}px, {calib['frames']} calibration frames from {calib['source']}"
+          f"{'/' + str(calib['split']) if calib['split'] else ''} ({calib['target_frames']} with targets)")
     scope = tuple(ignored_scope or ())
     done, failed = [], []
     with tempfile.TemporaryDirectory(prefix="spire_ptq_") as work:
@@ -73,7 +78,7 @@ def run_ptq(weights: str | Path | None = None, backend: str | list[str] = "all",
         for n in names:
             try:
                 done.append((n, _one(n, src, onnx32, source, calib, out, scope, calibrate_method, vals, work,
-                                 threads, bench_runs)))
+                                 threads, bench_runs, max_drop)))
             except SpireEdgeError as e:
                 failed.append(f"{n}: {e}")
             except Exception as e:  # a toolchain crash: one line, other backends still run
@@ -91,8 +96,9 @@ def run_ptq(weights: str | Path | None = None, backend: str | list[str] = "all",
     return [f for _, f in done]
 
 
-def _one(n, src, onnx32, source, calib, out, scope, method, vals, work, threads, bench_runs) -> Path:
+def _one(n, src, onnx32, source, calib, out, scope, method, vals, work, threads, bench_runs, max_drop=None) -> Path:
     final = folder_for(out, src, n)
+    rep = None
     with staged_folder(final) as tmp:
         name, extra = build_int8(n, src, onnx32, source, tmp, scope, method)
         write_meta(src, n, tmp, name, "int8", calib, extra)
@@ -107,6 +113,9 @@ def _one(n, src, onnx32, source, calib, out, scope, method, vals, work, threads,
                        calibration=calib)
             publish_report(tmp, rep, final.name)
     print(f"quantize: wrote {final}")
+    verdict = check_drop(rep, str(final), max_drop) if rep is not None and max_drop is not None else None
+    if verdict:  # the gate: kept for inspection, but not a success
+        raise FidelityGateError(f"{verdict}; check the calibration frames, or pass --allow-drop to accept it")
     return final
 
 
@@ -128,7 +137,8 @@ def _main(a: argparse.Namespace) -> int:
     run_ptq(weights=a.weights, backend=a.backend, data=a.data, split=a.split, val_data=a.val_data,
             val_split=a.val_split, frames=a.frames, imgsz=a.imgsz, out=a.out, ignored_scope=a.ignored_scope,
             val_frames=a.val_frames, seed=a.seed, threads=a.threads, bench_runs=a.bench_runs,
-            fidelity=not a.no_fidelity, calibrate_method=a.calibrate_method)
+            fidelity=not a.no_fidelity, calibrate_method=a.calibrate_method,
+            max_drop=None if a.allow_drop else a.max_drop)
     return 0
 
 

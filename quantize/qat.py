@@ -161,8 +161,12 @@ def export_qdq(net, channels: int, imgsz: int, path: Path) -> Path:
 
 
 def build_artifacts(src, qdq: Path, out: Path, backends, calib: dict, qat_info: dict, vals, work: Path,
-                    threads: int | None, bench_runs: int) -> list[Path]:
-    """The QAT QDQ model as onnxruntime / OpenVINO / TensorRT artifacts with sidecars + fidelity."""
+                    threads: int | None, bench_runs: int, max_drop: float | None = None) -> list[Path]:
+    """The QAT QDQ model as onnxruntime / OpenVINO / TensorRT artifacts with sidecars + fidelity.
+
+    max_drop: the fidelity gate (quantize.sanity.check_drop); every artifact is written, then an
+    INT8 F1 more than `max_drop` points below FP32 is an error. None: report only.
+    """
     import onnx
 
     from quantize.artifacts import (file_for, finish_tensorrt, folder_for, fp32_onnx, fp32_reference, runnable_int8,
@@ -176,9 +180,10 @@ def build_artifacts(src, qdq: Path, out: Path, backends, calib: dict, qat_info: 
     activations_to_uint8(u8)
     onnx.save(u8, str(work / "qat_u8.onnx"))
     onnx32 = fp32_onnx(src, work) if vals is not None else None
-    done = []
+    done, rejected = [], []
     for n in backends:
         final = folder_for(out, src, n)
+        rep = None
         with staged_folder(final) as tmp:
             name = file_for(src, n)
             extra = {"quantizer": "QAT: torchao pt2e (litert-torch quantizer), fake-quant fine-tuning", "qat": qat_info}
@@ -205,6 +210,14 @@ def build_artifacts(src, qdq: Path, out: Path, backends, calib: dict, qat_info: 
                 set_decode_threshold(tmp, qat_info["best_val_thr"])
         print(f"qat: wrote {final}")
         done.append(final)
+        if rep is not None and max_drop is not None:
+            from quantize.sanity import check_drop
+
+            rejected += [v for v in [check_drop(rep, str(final), max_drop)] if v]
+    if rejected:
+        from quantize.sanity import FidelityGateError
+
+        raise FidelityGateError("; ".join(rejected) + "; pass --allow-drop to accept it")
     return done
 
 
@@ -212,8 +225,8 @@ def run_qat(weights, data, epochs: int, out: str | Path = "runs/qat", backend="o
             imgsz: int | None = None, split: str = "train", val_data: str | None = None, val_split: str = "val",
             batch: int = 8, lr: float = 1e-4, steps: int = 0, max_val_frames: int = 0, val_frames: int = 50,
             ignored_scope=(), seed: int = 0, threads: int | None = 2, bench_runs: int = 30,
-            fidelity: bool = True, quiet: bool = False) -> list[Path]:
-    """Fine-tune with fake quantization and write the INT8 artifacts; returns their folders."""
+            fidelity: bool = True, quiet: bool = False, max_drop: float | None = None) -> list[Path]:
+    """Fine-tune with fake quantization and write the INT8 artifacts; returns their folders (max_drop: the gate)."""
     from quantize.artifacts import check_runtime, resolve_backends
     from quantize.fidelity import default_val, val_set
 
@@ -244,7 +257,7 @@ def run_qat(weights, data, epochs: int, out: str | Path = "runs/qat", backend="o
     with tempfile.TemporaryDirectory(prefix="spire_qat_") as work:
         work = Path(work)
         qdq = export_qdq(net, src.channels, src.imgsz, work / "qat_qdq.onnx")
-        return build_artifacts(src, qdq, out, names, calib, qat_info, vals, work, threads, bench_runs)
+        return build_artifacts(src, qdq, out, names, calib, qat_info, vals, work, threads, bench_runs, max_drop)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -267,7 +280,7 @@ def _parser() -> argparse.ArgumentParser:
 def _main(a: argparse.Namespace) -> int:
     run_qat(a.weights, a.data, a.epochs, a.out, a.backend, a.imgsz, a.split, a.val_data, a.val_split, a.batch,
             a.lr, a.steps, a.max_val_frames, a.val_frames, a.ignored_scope, a.seed, a.threads, a.bench_runs,
-            not a.no_fidelity, a.quiet)
+            not a.no_fidelity, a.quiet, max_drop=None if a.allow_drop else a.max_drop)
     return 0
 
 

@@ -263,3 +263,85 @@ def test_tensorrt_engine_hash_recorded_by_the_recipe_and_checked(tmp_path):
         read_sidecar(art)
     engine.unlink()  # copied to another Jetson without its engine: fine until the backend needs one
     read_sidecar(art)
+
+
+# ------------------------------------------------------------------------ 5. calibration sanity, fidelity gate
+def _calib(frames, mode="mean-std"):
+    from edge.preprocess import Normalization, PreprocessConfig
+    from quantize.calibration import CalibFrame, CalibrationSource
+
+    cfg = PreprocessConfig(64, 1, Normalization(mode, (0.39,), (0.23,)), "center", False)
+    return CalibrationSource([CalibFrame(f"f{i}", f, False) for i, f in enumerate(frames)], cfg, "mine", "train",
+                             progress=False)
+
+
+def _scene(seed, lo=0, hi=255):
+    rng = np.random.default_rng(seed)
+    return np.clip(rng.normal(100, 60, (64, 64)), lo, hi).astype(np.uint8)
+
+
+def test_degenerate_calibration_sets_are_refused(capsys):
+    from edge.errors import DatasetError
+    from quantize.sanity import check_calibration
+
+    real = [_scene(i) for i in range(12)]
+    assert len(check_calibration(_calib(real))) == 12
+    with pytest.raises(DatasetError, match="12 of 12 frames are constant or near-constant"):
+        check_calibration(_calib([np.zeros((64, 64), np.uint8)] * 12))
+    low = [(100 + _scene(i) // 50).astype(np.uint8) for i in range(12)]  # 6 grey levels of contrast
+    with pytest.raises(DatasetError, match="too little contrast"):
+        check_calibration(_calib(low))
+    bright = [np.clip(_scene(i).astype(int) + 150, 0, 255).astype(np.uint8) for i in range(12)]
+    with pytest.raises(DatasetError, match="differs badly from the model's training frames"):
+        check_calibration(_calib(bright))
+    capsys.readouterr()
+    kept = check_calibration(_calib(real + [np.full((64, 64), 7, np.uint8)] * 2))  # a few dead frames: dropped
+    assert len(kept) == 12 and "dropped 2 constant" in capsys.readouterr().err
+
+
+def test_ptq_refuses_all_black_calibration_frames(tmp_path, capsys):
+    from quantize.ptq import main
+
+    root = tmp_path / "black"
+    (root / "images").mkdir(parents=True)
+    (root / "masks").mkdir()
+    for i in range(8):
+        cv2.imwrite(str(root / "images" / f"b{i}.png"), np.zeros((64, 64), np.uint8))
+        cv2.imwrite(str(root / "masks" / f"b{i}_pixels0.png"), np.zeros((64, 64), np.uint8))
+    (root / "train.txt").write_text("".join(f"b{i}\n" for i in range(8)))
+    rc = main(["--data", str(root), "--frames", "8", "--backend", "onnxruntime", "--no-fidelity", "--imgsz", "64",
+               "--out", str(tmp_path / "q")])
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    line = _one_error_line("\n".join(ln for ln in err.splitlines() if ln.startswith("error: ")))
+    assert rc == 2 and "8 of 8 frames are constant" in line and not (tmp_path / "q").exists()
+
+
+def test_fidelity_gate_fails_beyond_the_tolerance(tmp_path, monkeypatch):
+    import quantize.ptq as ptq
+    from quantize.sanity import FidelityGateError
+
+    rep = {"fp32_f1": 0.875, "int8_f1": 0.455, "frames": 50, "val_source": "val", "int8_thr": 0.4}
+
+    def build(n, src, onnx32, source, folder, scope, method):
+        (folder / "m.onnx").write_bytes(b"x")
+        return "m.onnx", {}
+
+    monkeypatch.setattr(ptq, "build_int8", build)
+    monkeypatch.setattr(ptq, "write_meta", lambda *a, **k: None)
+    monkeypatch.setattr(ptq, "fp32_reference", lambda *a, **k: None)
+    monkeypatch.setattr(ptq, "runnable_int8", lambda *a, **k: None)
+    monkeypatch.setattr(ptq, "fidelity_report", lambda *a, **k: dict(rep))
+    monkeypatch.setattr(ptq, "publish_report", lambda folder, r, what: (Path(folder) / "fidelity.json").write_text("{}"))
+
+    class Src:
+        arch, imgsz = "hrpe_lite", 512
+
+    args = ("onnxruntime", Src(), None, None, {}, tmp_path, (), "MinMax", object(), tmp_path, 1, 0)
+    with pytest.raises(FidelityGateError, match=r"INT8 F1 45\.5 is 42\.0 points below FP32 87\.5.*--allow-drop"):
+        ptq._one(*args, max_drop=2.0)
+    folder = tmp_path / "hrpe_lite_512_int8_onnx"
+    assert (folder / "fidelity.json").is_file()  # kept for inspection
+    assert ptq._one(*args, max_drop=None) == folder  # --allow-drop
+    a = ptq._parser().parse_args([])
+    assert a.max_drop == 2.0 and not a.allow_drop and ptq._parser().parse_args(["--allow-drop"]).allow_drop
