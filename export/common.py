@@ -167,6 +167,9 @@ def staged_folder(final: Path) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    from edge.fileperm import chmod_tree
+
+    chmod_tree(tmp)  # mkdtemp made it 0700: the folder a user copies to a board gets the umask's mode
     old = None
     if final.exists():
         old = final.with_name(f".{final.name}.old-{os.getpid()}")

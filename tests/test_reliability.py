@@ -345,3 +345,43 @@ def test_fidelity_gate_fails_beyond_the_tolerance(tmp_path, monkeypatch):
     assert ptq._one(*args, max_drop=None) == folder  # --allow-drop
     a = ptq._parser().parse_args([])
     assert a.max_drop == 2.0 and not a.allow_drop and ptq._parser().parse_args(["--allow-drop"]).allow_drop
+
+
+def test_benchmark_unknown_backend_fails_fast_and_all_failed_rows_exit_nonzero(tmp_path, capsys):
+    import time
+
+    from benchmarks.rows import Row
+    from benchmarks.run import exit_code, main
+
+    t0 = time.perf_counter()
+    assert main(["--backend", "nosuch", "--quick", "--out", str(tmp_path / "b")]) == 2
+    line = _one_error_line(capsys.readouterr().err)
+    assert "--backends nosuch: unknown backend" in line and time.perf_counter() - t0 < 5
+    assert not (tmp_path / "b").exists()
+    assert main(["--precisions", "int4", "--quick", "--out", str(tmp_path / "b")]) == 2
+    assert "--precisions int4: unknown precision" in capsys.readouterr().err
+    ok = Row("torch fp32 official-SPIRE", "torch", "fp32", "official", status="ok")
+    bad = [Row(f"openvino {p} shipped", "openvino", p, "shipped", status="export failed: x") for p in ("fp32", "int8")]
+    assert exit_code([ok, *bad]) == 1 and "every benchmark row failed" in capsys.readouterr().err
+    assert exit_code([ok, bad[0], Row("openvino int8 shipped", "openvino", "int8", "shipped", status="ok")]) == 0
+
+
+# ------------------------------------------------------------------------ 6. the umask is honoured
+def test_outputs_and_artifact_folders_honour_the_umask(tmp_path, capsys):
+    from edge.sidecar import read_sidecar, write_sidecar
+    from export.common import staged_folder
+    from spire.cli import write_json
+
+    old = os.umask(0o027)
+    try:
+        with staged_folder(tmp_path / "art") as t:
+            shutil.copy(ONNX32 / "hrpe_lite_512_fp32.onnx", t)
+            write_sidecar(t, read_sidecar(ONNX32))
+        write_json(tmp_path / "summary.json", {"a": 1})
+        rc, _, _ = _run(capsys, "--model", ONNX32, "--frames", 1, "--save", tmp_path / "run")
+    finally:
+        os.umask(old)
+    mode = lambda p: stat.S_IMODE(p.stat().st_mode)  # noqa: E731
+    assert rc == 0 and mode(tmp_path / "art") == 0o750
+    assert mode(tmp_path / "art" / "metadata.json") == 0o640 and mode(tmp_path / "summary.json") == 0o640
+    assert mode(tmp_path / "run" / "summary.json") == 0o640 and mode(tmp_path / "run") == 0o750
