@@ -1,4 +1,10 @@
-"""What a run leaves behind in `--save`: per-frame JSON Lines and CSV, `summary.json`, overlays.
+"""What a run leaves behind in `--save`: per-frame JSON Lines and CSV, `summary.json`, pictures.
+
+Pictures (edge.annotate draws them, edge.video_out writes them): for a video, camera, stream or
+clip folder `annotated.mp4` (every frame with detections, labels, score, frame index and live
+FPS); for image folders an overlay PNG every `--overlay-every` frames; for labelled sources
+`contact_sheet.png` (the frames with misses and false alarms); `--show` a live window.
+
 
 Written so that a run killed at any moment leaves usable files: the JSONL/CSV are line-buffered
 and flushed after every frame (only whole lines), and `summary.json` is rewritten atomically
@@ -124,41 +130,43 @@ class RunStats:
 
 
 def overlay_image(frame: np.ndarray, pts, gt: np.ndarray | None = None, label: str = "") -> np.ndarray:
-    """8-bit BGR picture of a frame with predictions (green circles) and labels (red crosses)."""
-    import cv2
+    """8-bit BGR picture of a frame with predictions and labels (edge.annotate; `label` heads it)."""
+    from edge.annotate import FrameInfo, annotate
 
-    from edge.preprocess import percentile_agc
-
-    img = frame if frame.dtype == np.uint8 else np.clip(percentile_agc(frame), 0, 255).astype(np.uint8)
-    img = cv2.cvtColor(img, cv2.COLOR_GRAY2BGR) if img.ndim == 2 else cv2.cvtColor(img, cv2.COLOR_RGB2BGR)
-    r = max(4, round(min(img.shape[:2]) / 60))
-    if gt is not None:
-        for x, y in np.asarray(gt, np.float32).reshape(-1, 2):
-            cv2.drawMarker(img, (round(float(x)), round(float(y))), (0, 0, 255), cv2.MARKER_CROSS, 2 * r, 1)
-    for (x, y), s in zip(pts.xy.tolist(), pts.scores.tolist()):
-        cv2.circle(img, (round(x), round(y)), r, (0, 255, 0), 1, cv2.LINE_AA)
-        cv2.putText(img, f"{s:.2f}", (round(x) + r, round(y) - r), cv2.FONT_HERSHEY_SIMPLEX, 0.35,
-                    (0, 255, 0), 1, cv2.LINE_AA)
-    if label:
-        cv2.putText(img, label, (4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (255, 255, 0), 1, cv2.LINE_AA)
-    return img
+    return annotate(frame, pts, gt, FrameInfo(name=label), scale=1)
 
 
 class RunWriter:
-    """Files of one run under `save_dir` (None: write nothing, keep only the stats)."""
+    """Files of one run under `save_dir` (None: write nothing, keep only the stats), and the --show window.
+
+    `video_fps` (set for video-like sources) turns the overlays into `annotated.mp4` with every
+    frame (`overlay_every` 0: none); `labelled` adds `contact_sheet.png`. `layers` are extra
+    drawing steps for every picture (edge.annotate.Layer: a tracker appends its own), and
+    `frame(..., extra=)` hands them per-frame data.
+    """
 
     CSV_FIELDS = ["frame_id", "name", "n_points", *[f"{s}_ms" for s in STAGES], "total_ms", "points", "error"]
 
     def __init__(self, save_dir: str | Path | None, source: str, overlay_every: int = 0,
-                 video_fps: float | None = None, summary_every: int = 25):
+                 video_fps: float | None = None, summary_every: int = 25, show: bool = False,
+                 labelled: bool = False):
+        from edge.video_out import AnnotatedVideo, ContactSheet, LiveFps, Viewer
+
         self.dir = Path(save_dir) if save_dir else None
         self.source, self.overlay_every = source, int(overlay_every or 0)
         self.video_fps, self.summary_every = video_fps, max(1, int(summary_every))
-        self._video = None
+        self.layers: list = []
+        self.live_fps = LiveFps()
+        self.viewer = Viewer() if show else None
+        self.video = self.sheet = None
         self._jsonl = self._csv_file = self._csv = None
         if self.dir is None:
             return
         self.dir.mkdir(parents=True, exist_ok=True)
+        if video_fps and self.overlay_every:
+            self.video = AnnotatedVideo(self.dir / "annotated.mp4", video_fps)
+        if labelled:
+            self.sheet = ContactSheet()
         self._jsonl = open(self.dir / "frames.jsonl", "w", encoding="utf-8", buffering=1)
         self._csv_file = open(self.dir / "frames.csv", "w", encoding="utf-8", newline="", buffering=1)
         self._csv = csv.DictWriter(self._csv_file, fieldnames=self.CSV_FIELDS)
@@ -170,10 +178,15 @@ class RunWriter:
         return self.dir / "summary.json" if self.dir else None
 
     def frame(self, frame_id: int, name: str, pts, timings: dict, image: np.ndarray | None = None,
-              gt: np.ndarray | None = None) -> None:
-        """One processed frame: a JSONL line, a CSV row, and an overlay when it is due."""
-        if self.dir is None:
-            return
+              gt: np.ndarray | None = None, extra: dict | None = None) -> None:
+        """One processed frame: a JSONL line, a CSV row, and its picture where one is due."""
+        fps = self.live_fps.tick()
+        if self.dir is not None:
+            self._records(frame_id, name, pts, timings, gt)
+        if image is not None:
+            self._pictures(frame_id, name, pts, image, gt, fps, extra)
+
+    def _records(self, frame_id: int, name: str, pts, timings: dict, gt) -> None:
         lat = {s: round(float(timings.get(s, 0.0)), 4) for s in STAGES}
         lat["total"] = round(sum(lat.values()), 4)
         rec = {"frame_id": frame_id, "source": self.source, "name": name, "points": pts.to_list(),
@@ -187,8 +200,31 @@ class RunWriter:
                             "points": ";".join(f"{p['x']:.2f} {p['y']:.2f} {p['score']:.4f}" for p in pts.to_list()),
                             "error": ""})
         self._csv_file.flush()
-        if image is not None and self.overlay_every and frame_id % self.overlay_every == 0:
-            self._overlay(frame_id, name, image, pts, gt)
+
+    def _pictures(self, frame_id: int, name: str, pts, image: np.ndarray, gt, fps, extra) -> None:
+        """Draw the frame once for whichever of video, PNG overlay, contact sheet and window want it."""
+        from edge.annotate import FrameInfo, annotate, frame_errors
+
+        png = self.dir is not None and self.video is None and self.overlay_every and frame_id % self.overlay_every == 0
+        viewing = self.viewer is not None and self.viewer.ok
+        hit, found = frame_errors(pts, gt) if gt is not None else (None, None)
+        n_miss = int((~found).sum()) if found is not None else 0
+        n_fa = int((~hit).sum()) if hit is not None else 0
+        sheet = self.sheet is not None and gt is not None and self.sheet.wants(n_miss, n_fa)
+        pic = None
+        if self.video is not None or png or viewing or sheet:
+            info = FrameInfo(frame_id, name, fps, extra=dict(extra or {}))
+            pic = annotate(image, pts, gt, info, self.layers, errors=(hit, found))
+            if self.video is not None:
+                self.video.write(pic)
+            if png:
+                import cv2
+
+                cv2.imwrite(str(self.dir / f"overlay_{frame_id:06d}.png"), pic)
+            if viewing:
+                self.viewer.show(pic)
+        if self.sheet is not None and gt is not None:
+            self.sheet.add(frame_id, n_miss, n_fa, pic if sheet else None)
 
     def skipped(self, frame_id: int, name: str, error: str) -> None:
         """A frame that could not be used: a JSONL line and a CSV row saying why."""
@@ -200,19 +236,27 @@ class RunWriter:
         self._csv.writerow({"frame_id": frame_id, "name": name, "n_points": 0, "error": error})
         self._csv_file.flush()
 
-    def _overlay(self, frame_id: int, name: str, image: np.ndarray, pts, gt) -> None:
-        import cv2
+    def report(self) -> dict:
+        """What the pictures are, for summary.json."""
+        out = {}
+        if self.video is not None:
+            out["annotated_video"] = {"file": self.video.path.name if self.video.frames else None,
+                                      "frames": self.video.frames, "fps": self.video.fps, "error": self.video.error}
+        if self.sheet is not None:
+            out["contact_sheet"] = {"file": "contact_sheet.png", "error_frames": self.sheet.seen,
+                                    "labelled_frames": self.sheet.frames}
+        if self.viewer is not None:
+            out["show"] = "window" if self.viewer.ok or self.viewer.note is None else self.viewer.note
+        return out
 
-        pic = overlay_image(image, pts, gt, f"{name}  {len(pts)} pts")
-        if self.video_fps:  # video source: one MP4 of the overlaid frames instead of PNGs
-            if self._video is None:
-                h, w = pic.shape[:2]
-                fps = max(1.0, self.video_fps / max(1, self.overlay_every))
-                self._video = cv2.VideoWriter(str(self.dir / "overlay.mp4"), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
-            if self._video.isOpened():
-                self._video.write(pic)
-                return
-        cv2.imwrite(str(self.dir / f"overlay_{frame_id:06d}.png"), pic)
+    def files(self) -> list[str]:
+        """Names of what this run writes into its folder."""
+        names = ["summary.json", "frames.jsonl", "frames.csv"]
+        if self.video is not None and self.video.frames:
+            names.append(self.video.path.name)
+        if self.sheet is not None:
+            names.append("contact_sheet.png")
+        return names
 
     def summary(self, data: dict) -> None:
         """Rewrite summary.json atomically."""
@@ -223,6 +267,9 @@ class RunWriter:
         for f in (self._jsonl, self._csv_file):
             if f is not None and not f.closed:
                 f.close()
-        if self._video is not None:
-            self._video.release()
-            self._video = None
+        if self.video is not None:
+            self.video.close()
+        if self.sheet is not None and self.dir is not None:
+            self.sheet.write(self.dir / "contact_sheet.png")
+        if self.viewer is not None:
+            self.viewer.close()

@@ -2,9 +2,10 @@
 
 Pipeline: source (edge.sources) -> Predictor (sidecar-driven preprocess, backend, numpy decode,
 tiling for large frames) -> outputs (edge.outputs). With no --model and no --source it runs the
-shipped artifact for the chosen backend on the built-in synthetic clip, so
-`python -m edge.run --backend openvino` works right after install. Bad frames are logged by name,
-skipped and counted; Ctrl-C, a stalled camera or a crash still leave a valid summary.json.
+shipped artifact for the chosen backend on the built-in real IR clip (edge.demo, labelled, so it
+is scored), so `python -m edge.run --backend openvino` shows detections right after install.
+Bad frames are logged by name, skipped and counted; Ctrl-C, a stalled camera or a crash still
+leave a valid summary.json.
 """
 from __future__ import annotations
 
@@ -29,8 +30,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="which shipped artifact (default: the measured choice in export/defaults.json, "
                         "else int8, then fp32)")
     p.add_argument("--board", help="boards/NAME/profile.json defaults (backend, precision, imgsz, threads, power)")
-    p.add_argument("--source", default=None, help="synthetic (default) | DIR | IMAGE | VIDEO | camera:N")
+    p.add_argument("--source", default=None, help="DIR | VIDEO | IMAGE | camera:N | rtsp://... / http://... | "
+                   "GStreamer pipeline | synthetic (generated test frames, not real IR); default: the built-in "
+                   "labelled IR clip (edge.demo)")
     p.add_argument("--split", default="all", help="list to read when --source is a dataset folder (default all)")
+    p.add_argument("--frame-stride", type=int, default=1, help="keep every N-th frame of videos and clips (default 1)")
+    p.add_argument("--realtime", action="store_true", help="live sources: a grabber thread keeps only the newest "
+                   "frame, drops are counted (a video file is played at its frame rate)")
+    p.add_argument("--show", action="store_true", help="show the annotated frames in a window (where a display "
+                   "and a GUI OpenCV exist)")
     p.add_argument("--save", help="folder for frames.jsonl, frames.csv, summary.json and overlays")
     p.add_argument("--overlay-every", type=int, default=50, help="overlay every N frames (PNG; MP4 for video); 0: none")
     p.add_argument("--threads", type=int, help="runtime CPU threads")
@@ -136,15 +144,16 @@ class Run:
         if model is None:
             model = pick_artifact(args.backend or "onnxruntime", args.precision, args.imgsz)
         self.pred = Predictor(model, args.backend, args.threads, args.mode, args.conf)
-        self.source = open_source(args.source, args.frames, args.split)
+        self.source = open_source(args.source, args.frames, args.split, args.frame_stride, args.realtime)
         self.stats = RunStats()
-        video_fps = self.source.fps if self.source.kind == "video" else None
-        self.writer = RunWriter(args.save, self.source.spec, args.overlay_every, video_fps, args.summary_every)
+        video_fps = (self.source.fps_out or 25.0) if self.source.is_video else None
+        self.writer = RunWriter(args.save, self.source.spec, args.overlay_every, video_fps, args.summary_every,
+                                show=args.show, labelled=self.source.labelled)
         self.metrics = None
         if self.source.labelled:
-            from edge.metrics import PointMetrics
+            from edge.scoring import RunScores  # PointMetrics overall, plus one per clip
 
-            self.metrics = PointMetrics()
+            self.metrics = RunScores()
         self.sensor, self.tried = detect(args.power)
         self.sampler = PowerSampler(self.sensor) if self.sensor is not None else None
         self.power = None
@@ -172,6 +181,9 @@ class Run:
                                                 "images", "targets", "loc_error_px", "target_free_frames",
                                                 "fp_per_target_free_frame")}
             out["metrics_line"] = self.metrics.summary_line(result=r)
+            out.update(self.metrics.clips_report(self.stats.skipped_names))
+        out.update(self.source.report())
+        out.update(self.writer.report())
         from edge.outputs import _clean
 
         return _clean(out)
@@ -201,7 +213,7 @@ class Run:
                     t["read"] += item.read_ms
                     stats.add(t, len(pts))
                     if self.metrics is not None and item.gt is not None:
-                        self.metrics.update(pts, item.gt, frame.shape[:2])
+                        self.metrics.update(pts, item.gt, frame.shape[:2], clip=item.clip)
                     self.writer.frame(item.frame_id, item.name, pts, t, frame, item.gt)
                 bar.update(1)
                 if (stats.frames + stats.skipped) % self.writer.summary_every == 0:
@@ -209,8 +221,9 @@ class Run:
                 if self.stop.reason is not None:  # Ctrl-C / SIGTERM: stop between two frames
                     stats.stop_reason = self.stop.reason
                     break
-            if getattr(self.source, "stopped_early", False):
-                stats.stop_reason = "source stopped delivering frames (retried, then stopped)"
+            if getattr(self.source, "stopped_early", False) and stats.stop_reason == "end of source":
+                stats.stop_reason = (getattr(self.source, "stop_reason", None)
+                                     or "source stopped delivering frames (retried, then stopped)")
         finally:
             bar.close()
 
@@ -306,7 +319,7 @@ def main(argv: list[str] | None = None) -> int:
     for line in format_report(summary):
         print(line)
     if args.save:
-        print(f"saved: {args.save}/summary.json, frames.jsonl, frames.csv")
+        print(f"saved: {args.save}/{', '.join(run.writer.files())}")
     return 130 if summary["stop_reason"].startswith("interrupted") else 0
 
 

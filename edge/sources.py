@@ -1,9 +1,20 @@
-"""Where frames come from: the built-in synthetic clip, an image folder (labelled when it is a dataset), a video, a camera.
+"""Where frames come from: the built-in IR clip, labelled clip folders, videos, cameras, streams, images.
 
-Every source yields the same `Item(frame_id, name, frame, gt, read_ms)`: `frame` is the read
-array or the exception that reading it raised (a corrupt file must not stop a run, so the run
-loop logs it with its name, skips it and counts it), `gt` the labelled points in image px or
-None. Videos and cameras that stop delivering frames are retried a few times, then end cleanly.
+    (no --source)   the built-in real thermal clip (edge.demo: IR_DRONE_154, labelled), scored
+    DIR             a labelled dataset (edge.datasets layouts; the ir-drone clip layout videos/ +
+                    labels/ + <split>.txt is scored per clip and overall), else a folder of frames
+    VIDEO / IMAGE   a video file (mp4/avi/mkv/... through OpenCV; labelled when NAME.csv is beside
+                    it or in ../labels/), or one image
+    camera:N        a camera; rtsp:// http(s):// ... URLs and GStreamer pipelines ('a ! b ! appsink')
+    synthetic       generated frames with exactly known targets (edge.synthetic): a test fixture
+                    and speed check, not real IR (the shipped model finds few of its targets)
+
+Every source yields the same `Item(frame_id, name, frame, gt, read_ms, clip)`: `frame` is the
+read array or the exception that reading it raised (a corrupt file must not stop a run, so the
+run loop logs it with its name, skips it and counts it), `gt` the labelled points in image px or
+None, `clip` the clip a video frame belongs to (per-clip scores). `report()` adds what a source
+knows to summary.json (dropped frames in real-time mode, clips, undecodable frames). Videos and
+cameras are in edge.capture.
 """
 from __future__ import annotations
 
@@ -26,23 +37,37 @@ class Item(NamedTuple):
     frame: object
     gt: np.ndarray | None
     read_ms: float = 0.0
+    clip: str | None = None
 
 
 @dataclass
 class Source:
-    """Base: `kind`, `spec` (what the user passed), `labelled`, `fps` (video/camera), iteration."""
+    """Base: `kind`, `spec` (what the user passed), `labelled`, `fps` (video/camera), iteration.
+
+    `is_video`: consecutive frames of a video (an annotated .mp4 is written for them);
+    `fps_out`: the frame rate of what the source yields (fps / frame stride).
+    """
 
     spec: str
     kind: str = "source"
     labelled: bool = False
     fps: float | None = None
     limit: int | None = None
+    is_video = False
 
     def __iter__(self) -> Iterator[Item]:
         raise NotImplementedError
 
     def __len__(self) -> int:  # frames expected (0 when unknown: camera)
         return 0
+
+    @property
+    def fps_out(self) -> float | None:
+        return self.fps
+
+    def report(self) -> dict:
+        """Source facts for summary.json (empty by default)."""
+        return {}
 
     def close(self) -> None:
         """Release a capture device or file."""
@@ -63,7 +88,11 @@ def _cap(n: int, limit: int | None) -> int:
 
 # --------------------------------------------------------------------------- synthetic
 class SyntheticSource(Source):
-    """edge.synthetic.demo_clip(): a seeded IR clip with known targets (labelled)."""
+    """edge.synthetic.demo_clip(): seeded generated frames with exactly known targets (labelled).
+
+    A fixture for tests and a calibration / speed fallback: its clutter does not look like real
+    IR, so its detection figures say nothing about real frames (use the built-in clip for that).
+    """
 
     def __init__(self, limit: int | None = None):
         super().__init__("synthetic", "synthetic", True, None, limit)
@@ -82,6 +111,9 @@ class SyntheticSource(Source):
         for i, (frame, pts) in enumerate(self.clip[:len(self)]):
             out, ms = _timed_read(read_frame, frame, f"synthetic#{i:04d}")
             yield Item(i, f"synthetic#{i:04d}", out, np.asarray(pts, np.float32).reshape(-1, 2), ms)
+
+    def report(self) -> dict:
+        return {"source_note": "synthetic: generated frames with known targets (not real IR)"}
 
 
 def _clip_frames(clip) -> Iterator[tuple[np.ndarray, np.ndarray]]:
@@ -105,7 +137,7 @@ def _clip_frames(clip) -> Iterator[tuple[np.ndarray, np.ndarray]]:
 class FolderSource(Source):
     """Every image file of a folder (sorted by name), unlabelled; a single image file works too."""
 
-    def __init__(self, root: str | Path, limit: int | None = None):
+    def __init__(self, root: str | Path, limit: int | None = None, stride: int = 1):
         root = Path(root)
         super().__init__(str(root), "folder", False, None, limit)
         if root.is_file():
@@ -113,6 +145,7 @@ class FolderSource(Source):
         else:
             folder = root / "images" if (root / "images").is_dir() else root
             self.files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+            self.files = self.files[::max(1, int(stride))]
         if not self.files:
             raise DatasetError(f"{root}: no images ({', '.join(IMAGE_SUFFIXES)}) found; pass a folder of frames, "
                                "a video file, camera:N or synthetic")
@@ -127,111 +160,136 @@ class FolderSource(Source):
 
 
 class DatasetSource(Source):
-    """A labelled dataset folder (edge.datasets layouts): frames plus their target points."""
+    """A labelled dataset folder (edge.datasets layouts): frames plus their target points.
 
-    def __init__(self, root: str | Path, split: str = "all", limit: int | None = None):
+    In the clip layout (videos/ + labels/ + <split>.txt) every item carries its clip, so the run
+    scores each clip and all of them; `stride` keeps every k-th frame of each clip; `fps` is the
+    first clip's frame rate (for the annotated video).
+    """
+
+    def __init__(self, root: str | Path, split: str = "all", limit: int | None = None, stride: int = 1):
         from edge.datasets import open_dataset
 
         super().__init__(str(root), "dataset", True, None, limit)
-        self.dataset = open_dataset(root, split=split)
+        self.stride = max(1, int(stride))
+        self.dataset = open_dataset(root, split=split, stride=self.stride)
         if len(self.dataset) == 0:
             raise DatasetError(f"{root}: split {split!r} has no frames; pass --split with a list that exists")
+        self.clips = list(getattr(self.dataset, "clips", None) or [])
+        if self.clips:
+            self.kind, self.is_video = "clips", True
+            self.fps = _video_fps(self.dataset.entries[0].image)
+
+    @property
+    def fps_out(self) -> float | None:
+        return self.fps / self.stride if self.fps else None
 
     def __len__(self) -> int:
         return _cap(len(self.dataset), self.limit)
 
     def __iter__(self) -> Iterator[Item]:
         names = self.dataset.names
+        clip_of = getattr(self.dataset, "clip_of", None) if self.clips else None
         for i in range(len(self)):
+            clip = clip_of(i) if clip_of else None
             sample, ms = _timed_read(self.dataset.__getitem__, i)
             if isinstance(sample, Exception):
-                yield Item(i, names[i], sample, None, ms)
+                yield Item(i, names[i], sample, None, ms, clip)
             else:
                 gt = sample.points if sample.labelled else None
-                yield Item(i, sample.name, sample.frame, gt, ms)
+                yield Item(i, sample.name, sample.frame, gt, ms, clip)
+
+    def report(self) -> dict:
+        out = {"clips_listed": len(self.clips)} if self.clips else {}
+        if self.stride > 1:
+            out["frame_stride"] = self.stride
+        return out
 
 
-# --------------------------------------------------------------------------- video / camera
-class CaptureSource(Source):
-    """A video file or camera through cv2.VideoCapture; a stalled stream is retried, then ends."""
+class DemoSource(DatasetSource):
+    """The built-in real thermal clip (edge.demo, IR_DRONE_154), labelled: what runs with no --source."""
 
-    def __init__(self, spec: str, device: int | str, kind: str, limit: int | None = None,
-                 retries: int = 3, retry_wait_s: float = 0.2):
-        import cv2
+    def __init__(self, limit: int | None = None, stride: int = 1):
+        from edge.demo import demo_root, demo_video
 
-        super().__init__(spec, kind, False, None, limit)
-        self.cap = cv2.VideoCapture(device)
-        if not self.cap.isOpened():
-            what = "camera" if kind == "camera" else "video"
-            raise DatasetError(f"{spec}: cannot open this {what}; check the path/index and that OpenCV has "
-                               f"a backend for it (ffmpeg/v4l2)")
-        fps = self.cap.get(cv2.CAP_PROP_FPS)
-        self.fps = float(fps) if fps and fps > 0 else None
-        self.count = int(self.cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0) if kind == "video" else 0
-        self.retries, self.retry_wait_s = int(retries), float(retry_wait_s)
-        self.stopped_early = False
-        self.stem = Path(spec).stem if kind == "video" else spec.replace(":", "")
+        super().__init__(demo_root(), "all", limit, stride)
+        self.spec, self.kind = str(demo_video()), "demo"
 
-    def __len__(self) -> int:
-        n = max(self.count, 0)
-        return _cap(n, self.limit) if n else (self.limit or 0)
+    def report(self) -> dict:
+        from edge.demo import demo_description
 
-    def _grab(self):
-        import cv2
+        return {**super().report(), "source_note": demo_description()}
 
-        for attempt in range(self.retries + 1):
-            ok, frame = self.cap.read()
-            if ok and frame is not None:
-                return frame[:, :, ::-1].copy() if frame.ndim == 3 else frame  # BGR -> RGB
-            if self.kind == "video" and self.count and self.cap.get(cv2.CAP_PROP_POS_FRAMES) >= self.count:
-                return None  # the file simply ended
-            if attempt < self.retries:
-                time.sleep(self.retry_wait_s)
-        self.stopped_early = self.kind == "camera" or (self.count and self.cap.get(cv2.CAP_PROP_POS_FRAMES) < self.count)
-        return None
 
-    def __iter__(self) -> Iterator[Item]:
-        i = 0
-        while not self.limit or i < self.limit:
-            t = time.perf_counter()
-            frame = self._grab()
-            if frame is None:
-                return
-            name = f"{self.stem}#{i:06d}"
-            out, _ = _timed_read(read_frame, frame, name)
-            yield Item(i, name, out, None, (time.perf_counter() - t) * 1000.0)  # grab + check
-            i += 1
+def _video_fps(path: Path) -> float | None:
+    import cv2
 
-    def close(self) -> None:
-        self.cap.release()
+    cap = cv2.VideoCapture(str(path))
+    try:
+        fps = cap.get(cv2.CAP_PROP_FPS) if cap.isOpened() else 0.0
+    finally:
+        cap.release()
+    return float(fps) if fps and 0 < fps < 1000 else None
 
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov", ".m4v", ".webm", ".mpg", ".mpeg", ".ts")
+LIVE_KINDS = ("camera", "stream")
 
 
-def open_source(spec: str | None, limit: int | None = None, split: str = "all") -> Source:
-    """'synthetic' | DIR (dataset layout -> labelled) | image file | VIDEO | 'camera:N' -> a Source."""
-    spec = spec or "synthetic"
+def open_source(spec: str | None, limit: int | None = None, split: str = "all", stride: int = 1,
+                realtime: bool = False) -> Source:
+    """None (the built-in clip) | 'synthetic' | DIR | IMAGE | VIDEO | 'camera:N' | URL | GStreamer pipeline.
+
+    `stride` keeps every k-th frame; `realtime` (videos, cameras, streams only) reads through a
+    grabber thread that keeps the newest frame and counts the ones it drops.
+    """
+    from edge.capture import STREAM_PREFIXES, CaptureSource, capture_kind
+
+    stride = int(stride or 1)
+    if stride < 1:
+        raise DatasetError(f"--frame-stride {stride}: must be >= 1 (1 keeps every frame)")
+    path = Path(spec) if spec else None
+    live = capture_kind(spec) if spec and not (path.exists() or spec == "synthetic") else None
+    if realtime and not (live or (path and path.is_file() and path.suffix.lower() not in IMAGE_SUFFIXES)):
+        raise DatasetError(f"--realtime needs a live source (camera:N, a stream URL or pipeline) or a video "
+                           f"file, not {spec or 'the built-in clip'}; leave --realtime out to use every frame")
+    if spec is None:
+        return DemoSource(limit, stride)
     if spec == "synthetic":
         return SyntheticSource(limit)
-    if spec.startswith("camera:"):
+    if live == "camera":
         idx = spec.split(":", 1)[1]
-        return CaptureSource(spec, int(idx) if idx.isdigit() else idx, "camera", limit)
-    path = Path(spec)
+        return CaptureSource(spec, int(idx) if idx.isdigit() else idx, "camera", limit, stride=stride,
+                             realtime=realtime)
+    if live == "stream":
+        import cv2
+
+        api = cv2.CAP_GSTREAMER if "!" in spec and not spec.lower().startswith(STREAM_PREFIXES) else None
+        return CaptureSource(spec, spec, "stream", limit, stride=stride, realtime=realtime, api=api)
     if path.is_dir():
         from edge.datasets import detect_format
 
         try:
             detect_format(path)
         except DatasetError:
-            return FolderSource(path, limit)
-        return DatasetSource(path, split, limit)
+            return FolderSource(path, limit, stride)
+        return DatasetSource(path, split, limit, stride)
     if path.is_file():
         if path.suffix.lower() in IMAGE_SUFFIXES:
             return FolderSource(path, limit)
-        return CaptureSource(spec, str(path), "video", limit)
-    raise DatasetError(f"{spec}: no such folder, video or image; use synthetic, a folder, a video file or camera:N")
+        return CaptureSource(spec, str(path), "video", limit, stride=stride, realtime=realtime)
+    raise DatasetError(f"{spec}: no such folder, video or image; pass a folder, a video file, camera:N, a stream "
+                       "URL (rtsp://, http://), a GStreamer pipeline, or synthetic (leave --source out for the "
+                       "built-in clip)")
 
 
-__all__ = ["Item", "Source", "SyntheticSource", "FolderSource", "DatasetSource", "CaptureSource",
-           "open_source", "FrameError", "VIDEO_SUFFIXES"]
+def __getattr__(name: str):  # CaptureSource lives in edge.capture (which imports this module)
+    if name == "CaptureSource":
+        from edge.capture import CaptureSource
+
+        return CaptureSource
+    raise AttributeError(f"module 'edge.sources' has no attribute {name!r}")
+
+
+__all__ = ["Item", "Source", "SyntheticSource", "FolderSource", "DatasetSource", "DemoSource", "CaptureSource",
+           "open_source", "FrameError", "VIDEO_SUFFIXES", "LIVE_KINDS"]

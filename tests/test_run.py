@@ -36,7 +36,8 @@ def _run(capsys, *argv):
 
 
 def test_synthetic_run_writes_all_outputs(model, tmp_path, capsys):
-    rc, out, _ = _run(capsys, "--model", model, "--frames", 4, "--save", tmp_path, "--overlay-every", 2)
+    rc, out, _ = _run(capsys, "--model", model, "--source", "synthetic", "--frames", 4, "--save", tmp_path,
+                      "--overlay-every", 2)
     assert rc == 0
     s = json.loads((tmp_path / "summary.json").read_text())
     assert s["frames"] == 4 and s["skipped"] == 0 and s["fps"] > 0
@@ -104,7 +105,7 @@ def test_summary_valid_after_crash_or_ctrl_c(model, tmp_path, capsys, monkeypatc
         return real(self, frame, name)
 
     monkeypatch.setattr(Predictor, "predict", flaky)
-    argv = ["--model", model, "--frames", 10, "--save", tmp_path, "--summary-every", 2]
+    argv = ["--model", model, "--source", "synthetic", "--frames", 10, "--save", tmp_path, "--summary-every", 2]
     if rc is None:
         with pytest.raises(RuntimeError, match="exploded"):
             _run(capsys, *argv)
@@ -201,7 +202,8 @@ def test_video_source_and_a_stalled_stream(model, tmp_path, capsys):
     rc, out, _ = _run(capsys, "--model", model, "--source", path, "--save", tmp_path / "o", "--overlay-every", 1)
     s = json.loads((tmp_path / "o" / "summary.json").read_text())
     assert rc == 0 and s["frames"] == 6 and s["source_kind"] == "video"
-    assert (tmp_path / "o" / "overlay.mp4").stat().st_size > 0 and not list((tmp_path / "o").glob("*.png"))
+    assert cv2.VideoCapture(str(tmp_path / "o" / "annotated.mp4")).get(cv2.CAP_PROP_FRAME_COUNT) == 6
+    assert not list((tmp_path / "o").glob("*.png"))  # a video gets annotated.mp4, not overlay PNGs
 
     class Stalling:  # delivers 2 frames, then nothing
         def __init__(self):
