@@ -61,19 +61,12 @@ def _open_capture(device, api: int | None = None):
 def bgr_to_frame(bgr: np.ndarray) -> np.ndarray:
     """A decoded frame as edge frames are: grey when the video is grey (thermal), else RGB.
 
-    The same rule as edge.datasets' video reader, so one clip scores the same read as a file
-    or from a clip folder (a test checks it).
+    The clip-folder reader's own rule (edge.datasets.video), not a copy of it, so one clip scores
+    the same read as a file or from a clip folder (a test checks it).
     """
-    import cv2
+    from edge.datasets.video import _to_frame
 
-    if bgr.ndim == 2:
-        return bgr
-    b, g, r = bgr[:, :, 0], bgr[:, :, 1], bgr[:, :, 2]
-    if np.array_equal(b, g) and np.array_equal(g, r):
-        return np.ascontiguousarray(g)
-    if max(int(np.abs(b.astype(np.int16) - g).max()), int(np.abs(g.astype(np.int16) - r).max())) <= 2:
-        return cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)  # grey H.264 with chroma rounding
-    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    return _to_frame(bgr)
 
 
 def labels_beside(video: Path) -> Path | None:
