@@ -10,12 +10,12 @@ import csv
 import io
 import json
 import os
-import tempfile
 import time
 from pathlib import Path
 from typing import Callable
 
 from benchmarks.rows import Row
+from edge import io as edge_io
 
 # (header, formatter) per markdown column, in order
 _NA = "n/a"
@@ -72,18 +72,8 @@ def _flat(row: Row) -> dict[str, object]:
 
 
 def atomic_write(path: Path, text: str) -> Path:
-    """Write text to path via a temp file in the same folder and os.replace."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    """Write text to path atomically (edge.io), newlines as given."""
+    return edge_io.atomic_write(path, text, newline="")
 
 
 def csv_text(rows: list[Row]) -> str:

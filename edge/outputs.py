@@ -5,7 +5,6 @@ clip folder `annotated.mp4` (every frame with detections, labels, score, frame i
 FPS); for image folders an overlay PNG every `--overlay-every` frames; for labelled sources
 `contact_sheet.png` (the frames with misses and false alarms); `--show` a live window.
 
-
 Written so that a run killed at any moment leaves usable files: the JSONL/CSV are line-buffered
 and flushed after every frame (only whole lines), and `summary.json` is rewritten atomically
 (temp file + os.replace) every few frames and once more at the end, Ctrl-C and crashes included.
@@ -16,15 +15,14 @@ from __future__ import annotations
 import csv
 import json
 import math
-import os
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-STAGES = ("read", "preprocess", "infer", "decode")
+from edge.io import atomic_write_json
+from edge.predictor import STAGES
 
 
 def percentiles(values: list[float]) -> dict:
@@ -39,16 +37,7 @@ def percentiles(values: list[float]) -> dict:
 
 def write_json_atomic(path: Path, obj) -> None:
     """JSON to `path` via a temp file in the same folder + os.replace (never a half-written file)."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(obj, f, indent=2, allow_nan=False, default=_json_default)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_json(path, obj, default=_json_default, allow_nan=False)
 
 
 def _json_default(o):

@@ -36,6 +36,13 @@ class Points:
     def __len__(self) -> int:
         return len(self.xy)
 
+    def __getitem__(self, index) -> "Points":
+        """The points at `index` (a boolean mask, an index array or a slice), as Points, in that order."""
+        xy, scores = self.xy[index], self.scores[index]
+        if xy.ndim == 1:  # a single integer index: keep the (N, 2) shape
+            xy, scores = xy[None], np.atleast_1d(scores)
+        return Points.trusted(np.ascontiguousarray(xy), np.ascontiguousarray(scores))
+
     @classmethod
     def trusted(cls, xy: np.ndarray, scores: np.ndarray) -> "Points":
         """Wrap arrays a decoder already made float32 (N, 2) / (N,) without re-validating them
@@ -51,13 +58,11 @@ class Points:
 
     def filter(self, min_score: float) -> "Points":
         """The points whose score is >= `min_score`, in the same order."""
-        keep = self.scores >= min_score
-        return Points(self.xy[keep], self.scores[keep])
+        return self[self.scores >= min_score]
 
     def sorted(self) -> "Points":
         """The points by descending score (stable)."""
-        order = np.argsort(-self.scores, kind="stable")
-        return Points(self.xy[order], self.scores[order])
+        return self[np.argsort(-self.scores, kind="stable")]
 
     def to_list(self) -> list[dict]:
         """JSON-ready list of {'x', 'y', 'score'} (python floats)."""

@@ -14,9 +14,9 @@ import sys
 import time
 from pathlib import Path
 
-from edge.errors import FrameError, SpireEdgeError
-
-STAGES = ("read", "preprocess", "infer", "decode")
+from edge.cli import run_cli
+from edge.errors import FrameError
+from edge.predictor import STAGES
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -25,7 +25,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m edge.run", description=__doc__.splitlines()[0].split(": ", 1)[-1])
     p.add_argument("--backend", choices=sorted(BACKENDS), help="runtime (default: from --board, the model's sidecar, "
                    "else onnxruntime)")
-    p.add_argument("--model", help="artifact folder or model file (default: the shipped model for the backend)")
+    p.add_argument("--model", help="artifact folder, model file or ladder name (spire-n, spire-s, spire-m; "
+                   "default: the shipped model for the backend)")
     p.add_argument("--precision", choices=("fp32", "fp16", "int8"),
                    help="which shipped artifact (default: the measured choice in export/defaults.json, "
                         "else int8, then fp32)")
@@ -143,6 +144,11 @@ class Run:
         model = args.model
         if model is None:
             model = pick_artifact(args.backend or "onnxruntime", args.precision, args.imgsz)
+        else:  # a ladder name (--model spire-s) is that rung's artifact for the backend
+            from edge import zoo
+            from edge.backends import BACKENDS
+
+            model = zoo.resolve_artifact(model, BACKENDS[args.backend or "onnxruntime"].format, args.precision)
         self.pred = Predictor(model, args.backend, args.threads, args.mode, args.conf)
         self.source = open_source(args.source, args.frames, args.split, args.frame_stride, args.realtime)
         self.stats = RunStats()
@@ -288,7 +294,7 @@ def _check_args(args) -> None:
         args.save = str(folder)
 
 
-def main(argv: list[str] | None = None) -> int:
+def _main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     stop = _StopRequest()
     restore = stop.install()
@@ -311,9 +317,6 @@ def main(argv: list[str] | None = None) -> int:
             raise
         finally:
             summary = run.finish()
-    except SpireEdgeError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
     finally:
         restore()
     for line in format_report(summary):
@@ -321,6 +324,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.save:
         print(f"saved: {args.save}/{', '.join(run.writer.files())}")
     return 130 if summary["stop_reason"].startswith("interrupted") else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_cli(_main, argv)
 
 
 if __name__ == "__main__":

@@ -21,8 +21,6 @@ import dataclasses
 import datetime as _dt
 import hashlib
 import json
-import os
-import tempfile
 from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import metadata as _md
@@ -30,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from edge.errors import SidecarError
+from edge.io import atomic_write
 
 SIDECAR_NAME = "metadata.json"
 SCHEMA_VERSION = 1
@@ -298,12 +297,4 @@ def write_sidecar(folder: str | Path, meta: ModelMeta) -> Path:
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     meta.validate(str(folder / SIDECAR_NAME))
-    fd, tmp = tempfile.mkstemp(prefix=".metadata.", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(meta.to_json())
-        os.replace(tmp, folder / SIDECAR_NAME)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return folder / SIDECAR_NAME
+    return atomic_write(folder / SIDECAR_NAME, meta.to_json())

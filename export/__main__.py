@@ -10,11 +10,10 @@ Why a thin CLI: all rules live in export.formats (targets, precisions) and expor
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
-from edge.errors import SpireEdgeError
+from edge.cli import run_cli
 from export.exporter import DEFAULT_OUT, ExportConfig, export_model, next_command
 from export.formats import FORMATS, PRECISIONS
 
@@ -39,21 +38,19 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: list[str] | None = None) -> int:
+def _main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     cfg = ExportConfig(target=args.target, weights=args.weights, precision=args.precision, imgsz=args.imgsz,
                        out=args.out, data=args.data, split=args.split, frames=args.frames,
                        ignored_scope=tuple(args.ignored_scope or ()), opset=args.opset, lint=not args.no_lint)
-    try:
-        folder = export_model(cfg)
-    except SpireEdgeError as e:
-        if os.environ.get("SPIRE_EDGE_DEBUG"):
-            raise
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    folder = export_model(cfg)
     print(f"artifact: {folder}")
     print(f"next: {next_command(folder, args.target.strip().lower())}")
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_cli(_main, argv)
 
 
 if __name__ == "__main__":

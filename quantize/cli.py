@@ -6,11 +6,10 @@ is one line (`error: <message>`, exit 2), never a traceback (docs/ARCHITECTURE.m
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from typing import Callable
 
-from edge.errors import SpireEdgeError
+from edge.cli import run_cli
 
 
 def add_common(p: argparse.ArgumentParser, weights_required: bool = False, calibration: bool = True) -> None:
@@ -40,15 +39,13 @@ def add_common(p: argparse.ArgumentParser, weights_required: bool = False, calib
 
 
 def run_main(fn: Callable[[argparse.Namespace], int], parser: argparse.ArgumentParser, argv=None) -> int:
-    """Parse, run, and turn the package's errors into one line + exit code 2."""
-    args = parser.parse_args(argv)
-    try:
-        return int(fn(args) or 0)
-    except SpireEdgeError as e:
-        if os.environ.get("SPIRE_EDGE_DEBUG"):
-            raise
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr)
-        return 130
+    """Parse, run, and turn the package's errors into one line + exit code 2 (edge.cli); Ctrl-C exits 130."""
+    def main(argv) -> int:
+        args = parser.parse_args(argv)
+        try:
+            return int(fn(args) or 0)
+        except KeyboardInterrupt:
+            print("error: interrupted", file=sys.stderr)
+            return 130
+
+    return run_cli(main, argv)

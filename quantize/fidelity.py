@@ -9,10 +9,7 @@ It is written as `fidelity.json` beside the artifact's metadata.json.
 """
 from __future__ import annotations
 
-import json
-import os
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,9 +20,9 @@ import numpy as np
 from edge.backends import load_backend
 from edge.datasets import open_dataset
 from edge.errors import DatasetError
+from edge.io import atomic_write_json
 from edge.metrics import PointMetrics, match_hungarian
 from edge.metrics.operating import THR_GRID, best_operating_point
-from edge.points import Points
 from edge.predictor import Predictor
 from edge.sidecar import read_sidecar, write_sidecar
 from edge.synthetic import SyntheticDataset
@@ -151,8 +148,7 @@ def fidelity_report(fp32_model: str | Path, int8_model: str | Path, vals: ValSet
     thr8 = best_operating_point(m8, thr32)["thr"] if retune else p8.conf
     identical, exact, shifts, changed = 0, 0, [], []
     for name, a, b in frames:
-        keep = b.scores >= thr8
-        b = Points(b.xy[keep], b.scores[keep])
+        b = b[b.scores >= thr8]
         same, dist = compare_points(a.xy, b.xy)
         identical += same
         exact += bool(len(a) == len(b) and (len(a) == 0 or np.array_equal(a.xy, b.xy)))
@@ -214,10 +210,4 @@ def publish_report(folder: str | Path, rep: dict, what: str) -> None:
 
 def write_report(folder: str | Path, rep: dict) -> Path:
     """Write `folder/fidelity.json` atomically."""
-    folder = Path(folder)
-    fd, tmp = tempfile.mkstemp(prefix=".fidelity.", suffix=".tmp", dir=folder)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        json.dump(rep, f, indent=2)
-        f.write("\n")
-    os.replace(tmp, folder / "fidelity.json")
-    return folder / "fidelity.json"
+    return atomic_write_json(Path(folder) / "fidelity.json", rep)

@@ -6,14 +6,14 @@ the shipped model the same way when no weights are given, and open datasets from
 """
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
+from edge.cli import run_cli as run_main  # noqa: F401  (spire's CLIs: one error line, exit 2)
 from edge.errors import DatasetError, SidecarError, SpireEdgeError
+from edge.io import atomic_write_json
 
 __all__ = ["UsageError", "run_main", "default_weights", "git_commit", "write_json", "carve_split", "REPO_ROOT"]
 
@@ -22,15 +22,6 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 
 class UsageError(SpireEdgeError, ValueError):
     """A command-line option that cannot work (unknown model, bad size); printed as one line."""
-
-
-def run_main(main, argv=None) -> int:
-    """Call `main(argv)`; a `SpireEdgeError` becomes `error: <message>` on stderr and exit code 2."""
-    try:
-        return int(main(argv) or 0)
-    except SpireEdgeError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
 
 
 def default_weights() -> Path:
@@ -61,19 +52,8 @@ def git_commit() -> str | None:
 
 
 def write_json(path: str | os.PathLike, obj) -> Path:
-    """Write JSON atomically (temp file + os.replace), so a killed run never leaves half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(obj, f, indent=2, default=_jsonable)
-            f.write("\n")
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+    """Write JSON atomically (edge.io), so a killed run never leaves half a file."""
+    return atomic_write_json(path, obj, default=_jsonable)
 
 
 def _jsonable(o):

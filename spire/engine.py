@@ -20,6 +20,7 @@ import torch
 import torch.distributed as dist
 import torch.nn as nn
 
+from edge.io import atomic_open
 from edge.metrics.points import PointMetrics
 
 from .data import EvalFrame
@@ -376,13 +377,10 @@ def load_last(out: Path) -> Resume | None:
 def write_log(path: Path, history: list[dict]) -> None:
     """Rewrite OUT/log.csv from the run history (atomic; a resumed run never duplicates rows)."""
     import csv
-    import tempfile
 
-    fd, tmp = tempfile.mkstemp(prefix=".log.", suffix=".tmp", dir=path.parent)
-    with os.fdopen(fd, "w", newline="") as f:
+    with atomic_open(path, newline="") as f:
         extra = [k for k in dict.fromkeys(k for row in history for k in row) if k.startswith(("val_f1_", "val_fppi_"))]
         w = csv.DictWriter(f, fieldnames=[*LOG_COLUMNS, *extra], extrasaction="ignore")
         w.writeheader()
         for row in history:
             w.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
-    os.replace(tmp, path)

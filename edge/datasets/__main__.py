@@ -9,7 +9,7 @@ import argparse
 import sys
 import warnings
 
-from edge.errors import SpireEdgeError
+from edge.cli import run_cli
 
 from . import FORMATS, open_dataset, write_spire_json
 from .core import DatasetWarning
@@ -31,30 +31,30 @@ def _parser() -> argparse.ArgumentParser:
     return ap
 
 
-def main(argv=None) -> int:
+def _main(argv=None) -> int:
     args = _parser().parse_args(argv)
     warnings.simplefilter("ignore", DatasetWarning)  # problems are printed below instead
-    try:
-        for split in args.split.split(","):
-            ds = open_dataset(args.src, args.format, split, exclude=args.exclude, centroid=args.centroid,
-                              stride=args.stride)
-            if args.cmd == "info":
-                if all(e.points is not None for e in ds.entries):  # labels stored as points: no decoding
-                    counts = [len(e.points) for e in ds.entries]
-                else:
-                    counts = [len(ds[i].points) for i in range(len(ds))]
-                clips = f" in {len(ds.clips)} clips (stride {args.stride})" if ds.format == "video" else ""
-                print(f"{ds.root}: format {ds.format}, split {split}: {len(ds)} frames{clips}, {sum(counts)} targets, "
-                      f"{sum(c == 0 for c in counts)} target-free frames")
+    for split in args.split.split(","):
+        ds = open_dataset(args.src, args.format, split, exclude=args.exclude, centroid=args.centroid,
+                          stride=args.stride)
+        if args.cmd == "info":
+            if all(e.points is not None for e in ds.entries):  # labels stored as points: no decoding
+                counts = [len(e.points) for e in ds.entries]
             else:
-                path = write_spire_json(ds, args.out, split=split)
-                print(f"{split}: {len(ds)} frames -> {path}")
-            for p in ds.problems:
-                print(f"  warning: {p}")
-    except SpireEdgeError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+                counts = [len(ds[i].points) for i in range(len(ds))]
+            clips = f" in {len(ds.clips)} clips (stride {args.stride})" if ds.format == "video" else ""
+            print(f"{ds.root}: format {ds.format}, split {split}: {len(ds)} frames{clips}, {sum(counts)} targets, "
+                  f"{sum(c == 0 for c in counts)} target-free frames")
+        else:
+            path = write_spire_json(ds, args.out, split=split)
+            print(f"{split}: {len(ds)} frames -> {path}")
+        for p in ds.problems:
+            print(f"  warning: {p}")
     return 0
+
+
+def main(argv=None) -> int:
+    return run_cli(_main, argv)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,6 @@ from __future__ import annotations
 import copy
 import json
 import os
-import tempfile
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ import torch.nn as nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from edge.errors import SpireEdgeError
+from edge.io import atomic_open
 
 from .registry import ModelCfg, create_model, is_model
 
@@ -94,15 +94,8 @@ def save_checkpoint(path: str | os.PathLike, model: nn.Module, meta: dict | None
     for k, v in ckpt.items():
         if k != "model":
             _check_plain(v, k)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        torch.save(ckpt, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with atomic_open(path, "wb") as f:
+        torch.save(ckpt, f)
     return path
 
 

@@ -22,11 +22,10 @@ from typing import Any, Callable
 
 import torch.nn as nn
 
+from edge.preprocess import IMAGENET_MEAN, IMAGENET_STD  # noqa: F401  (the RGB models' norm, one copy)
+
 __all__ = ["ModelCfg", "register_model", "create_model", "list_models", "get_model_cfg",
            "is_model", "default_cfgs"]
-
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 @dataclass(frozen=True)
