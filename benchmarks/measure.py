@@ -9,6 +9,10 @@ measure the model and runtime, not a different pipeline.
 Timing: `warmup` predictions first; then end-to-end passes over the benchmark frames (metrics
 from the first pass) until at least `min_runs` timed frames; then `repeats` infer-only calls on
 one preprocessed input. Medians and 90th percentiles, in ms.
+
+Frames (`FrameSet`s): by default the built-in real clip (edge.demo, IR_DRONE_154) at its sensor
+resolution 320×256, scored against its labels, and synthetic frames at the model's input size,
+for speed only (their accuracy stays None, printed n/a: generated frames are no accuracy test).
 """
 from __future__ import annotations
 
@@ -32,6 +36,15 @@ class TimingConfig:
     repeats: int = 20
 
 
+@dataclass(frozen=True)
+class FrameSet:
+    """Frames measured together: `label` names them in the table, `scored` says whether accuracy counts."""
+
+    label: str
+    frames: list
+    scored: bool = True
+
+
 @dataclass
 class BenchFrame:
     """One benchmark frame: the array (or path, so reading is timed), its GT points and size."""
@@ -42,26 +55,55 @@ class BenchFrame:
     hw: tuple[int, int]
 
 
-def load_frames(data: str | None, split: str, n: int, size: int, seed: int = 12345) -> list[BenchFrame]:
-    """`n` labelled frames: evenly spread over a dataset split, else seeded synthetic frames.
+def synthetic_frames(n: int, size: int, seed: int = 12345) -> list[BenchFrame]:
+    """`n` seeded synthetic `size`×`size` frames (one model input, no tiling).
 
-    Synthetic frames are `size`×`size` (one model input, no tiling) with a seed that differs from
-    the PTQ calibration and fidelity seeds, so INT8 is never scored on its calibration frames.
-    Dataset frames are passed as paths so that reading them is part of the end-to-end time.
+    The seed differs from the PTQ calibration and fidelity seeds, so INT8 is never measured on
+    its calibration frames.
     """
-    frames: list[BenchFrame] = []
-    if data is None:
-        from edge.synthetic import SyntheticDataset
+    from edge.synthetic import SyntheticDataset
 
-        ds = SyntheticDataset(n, size, seed=seed)
-        for i in range(len(ds)):
-            s = ds[i]
-            pts = np.asarray(s.points, np.float32).reshape(-1, 2)
-            frames.append(BenchFrame(str(s.name), s.frame, pts, tuple(s.frame.shape[:2])))
-        return frames
+    frames: list[BenchFrame] = []
+    ds = SyntheticDataset(n, size, seed=seed)
+    for i in range(len(ds)):
+        s = ds[i]
+        pts = np.asarray(s.points, np.float32).reshape(-1, 2)
+        frames.append(BenchFrame(str(s.name), s.frame, pts, tuple(s.frame.shape[:2])))
+    return frames
+
+
+def frame_sets(data: str | None, split: str, n: int, size: int, seed: int = 12345) -> list[FrameSet]:
+    """What a benchmark measures on: `data`'s frames (scored); with no `data` the built-in clip
+    (scored, sensor resolution) plus synthetic `size`² frames (speed only); 'synthetic': those alone."""
+    if data == "synthetic":
+        return [FrameSet(f"synthetic {size}x{size}", synthetic_frames(n, size, seed), True)]
+    frames = load_frames(data, split, n, size, seed)
+    h, w = frames[0].hw
+    if data is not None:
+        return [FrameSet(f"{Path(data).name} ({split}) {w}x{h}", frames, True)]
+    from edge.demo import DEMO_CLIP
+
+    return [FrameSet(f"{DEMO_CLIP} {w}x{h}", frames, True),
+            FrameSet(f"synthetic {size}x{size}, speed only", synthetic_frames(n, size, seed), False)]
+
+
+def load_frames(data: str | None, split: str, n: int, size: int, seed: int = 12345) -> list[BenchFrame]:
+    """`n` labelled frames evenly spread over a dataset split (None: the built-in clip, every frame
+    labelled; 'synthetic': seeded synthetic `size`×`size` frames).
+
+    Image-dataset frames are passed as paths so that reading them is part of the end-to-end time;
+    video frames as the decoded arrays (a frame of a video has no file of its own).
+    """
+    if data == "synthetic":
+        return synthetic_frames(n, size, seed)
     from edge.datasets import open_dataset
     from edge.errors import DatasetError
 
+    if data is None:
+        from edge.demo import demo_root
+
+        data, split = str(demo_root()), "all"
+    frames: list[BenchFrame] = []
     ds = open_dataset(data, split=split)
     if len(ds) == 0:
         raise DatasetError(f"{data}: split '{split}' has no frames; pass --split with a list that exists")
@@ -69,7 +111,8 @@ def load_frames(data: str | None, split: str, n: int, size: int, seed: int = 123
     for i in idx:
         s = ds[int(i)]
         pts = np.asarray(s.points, np.float32).reshape(-1, 2)
-        src = str(s.path) if getattr(s, "path", None) else s.frame
+        video = getattr(ds, "format", None) == "video"
+        src = str(s.path) if getattr(s, "path", None) and not video else s.frame
         frames.append(BenchFrame(str(s.name), src, pts, tuple(s.frame.shape[:2])))
     return frames
 
@@ -120,8 +163,8 @@ def infer_input(predictor, frame: BenchFrame) -> np.ndarray:
 
 
 def measure(row: Row, predictor, frames: list[BenchFrame], timing: TimingConfig, power=None,
-            progress: bool = True) -> Row:
-    """Fill `row` with accuracy, latency and power from `predictor` on `frames`; returns it."""
+            progress: bool = True, scored: bool = True) -> Row:
+    """Fill `row` with accuracy (when `scored`), latency and power from `predictor` on `frames`; returns it."""
     from edge.metrics import PointMetrics
 
     if not frames:
@@ -157,9 +200,10 @@ def measure(row: Row, predictor, frames: list[BenchFrame], timing: TimingConfig,
         predictor.backend.infer(x)
         infer_ms.append((time.perf_counter() - t0) * 1000.0)
 
-    m = metrics.compute()
-    row.p, row.r, row.f1 = m["precision"], m["recall"], m["f1"]
-    row.fa_per_pixel, row.fppi = m["fa_per_pixel"], m["fppi"]
+    if scored:  # speed-only frames leave accuracy None (n/a), never 0
+        m = metrics.compute()
+        row.p, row.r, row.f1 = m["precision"], m["recall"], m["f1"]
+        row.fa_per_pixel, row.fppi = m["fa_per_pixel"], m["fppi"]
     row.frames = len(frames)
     row.infer_ms_p50, row.infer_ms_p90 = _pct(infer_ms, 50), _pct(infer_ms, 90)
     row.latency_ms_p50, row.latency_ms_p90 = _pct(totals, 50), _pct(totals, 90)

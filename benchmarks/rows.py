@@ -65,6 +65,7 @@ class Row:
     size_mb: float | None = None
     imgsz: int | None = None
     frames: int = 0
+    bench: str = ""  # which frames (FrameSet label): the built-in clip, a dataset, synthetic speed frames
     threads: int | None = None
     p: float | None = None
     r: float | None = None
@@ -142,7 +143,11 @@ def plan_rows(backends: list[str] | None = None, precisions: list[str] | None = 
 
 
 def apply_speedups(rows: list[Row]) -> None:
-    """speedup = e2e p50 of the first row measured (ok) / this row's e2e p50, in place."""
-    ref = next((r.latency_ms_p50 for r in rows if r.ok and r.latency_ms_p50), None)
+    """speedup = e2e p50 of the first row measured (ok) on the same frames (`bench`) / this row's, in place."""
+    refs: dict[str, float] = {}
     for r in rows:
+        if r.ok and r.latency_ms_p50 and r.bench not in refs:
+            refs[r.bench] = r.latency_ms_p50
+    for r in rows:
+        ref = refs.get(r.bench)
         r.speedup = (ref / r.latency_ms_p50) if (ref and r.ok and r.latency_ms_p50) else None

@@ -30,6 +30,7 @@ def _f(fmt: str, scale: float = 1.0) -> Callable[[object], str]:
 COLUMNS: list[tuple[str, str, Callable[[object], str]]] = [
     ("row", "name", str),
     ("status", "status", str),
+    ("frames", "bench", str),
     ("size MB", "size_mb", _f(".2f")),
     ("P %", "p", _f(".1f", 100)),
     ("R %", "r", _f(".1f", 100)),
@@ -54,7 +55,7 @@ def _cell(text: str) -> str:
 def markdown_table(rows: list[Row]) -> str:
     """GitHub markdown: a header, a separator and one line per row (status text kept to one line)."""
     head = "| " + " | ".join(h for h, _, _ in COLUMNS) + " |"
-    sep = "|" + "|".join("---" if k in ("name", "status", "device") else "---:"
+    sep = "|" + "|".join("---" if k in ("name", "status", "bench", "device") else "---:"
                          for _, k, _ in COLUMNS) + "|"
     lines = [head, sep]
     for row in rows:

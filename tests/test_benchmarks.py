@@ -18,7 +18,7 @@ REQUIRED = ("backend", "precision", "status", "size_mb", "f1", "latency_ms_p50",
 # ------------------------------------------------------------------------------ end to end
 @pytest.fixture(scope="module")
 def quick_run(tmp_path_factory):
-    """One quick run: hrpe_nano at 64 px on 2 synthetic frames, torch + onnxruntime + a bogus backend."""
+    """One quick run: hrpe_nano at 64 px on 2 frames of the built-in clip (+ 2 synthetic speed frames), torch + onnxruntime."""
     torch = pytest.importorskip("torch")
     pytest.importorskip("onnxruntime")
     from spire.models import create_model, save_checkpoint
@@ -30,7 +30,7 @@ def quick_run(tmp_path_factory):
     ckpt = save_checkpoint(tmp / "nano.pt", create_model("hrpe_nano"), {})
     out = tmp / "out"
     argv = ["--quick", "--model", str(ckpt), "--imgsz", "64", "--frames", "2", "--official-imgsz", "64",
-            "--backends", "torch", "onnxruntime", "bogus", "--calib-frames", "4", "--repeats", "3",
+            "--backends", "torch", "onnxruntime", "--calib-frames", "4", "--repeats", "3",
             "--threads", "1", "--out", str(out), "--log", str(tmp / "results.log"), "--no-progress",
             "--power", "none"]
     rc = main(argv)
@@ -48,16 +48,27 @@ def test_quick_run_writes_every_output(quick_run, capsys):
     for r in res:
         assert all(k in r for k in REQUIRED), r
     log = (quick_run["tmp"] / "results.log").read_text()
-    assert "python -m benchmarks.run" in log and "| onnxruntime int8 shipped | ok |" in log
+    assert "python -m benchmarks.run" in log and "| onnxruntime int8 shipped | ok | IR_DRONE_154 320x256 |" in log
     run = json.loads((out / "run.json").read_text())
     assert run["threads"] == 1 and run["frames"] == 2 and "1 thread" in run["device"]
 
 
 def test_failing_row_says_why_and_the_others_run(quick_run):
+    from benchmarks.artifacts import ArtifactMaker
+    from benchmarks.device import PowerMeter
+    from benchmarks.measure import FrameSet
+    from benchmarks.run import BenchConfig, run_row
+
+    # (an unknown --backends name is refused before any work now; a row can still fail later)
+    cfg = BenchConfig(model=quick_run["ckpt"], out=quick_run["tmp"] / "bad", imgsz=64, progress=False)
+    sets = [FrameSet("a", _frames(2)), FrameSet("b", _frames(2), scored=False)]
+    maker = ArtifactMaker(quick_run["ckpt"], 64, quick_run["tmp"] / "bad" / "artifacts", search=[])
+    bad = run_row(RowSpec("bogus int8 shipped", "bogus", "int8"), cfg, maker, sets, PowerMeter("none"), "dev")
+    assert [r.bench for r in bad] == ["a", "b"]
+    for r in bad:  # one row per frame set, each saying why
+        assert r.status.startswith("export failed: unknown backend 'bogus'") and "\n" not in r.status
+        assert r.speedup is None and r.f1 is None
     res = json.loads((quick_run["out"] / "results.json").read_text())
-    bad = [r for r in res if r["backend"] == "bogus"]
-    assert len(bad) == 1 and bad[0]["status"].startswith("export failed: unknown backend 'bogus'")
-    assert "\n" not in bad[0]["status"] and bad[0]["speedup"] is None and bad[0]["f1"] is None
     ok = [r for r in res if r["status"] == "ok"]
     assert {(r["backend"], r["precision"]) for r in ok} >= {
         ("torch", "fp32"), ("onnxruntime", "fp32"), ("onnxruntime", "int8")}
@@ -65,16 +76,28 @@ def test_failing_row_says_why_and_the_others_run(quick_run):
 
 def test_row_figures_are_consistent(quick_run):
     res = [r for r in json.loads((quick_run["out"] / "results.json").read_text()) if r["status"] == "ok"]
-    assert res[0]["speedup"] == pytest.approx(1.0)
+    benches = list(dict.fromkeys(r["bench"] for r in res))
+    assert benches == ["IR_DRONE_154 320x256", "synthetic 64x64, speed only"]  # the real clip is scored
+    for bench in benches:
+        rows_b = [r for r in res if r["bench"] == bench]
+        assert rows_b[0]["speedup"] == pytest.approx(1.0)
+        for r in rows_b:  # speed-ups are against the first row on the same frames
+            assert r["speedup"] == pytest.approx(rows_b[0]["latency_ms_p50"] / r["latency_ms_p50"])
     for r in res:
         assert 0 < r["latency_ms_p50"] <= r["latency_ms_p90"]
         assert 0 < r["infer_ms_p50"] <= r["infer_ms_p90"]
         assert r["fps"] == pytest.approx(1000.0 / r["latency_ms_p50"])
-        assert r["speedup"] == pytest.approx(res[0]["latency_ms_p50"] / r["latency_ms_p50"])
         assert r["size_mb"] > 0 and r["frames"] == 2 and r["power_w"] is None
         assert set(r["stage_ms"]) == {"read", "preprocess", "infer", "decode"}
         assert 0 <= r["decode_share"] < 1 and 0 <= r["overhead_share"] < 1
-        assert all(0 <= r[k] <= 1 for k in ("p", "r", "f1"))
+        if r["bench"] == benches[0]:
+            assert all(0 <= r[k] <= 1 for k in ("p", "r", "f1"))
+        else:  # synthetic frames measure speed only: accuracy is n/a, not 0
+            assert all(r[k] is None for k in ("p", "r", "f1", "fa_per_pixel", "fppi"))
+    md = (quick_run["out"] / "table.md").read_text().splitlines()
+    speed_line = next(x for x in md if "speed only" in x)
+    assert speed_line.split("|")[5:8] == [" n/a "] * 3  # P, R, F1 columns
+    res = [r for r in res if r["bench"] == benches[0]]
     by = {(r["backend"], r["precision"]): r for r in res}
     # the torch row runs the same model, preprocessing and decoder as the ONNX FP32 row
     for k in ("p", "r", "f1", "fa_per_pixel"):
@@ -84,7 +107,7 @@ def test_row_figures_are_consistent(quick_run):
 def test_markdown_table_has_header_and_one_line_per_row(quick_run, capsys):
     res = json.loads((quick_run["out"] / "results.json").read_text())
     md = (quick_run["out"] / "table.md").read_text().strip().splitlines()
-    assert md[0].startswith("| row | status | size MB |") and "speed-up" in md[0] and "device" in md[0]
+    assert md[0].startswith("| row | status | frames | size MB |") and "speed-up" in md[0] and "device" in md[0]
     assert set(md[1]) <= set("|-:")
     assert len(md) == 2 + len(res)
     assert all(line.count("|") == md[0].count("|") for line in md)
@@ -283,7 +306,7 @@ def test_runs_without_torch_on_ready_artifacts(quick_run, tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     res = json.loads((tmp_path / "out" / "results.json").read_text())
     assert [(r["backend"], r["precision"], r["status"]) for r in res] == [
-        ("onnxruntime", "fp32", "ok"), ("onnxruntime", "int8", "ok")]
+        ("onnxruntime", "fp32", "ok"), ("onnxruntime", "int8", "ok")] * 2  # the built-in clip, then 64² speed
     assert all(str(shipped) in r["artifact"] for r in res) and res[0]["speedup"] == pytest.approx(1.0)
 
 
