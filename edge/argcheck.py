@@ -10,7 +10,7 @@ import math
 
 from edge.errors import SpireEdgeError
 
-__all__ = ["ArgumentError", "check_threads", "check_conf", "check_count"]
+__all__ = ["ArgumentError", "check_threads", "check_conf", "check_count", "check_raw16"]
 
 
 class ArgumentError(SpireEdgeError, ValueError):
@@ -39,6 +39,20 @@ def check_conf(conf, flag: str = "--conf") -> float | None:
         raise ArgumentError(f"{flag} {conf}: must be a score threshold in (0, 1] (heatmap peaks are scores in "
                             "0..1; leave it out for the model's validated threshold)")
     return v
+
+
+def check_raw16(pair, flag: str = "--raw16") -> tuple[float, float] | None:
+    """None (16-bit frames get the percentile AGC) or (scale > 0, offset), both finite."""
+    if pair is None:
+        return None
+    try:
+        scale, offset = (float(v) for v in pair)
+    except (TypeError, ValueError):
+        raise ArgumentError(f"{flag} {pair!r}: give SCALE OFFSET, the sensor's raw -> 8-bit map") from None
+    if not (math.isfinite(scale) and math.isfinite(offset)) or scale <= 0:
+        raise ArgumentError(f"{flag} {scale:g} {offset:g}: SCALE must be > 0 and both finite "
+                            "(8-bit value = (raw - OFFSET) / SCALE)")
+    return scale, offset
 
 
 def check_count(n, flag: str, minimum: int = 0) -> int | None:

@@ -48,17 +48,24 @@ class Predictor:
         precision: which shipped artifact when `model_path` is None ('fp32' | 'int8').
         overlap: minimum tile overlap in px (>= 32).
         merge_px: peaks from different tiles closer than this are one target.
+        raw16: (scale, offset) of the sensor's linear raw -> 8-bit map; 16-bit / float frames then
+            become round((raw - offset) / scale) in 0..255, the camera's own 8-bit frame, so both bit
+            depths give the same points (None: the percentile AGC; see edge.preprocess).
     """
+
+    raw16: tuple[float, float] | None = None  # the sensor's raw -> 8-bit map (None: percentile AGC)
 
     def __init__(self, model_path: str | Path | None = None, backend: str | None = None,
                  threads: int | None = None, mode: str = "auto", conf: float | None = None,
-                 precision: str | None = None, overlap: int = 32, merge_px: float = 3.0):
-        from edge.argcheck import check_conf, check_threads
+                 precision: str | None = None, overlap: int = 32, merge_px: float = 3.0,
+                 raw16: tuple[float, float] | None = None):
+        from edge.argcheck import check_conf, check_raw16, check_threads
         from edge.sidecar import read_sidecar
 
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
         threads, conf = check_threads(threads, "threads"), check_conf(conf, "conf")
+        self.raw16 = check_raw16(raw16, "raw16")
         self.model_path = resolve_model(model_path, backend, precision)
         self.meta = read_sidecar(self.model_path)
         self._setup(load_backend(self.model_path, backend, threads, meta=self.meta), self.meta.preprocess_config(),
@@ -123,6 +130,12 @@ class Predictor:
         t0 = time.perf_counter()
         img = read_frame(frame, name)
         timings = {"read": _ms(t0), "preprocess": 0.0, "infer": 0.0, "decode": 0.0}
+        if self.raw16 is not None and img.dtype != np.uint8:  # the camera's own 8-bit view (edge.preprocess)
+            from edge.preprocess import raw_to_8bit
+
+            t = time.perf_counter()
+            img = raw_to_8bit(img, *self.raw16)
+            timings["preprocess"] += _ms(t)
         if self.uses_tiles(img.shape[:2]):
             pts = self._predict_tiled(img, timings)
         else:

@@ -48,6 +48,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--resize", dest="mode", action="store_const", const="resize", help="always letterbox to the input")
     p.add_argument("--frames", type=int, help="stop after N frames")
     p.add_argument("--conf", type=float, help="score threshold (default: the sidecar codec's thr)")
+    p.add_argument("--raw16", type=float, nargs=2, metavar=("SCALE", "OFFSET"),
+                   help="16-bit frames: the camera's linear 8-bit map, 8-bit = (raw - OFFSET) / SCALE, so 8-bit and "
+                        "16-bit output give the same points (default: percentile AGC; see edge.preprocess)")
     p.add_argument("--power", help="power sensor: auto (default) | none | rapl | ina3221 | ina3221-iio | ina219 | "
                    "pi5-pmic | tegrastats")
     p.add_argument("--warmup", type=int, default=3, help="untimed warm-up inferences (default 3)")
@@ -149,7 +152,8 @@ class Run:
             from edge.backends import BACKENDS
 
             model = zoo.resolve_artifact(model, BACKENDS[args.backend or "onnxruntime"].format, args.precision)
-        self.pred = Predictor(model, args.backend, args.threads, args.mode, args.conf)
+        self.pred = Predictor(model, args.backend, args.threads, args.mode, args.conf,
+                              raw16=getattr(args, "raw16", None))
         self.source = open_source(args.source, args.frames, args.split, args.frame_stride, args.realtime)
         self.stats = RunStats()
         video_fps = (self.source.fps_out or 25.0) if self.source.is_video else None
@@ -278,9 +282,10 @@ def _check_args(args) -> None:
     A new or empty --save DIR is written directly; one that holds files gets DIR2, DIR3, ...
     (edge.runfolders), said on stderr and in the final `saved:` line.
     """
-    from edge.argcheck import check_conf, check_count, check_threads
+    from edge.argcheck import check_conf, check_count, check_raw16, check_threads
 
     args.threads, args.conf = check_threads(args.threads), check_conf(args.conf)
+    args.raw16 = check_raw16(getattr(args, "raw16", None))
     check_count(args.frames, "--frames", 1)
     check_count(args.warmup, "--warmup", 0)
     check_count(args.overlay_every, "--overlay-every", 0)

@@ -117,7 +117,7 @@ def test_run_save_to_a_file_or_unwritable_path(tmp_path, capsys, case):
 
 @pytest.mark.parametrize("argv, needle", [(["--threads", "-4"], "--threads -4"), (["--threads", "0"], "--threads 0"),
                                           (["--conf", "-1"], "--conf -1.0"), (["--conf", "1.5"], "--conf 1.5"),
-                                          (["--frames", "0"], "--frames 0")])
+                                          (["--frames", "0"], "--frames 0"), (["--raw16", "0", "5"], "--raw16 0 5")])
 def test_run_refuses_impossible_numbers(capsys, argv, needle):
     rc, _, err = _run(capsys, "--model", ONNX32, *argv)
     assert rc == 2 and needle in _one_error_line(err)
@@ -385,3 +385,30 @@ def test_outputs_and_artifact_folders_honour_the_umask(tmp_path, capsys):
     assert rc == 0 and mode(tmp_path / "art") == 0o750
     assert mode(tmp_path / "art" / "metadata.json") == 0o640 and mode(tmp_path / "summary.json") == 0o640
     assert mode(tmp_path / "run" / "summary.json") == 0o640 and mode(tmp_path / "run") == 0o750
+
+
+# ------------------------------------------------------------------------ 7. bit depth
+SIRST_V2 = REPO.parent / "shared" / "data" / "sirst-v2"
+
+
+def _same(a, b, tol=1e-3) -> bool:
+    if len(a) != len(b):
+        return False
+    return len(a) == 0 or float(np.abs(np.sort(a.xy, 0) - np.sort(b.xy, 0)).max()) <= tol
+
+
+@pytest.mark.skipif(not (SIRST_V2 / "images" / "Misc_419.png").is_file(), reason="sirst-v2 frames not present")
+def test_8_and_16_bit_of_one_scene_give_the_same_points():
+    """Misc_419 gave 1 point at 8 bits and 2 at 16 bits (v*64 + 1000): the AGC stretched its contrast."""
+    from edge.predictor import Predictor
+    from edge.preprocess import percentile_agc
+
+    v = cv2.imread(str(SIRST_V2 / "images" / "Misc_419.png"), cv2.IMREAD_GRAYSCALE)
+    raw = v.astype(np.uint16) * 64 + 1000
+    cam = Predictor(ONNX32, threads=1, raw16=(64, 1000))  # the camera's own raw -> 8-bit map
+    a, b = cam(v), cam(raw)
+    assert len(a) > 0 and _same(a, b, 0.0) and np.array_equal(a.scores, b.scores)
+    # without the map, the exact rule: 16 bits go through the AGC, blind to gain and offset
+    agc = Predictor(ONNX32, threads=1)
+    c = agc(raw)
+    assert _same(c, agc(v.astype(np.uint16) * 16 + 30000)) and _same(c, agc(percentile_agc(v)))
