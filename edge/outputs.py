@@ -125,6 +125,12 @@ def overlay_image(frame: np.ndarray, pts, gt: np.ndarray | None = None, label: s
     return annotate(frame, pts, gt, FrameInfo(name=label), scale=1)
 
 
+def _point_text(p: dict) -> str:
+    """A point in frames.csv: 'x y score', plus ' id age vx vy' for a tracked point (--track)."""
+    s = f"{p['x']:.2f} {p['y']:.2f} {p['score']:.4f}"
+    return s + f" {p['id']} {p['age']} {p['vx']:.3f} {p['vy']:.3f}" if "id" in p else s
+
+
 class RunWriter:
     """Files of one run under `save_dir` (None: write nothing, keep only the stats), and the --show window.
 
@@ -186,7 +192,7 @@ class RunWriter:
         self._jsonl.flush()
         self._csv.writerow({"frame_id": frame_id, "name": name, "n_points": len(pts),
                             **{f"{s}_ms": lat[s] for s in STAGES}, "total_ms": lat["total"],
-                            "points": ";".join(f"{p['x']:.2f} {p['y']:.2f} {p['score']:.4f}" for p in pts.to_list()),
+                            "points": ";".join(_point_text(p) for p in pts.to_list()),
                             "error": ""})
         self._csv_file.flush()
 
