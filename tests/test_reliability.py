@@ -412,3 +412,21 @@ def test_8_and_16_bit_of_one_scene_give_the_same_points():
     agc = Predictor(ONNX32, threads=1)
     c = agc(raw)
     assert _same(c, agc(v.astype(np.uint16) * 16 + 30000)) and _same(c, agc(percentile_agc(v)))
+
+
+# ------------------------------------------------------------------------ soak (smoke test of the tool)
+def test_soak_loops_edge_run_and_reports_per_minute(tmp_path, capsys):
+    from benchmarks.soak import build_parser, soak
+
+    src = tmp_path / "clip"
+    src.mkdir()
+    for i in range(3):
+        cv2.imwrite(str(src / f"f{i}.png"), _scene(i)[:48, :64])
+    a = build_parser().parse_args(["--minutes", "0.05", "--minute-s", "1", "--source", str(src), "--model",
+                                   str(ONNX32), "--threads", "1"])
+    rep = soak(a)
+    assert len(rep.minutes) >= 2 and rep.passes >= 2  # the source is reopened at its end
+    assert all(m.rss_mb > 0 and m.frames > 0 for m in rep.minutes)
+    assert rep.minutes[-1].total_frames == sum(m.frames for m in rep.minutes)
+    v = rep.verdict()
+    assert {"rss_mb_per_20k", "p99_ratio", "rss_ok", "p99_ok"} <= set(v)
