@@ -122,9 +122,8 @@ class LoopedSource:
     def __iter__(self):
         stats = self.run.stats
         t0 = time.perf_counter()
-        start, last, minute_i, cycles = t0, None, 0, []
-        lat_from = len(stats.latency["total"])
-        frames_from = stats.frames
+        start, last, minute_i, cycles, lat = t0, None, 0, [], []  # this minute's values only
+        frames_from, seen = stats.frames, stats.frames
         first = True
         while True:
             if not first:  # reopen: a camera that reconnects, a clip played again
@@ -137,18 +136,19 @@ class LoopedSource:
                 now = time.perf_counter()
                 if last is not None:
                     cycles.append((now - last) * 1000.0)
+                if stats.frames > seen:  # the frame before this one was processed (not skipped)
+                    lat.append(stats.latency["total"].last)
+                    seen = stats.frames
                 last = now
                 if now - start >= self.minute_s or now - t0 >= self.seconds:
                     minute_i += 1
-                    lat = stats.latency["total"][lat_from:]
                     self.soak.minutes.append(Minute(
                         minute_i, stats.frames - frames_from, stats.frames,
                         _pct(lat, 50), _pct(lat, 99), _pct(cycles, 99), round(rss_mb(), 2)))
                     m = self.soak.minutes[-1]
                     print(f"soak: minute {m.minute}: {m.frames} frames, p50 {_f(m.p50_ms)} ms, p99 {_f(m.p99_ms)} ms, "
                           f"cycle p99 {_f(m.cycle_p99_ms)} ms, RSS {m.rss_mb:.1f} MB", file=sys.stderr, flush=True)
-                    start, cycles = now, []
-                    lat_from, frames_from = len(stats.latency["total"]), stats.frames
+                    start, cycles, lat, frames_from = now, [], [], stats.frames
                     if now - t0 >= self.seconds:
                         return
                 got += 1

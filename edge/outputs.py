@@ -22,13 +22,16 @@ from pathlib import Path
 import numpy as np
 
 from edge.io import atomic_write_json
+from edge.latency import LatencyLog
 from edge.predictor import STAGES
 
 
-def percentiles(values: list[float]) -> dict:
-    """{'p50', 'p90', 'p99', 'mean'} in ms (None for no values)."""
+def percentiles(values) -> dict:
+    """{'p50', 'p90', 'p99', 'mean'} in ms (None for no values) of a list or an `edge.latency.LatencyLog`."""
     if not values:
         return {"p50": None, "p90": None, "p99": None, "mean": None}
+    if isinstance(values, LatencyLog):  # bounded memory and time on a run of any length
+        return {**{f"p{q}": round(values.percentile(q), 4) for q in (50, 90, 99)}, "mean": round(values.mean(), 4)}
     a = np.asarray(values, np.float64)
     p50, p90, p99 = np.percentile(a, (50, 90, 99))
     return {"p50": round(float(p50), 4), "p90": round(float(p90), 4), "p99": round(float(p99), 4),
@@ -68,7 +71,7 @@ class RunStats:
     frames: int = 0
     skipped: int = 0
     skipped_names: list = field(default_factory=list)
-    latency: dict = field(default_factory=lambda: {s: [] for s in (*STAGES, "total")})
+    latency: dict = field(default_factory=lambda: {s: LatencyLog() for s in (*STAGES, "total")})
     points: int = 0
     t_start: float = field(default_factory=time.perf_counter)
     t_last: float | None = None
@@ -99,8 +102,8 @@ class RunStats:
     @property
     def latency_fps(self) -> float:
         """1000 / mean total latency: the pipeline's speed without the loop's own overhead."""
-        tot = self.latency["total"]
-        return 1000.0 / float(np.mean(tot)) if tot and np.mean(tot) > 0 else 0.0
+        mean = self.latency["total"].mean()
+        return 1000.0 / mean if mean else 0.0
 
     def summary(self, **extra) -> dict:
         out = {

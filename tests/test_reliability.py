@@ -430,3 +430,22 @@ def test_soak_loops_edge_run_and_reports_per_minute(tmp_path, capsys):
     assert rep.minutes[-1].total_frames == sum(m.frames for m in rep.minutes)
     v = rep.verdict()
     assert {"rss_mb_per_20k", "p99_ratio", "rss_ok", "p99_ok"} <= set(v)
+
+
+def test_run_latencies_stay_bounded_on_a_long_run():
+    """edge.run kept every latency in lists (~160 B a frame, percentiles over all of them every 25 frames)."""
+    from edge.latency import LatencyLog
+    from edge.outputs import RunStats
+
+    st = RunStats()
+    log = st.latency["total"]
+    assert isinstance(log, LatencyLog)
+    vals = np.random.default_rng(0).lognormal(2, 0.5, 60000)
+    for v in vals[:1000]:
+        st.add({"read": 0.0, "preprocess": 0.0, "infer": float(v), "decode": 0.0}, 0)
+    assert st.summary()["latency_ms"]["total"]["p99"] == round(float(np.percentile(vals[:1000], 99)), 4)  # exact
+    for v in vals[1000:]:
+        log.append(v)
+    assert log.hist is not None and len(log.values) == 0 and len(log) == 60000  # bounded from here on
+    for q in (50, 99):
+        assert log.percentile(q) == pytest.approx(np.percentile(vals, q), rel=3e-3)
