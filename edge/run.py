@@ -41,6 +41,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--show", action="store_true", help="show the annotated frames in a window (where a display "
                    "and a GUI OpenCV exist)")
     p.add_argument("--save", help="folder for frames.jsonl, frames.csv, summary.json and overlays")
+    p.add_argument("--track", action="store_true", help="report confirmed point tracks (edge.tracker) instead of "
+                   "per-frame points: ids, ages, velocities, fewer flickering false alarms; --save adds tracks.csv "
+                   "and tracks.png")
+    p.add_argument("--tracker", nargs="*", default=[], metavar="NAME=VALUE", help="tracker options "
+                   "(edge.tracker.TrackerConfig: gate_px, birth_hits, birth_window, max_misses, coast, ego_motion, ...)")
     p.add_argument("--overlay-every", type=int, default=50, help="overlay every N frames (PNG; MP4 for video); 0: none")
     p.add_argument("--threads", type=int, help="runtime CPU threads")
     g = p.add_mutually_exclusive_group()
@@ -159,6 +164,13 @@ class Run:
         video_fps = (self.source.fps_out or 25.0) if self.source.is_video else None
         self.writer = RunWriter(args.save, self.source.spec, args.overlay_every, video_fps, args.summary_every,
                                 show=args.show, labelled=self.source.labelled)
+        self.track = None
+        if getattr(args, "track", False):  # the confirmed tracks' points are what is reported and scored
+            from edge.track_outputs import TrackRun, draw_tracks
+            from edge.tracker import TrackerConfig
+
+            self.track = TrackRun(TrackerConfig.from_pairs(getattr(args, "tracker", None)), args.save)
+            self.writer.layers.append(draw_tracks)
         self.metrics = None
         if self.source.labelled:
             from edge.scoring import RunScores  # PointMetrics overall, plus one per clip
@@ -194,6 +206,8 @@ class Run:
             out.update(self.metrics.clips_report(self.stats.skipped_names))
         out.update(self.source.report())
         out.update(self.writer.report())
+        if self.track is not None:
+            out["tracker"] = self.track.summary()
         from edge.outputs import _clean
 
         return _clean(out)
@@ -221,10 +235,14 @@ class Run:
                     _say(bar, f"skipped {msg}")
                 else:
                     t["read"] += item.read_ms
+                    extra = None
+                    if self.track is not None:
+                        pts = self.track.update(pts, frame, item)
+                        extra = {"tracks": pts.tracks}
                     stats.add(t, len(pts))
                     if self.metrics is not None and item.gt is not None:
                         self.metrics.update(pts, item.gt, frame.shape[:2], clip=item.clip)
-                    self.writer.frame(item.frame_id, item.name, pts, t, frame, item.gt)
+                    self.writer.frame(item.frame_id, item.name, pts, t, frame, item.gt, extra=extra)
                 bar.update(1)
                 if (stats.frames + stats.skipped) % self.writer.summary_every == 0:
                     self.writer.summary(self.summary())
@@ -241,6 +259,8 @@ class Run:
         if self.sampler is not None:
             self.power = self.sampler.stop()
             self.sensor.close()
+        if self.track is not None:
+            self.track.close()
         s = self.summary()
         self.writer.summary(s)
         self.writer.close()

@@ -188,3 +188,84 @@ def test_ten_targets_are_fast():
     ms = (time.thread_time() - t0) * 1000 / len(dets)
     assert len(out) == 10
     assert ms < 3.0  # ~0.1-0.2 ms on an idle core; loose here, measured by benchmarks.track
+
+
+def test_min_travel_holds_back_stationary_tracks():
+    tr = Tracker(TrackerConfig(birth_hits=2, birth_window=3, min_travel_px=3.0))
+    reported = {}
+    for i in range(12):  # a stationary point and one moving 0.5 px/frame
+        for t in tr.update(np.array([[50.0, 50.0, 0.9], [100.0 + 0.5 * i, 80.0, 0.9]])):
+            reported.setdefault(t.id, i)
+    assert list(reported) == [2] and 6 <= reported[2] <= 8  # only the mover, once it is 3 px away
+
+
+# --------------------------------------------------------------------------- edge.run --track
+def _edge_run(capsys, *argv):
+    from edge import run as edge_run
+
+    rc = edge_run.main([*map(str, argv), "--backend", "openvino", "--quiet", "--warmup", "1"])
+    capsys.readouterr()
+    return rc
+
+
+def _check_track_outputs(out, birth_hits):
+    s = json.loads((out / "summary.json").read_text())
+    assert s["tracker"]["config"]["birth_hits"] == birth_hits and s["tracker"]["tracks"] >= 1
+    recs = [json.loads(line) for line in (out / "frames.jsonl").read_text().splitlines()]
+    assert all(len(r["points"]) == 0 for r in recs[:birth_hits - 1])  # nothing before M hits
+    pts = [p for r in recs for p in r["points"]]
+    assert pts and all({"x", "y", "score", "id", "age", "vx", "vy"} <= set(p) for p in pts)
+    rows = list(csv.DictReader(open(out / "frames.csv")))
+    assert all(len(p.split()) == 7 for r in rows for p in filter(None, r["points"].split(";")))
+    tracks = list(csv.DictReader(open(out / "tracks.csv")))
+    assert {int(t["id"]) for t in tracks} >= {p["id"] for p in pts}
+    assert (out / "tracks.png").stat().st_size > 1000
+    return s
+
+
+def test_edge_run_track_on_the_labelled_clip(tmp_path, capsys):
+    out = tmp_path / "clip"
+    assert _edge_run(capsys, "--track", "--tracker", "birth_hits=2", "birth_window=3", "--frames", 12,
+                     "--save", out) == 0
+    s = _check_track_outputs(out, 2)
+    assert s["metrics"]["images"] == 12  # scored: the tracks' points against the labels
+    assert s["metrics"]["tp"] + s["metrics"]["fp"] == sum(
+        len(json.loads(line)["points"]) for line in (out / "frames.jsonl").read_text().splitlines())
+    assert (out / "annotated.mp4").is_file()
+
+
+def test_edge_run_track_on_a_video_and_a_folder_of_frames(tmp_path, capsys):
+    import cv2
+
+    from edge.demo import demo_video
+
+    assert _edge_run(capsys, "--source", demo_video(), "--track", "--frames", 10, "--save", tmp_path / "v") == 0
+    _check_track_outputs(tmp_path / "v", 3)
+    cap, frames = cv2.VideoCapture(str(demo_video())), tmp_path / "frames"
+    frames.mkdir()
+    for i in range(10):
+        ok, f = cap.read()
+        cv2.imwrite(str(frames / f"{i:03d}.png"), f)
+    cap.release()
+    assert _edge_run(capsys, "--source", frames, "--track", "--save", tmp_path / "f") == 0
+    _check_track_outputs(tmp_path / "f", 3)
+
+
+# --------------------------------------------------------------------------- benchmarks.track scores
+def test_track_scores_use_a_5px_point_gate():
+    from benchmarks.track_metrics import ClipResult, have_trackeval, score_points, score_tracks
+
+    if not have_trackeval():
+        pytest.skip("trackeval not installed (the `track` extra)")
+    n = 20
+    gt = [np.array([[10.0 + i, 20.0]]) for i in range(n)]
+    same = ClipResult("a", gt, [g + [1.0, 0.0] for g in gt], [np.ones(1)] * n, [np.array([7])] * n, (64, 64))
+    r = score_tracks([same])
+    assert r["mota"] == pytest.approx(1.0) and r["idf1"] == pytest.approx(1.0) and r["idsw"] == 0
+    assert r["hota"] > 0.95
+    plain = ClipResult("a", gt, [g + [1.0, 0.0] for g in gt], [np.ones(1)] * n, None, (64, 64))
+    assert score_tracks([plain])["idsw"] == n - 1  # per-frame points: a new identity every frame
+    far = ClipResult("a", gt, [g + [5.5, 0.0] for g in gt], [np.ones(1)] * n, [np.array([1])] * n, (64, 64))
+    assert score_tracks([far])["mota"] == pytest.approx(-1.0)  # outside the gate: FP + FN each frame
+    p = score_points([far])
+    assert p["recall"] == 0 and p["fppi"] == 1.0
