@@ -51,6 +51,10 @@ class TrackerConfig:
     ego_motion: compensate camera motion by global frame registration (needs `frame`).
     ego_method: 'phase' (phase correlation) or 'ecc'; ego_min_response: phase correlations
         weaker than this are ignored (featureless sky); ego_scale: registration resolution.
+    min_travel_px: report a track only once it has moved this far from where it started, in the
+        stabilised frame (moving-target indication; 0: off). Why optional: it removes stationary
+        objects that persist like targets (warm animals on a field, a hot spot), but a slow or
+        hovering target is held back until it has travelled that far.
     trail: positions kept per track for drawing.
     """
 
@@ -66,6 +70,7 @@ class TrackerConfig:
     ego_method: str = "phase"
     ego_min_response: float = 0.05
     ego_scale: float = 1.0
+    min_travel_px: float = 0.0
     trail: int = 30
 
     def __post_init__(self):
@@ -78,6 +83,8 @@ class TrackerConfig:
                              f"coast={self.coast}")
         if self.process_noise <= 0 or self.measurement_noise <= 0:
             raise ValueError("process_noise and measurement_noise must be > 0")
+        if self.min_travel_px < 0:
+            raise ValueError(f"min_travel_px must be >= 0, got {self.min_travel_px}")
         if self.ego_method not in EGO_METHODS:
             raise ValueError(f"ego_method must be one of {EGO_METHODS}, got {self.ego_method!r}")
         if not 0 < self.ego_scale <= 1:
@@ -189,7 +196,7 @@ def _assign(pred: np.ndarray, det: np.ndarray, gate: float) -> tuple[np.ndarray,
 class _KTrack:
     """Internal: one cv2.KalmanFilter and the bookkeeping of one (tentative or confirmed) track."""
 
-    __slots__ = ("kf", "id", "dt", "hits", "misses", "seen", "age", "score_sum", "trail")
+    __slots__ = ("kf", "id", "dt", "hits", "misses", "seen", "age", "score_sum", "trail", "origin", "moved")
 
     def __init__(self, xy, score: float, cfg: TrackerConfig, model: "_Model"):
         kf = cv2.KalmanFilter(4, 2, 0, cv2.CV_32F)
@@ -203,6 +210,7 @@ class _KTrack:
         self.kf, self.id, self.dt = kf, 0, 1
         self.hits, self.misses, self.seen, self.age, self.score_sum = 1, 0, 1, 1, float(score)
         self.trail = deque([(float(xy[0]), float(xy[1]))], maxlen=cfg.trail)
+        self.origin, self.moved = (float(xy[0]), float(xy[1])), cfg.min_travel_px <= 0
 
     def predict(self, dt: int, model: "_Model") -> np.ndarray:
         if dt != self.dt:
@@ -211,12 +219,15 @@ class _KTrack:
         self.age += dt
         return self.kf.predict()[:2, 0]
 
-    def correct(self, xy, score: float) -> None:
+    def correct(self, xy, score: float, min_travel: float) -> None:
         s = self.kf.correct(np.asarray(xy, np.float32).reshape(2, 1))
         self.hits += 1
         self.misses = 0
         self.score_sum += float(score)
-        self.trail.append((float(s[0, 0]), float(s[1, 0])))
+        x, y = float(s[0, 0]), float(s[1, 0])
+        self.trail.append((x, y))
+        if not self.moved and (x - self.origin[0]) ** 2 + (y - self.origin[1]) ** 2 >= min_travel ** 2:
+            self.moved = True
 
     def miss(self) -> None:
         self.misses += 1
@@ -310,7 +321,7 @@ class Tracker:
             cols = np.flatnonzero(free)
             r, c = _assign(pred[group], det[cols], cfg.gate_px)
             for ti, di in zip(group[r], cols[c]):
-                self.tracks[ti].correct(det[di], scores[di])
+                self.tracks[ti].correct(det[di], scores[di], cfg.min_travel_px)
                 hit[ti] = True
                 free[di] = False
         alive = []
@@ -335,10 +346,11 @@ class Tracker:
         return self.confirmed()
 
     def confirmed(self) -> list[Track]:
-        """The confirmed tracks to report now (hit, or missed for at most `coast` frames)."""
+        """The confirmed tracks to report now (hit, or missed for at most `coast` frames; with
+        `min_travel_px`, only those that have moved that far)."""
         out = []
         for t in self.tracks:
-            if t.id == 0 or t.misses > self.cfg.coast:
+            if t.id == 0 or t.misses > self.cfg.coast or not t.moved:
                 continue
             s = t.kf.statePost[:, 0]
             xy = np.array([s[0], s[1]], np.float64) + self.offset
