@@ -236,13 +236,17 @@ class CaptureSource(Source):
                             f"{self.retries * self.retry_wait_s:.1f} s)")
         return None
 
+    @property
+    def _clip(self) -> str | None:  # a labelled video file is one clip (scored per clip like a clip folder)
+        return self.stem if self.labels is not None else None
+
     def _item(self, pos: int, idx: int, frame, t0: float) -> Item:
         out, _ = _timed_read(read_frame, bgr_to_frame(frame), self._name(idx))
-        return Item(pos, self._name(idx), out, self._gt(idx), (time.perf_counter() - t0) * 1000.0, None)
+        return Item(pos, self._name(idx), out, self._gt(idx), (time.perf_counter() - t0) * 1000.0, self._clip)
 
     def _lost(self, pos: int, idx: int, why: str, t0: float) -> Item:
         err = FrameError(f"{self._name(idx)}: {why}")
-        return Item(pos, self._name(idx), err, None, (time.perf_counter() - t0) * 1000.0, None)
+        return Item(pos, self._name(idx), err, None, (time.perf_counter() - t0) * 1000.0, self._clip)
 
     def _frames(self) -> Iterator[Item]:
         """Items in source order (pos = 0, 1, 2, ...), stride and truncation handled."""

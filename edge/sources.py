@@ -245,7 +245,7 @@ def open_source(spec: str | None, limit: int | None = None, split: str = "all", 
     """
     from edge.capture import STREAM_PREFIXES, CaptureSource, capture_kind
 
-    stride = int(stride or 1)
+    stride = 1 if stride is None else int(stride)
     if stride < 1:
         raise DatasetError(f"--frame-stride {stride}: must be >= 1 (1 keeps every frame)")
     path = Path(spec) if spec else None

@@ -165,9 +165,10 @@ def test_labelled_video_file_scores_like_its_clip_folder(model, tmp_path, capsys
     for src in (root, root / "videos" / "A.mp4"):  # the file finds ../labels/A.csv itself
         out = tmp_path / f"o{len(got)}"
         assert _run(capsys, "--model", model, "--source", src, "--save", out)[0] == 0
-        m = json.loads((out / "summary.json").read_text())["metrics"]
-        got.append((m["tp"], m["fp"], m["fn"], m["images"]))
-    assert got[0] == got[1] == (5, 0, 1, 6)
+        s = json.loads((out / "summary.json").read_text())
+        m, c = s["metrics"], s["clips"]["A"]
+        got.append((m["tp"], m["fp"], m["fn"], m["images"], c["tp"], c["images"]))
+    assert got[0] == got[1] == (5, 0, 1, 6, 5, 6)
 
 
 # ------------------------------------------------------------------------------ broken files
@@ -324,3 +325,5 @@ def test_streams_and_pipelines_open_through_opencv(monkeypatch, capsys):
 def test_realtime_needs_a_live_source_or_a_video(model, tmp_path, capsys):
     rc, _, err = _run(capsys, "--model", model, "--source", "synthetic", "--realtime")
     assert rc == 2 and "--realtime needs a live source" in err
+    rc, _, err = _run(capsys, "--model", model, "--frame-stride", 0)
+    assert rc == 2 and "--frame-stride 0: must be >= 1" in err.strip().splitlines()[-1]
