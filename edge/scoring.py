@@ -18,8 +18,8 @@ class RunScores:
     """Overall and per-clip `PointMetrics` of a run (same matching rule for both)."""
 
     def __init__(self, **metric_kw):
-        self._kw = metric_kw
-        self.overall = PointMetrics(**metric_kw)
+        self._kw = {"keep_frames": False, **metric_kw}  # counts only: fixed memory and time on a run of any length
+        self.overall = PointMetrics(**self._kw)
         self.clips: dict[str, PointMetrics] = {}
 
     def __len__(self) -> int:

@@ -19,12 +19,13 @@ import numpy as np
 import pytest
 
 from edge import run as edge_run
+from tests.conftest import shared
 
 REPO = Path(__file__).resolve().parents[1]
 EXPORTS = REPO / "weights" / "shipped" / "export"
 ONNX32 = EXPORTS / "hrpe_lite_512_fp32_onnx"
 OV8 = EXPORTS / "hrpe_lite_512_int8_openvino_model"
-NUAA = Path("/work/shared/data/nuaa-sirst")
+NUAA = shared("data", "nuaa-sirst")
 needs_nuaa = pytest.mark.skipif(not (NUAA / "images").is_dir(), reason="NUAA-SIRST fixture data not present")
 
 
@@ -449,3 +450,36 @@ def test_run_latencies_stay_bounded_on_a_long_run():
     assert log.hist is not None and len(log.values) == 0 and len(log) == 60000  # bounded from here on
     for q in (50, 99):
         assert log.percentile(q) == pytest.approx(np.percentile(vals, q), rel=3e-3)
+
+
+def test_run_scoring_keeps_counts_not_frames():
+    """edge.run's labelled scoring kept every frame (~1.4 KB each) and re-matched all of them every 25 frames."""
+    import tracemalloc
+
+    from edge.metrics import PointMetrics
+    from edge.points import Points
+    from edge.scoring import RunScores
+
+    kept, run = PointMetrics(), RunScores()
+    rng = np.random.default_rng(0)
+    frames = []
+    for i in range(300):
+        gt = rng.uniform(0, 300, (i % 3, 2))
+        frames.append((Points(np.asarray(gt + rng.normal(0, 2, gt.shape), np.float32),
+                              np.full(len(gt), 0.7, np.float32)), gt))
+    for pts, gt in frames:
+        kept.update(pts, gt, (256, 320))
+    tracemalloc.start()
+    for i, (pts, gt) in enumerate(frames):
+        if i == 100:
+            base = tracemalloc.get_traced_memory()[0]
+        run.update(pts, gt, (256, 320), clip="c")
+    grown = tracemalloc.get_traced_memory()[0] - base
+    tracemalloc.stop()
+    want, got = kept.compute(), run.compute()
+    assert {k: v for k, v in got.items() if k != "loc_error_px"} == {k: v for k, v in want.items() if k != "loc_error_px"}
+    assert got["loc_error_px"] == pytest.approx(want["loc_error_px"])
+    assert run.clips_report()["clips"]["c"]["tp"] == want["tp"] and len(run) == 300
+    assert grown < 4000  # 200 more frames, nothing kept per frame (PointMetrics keeps ~1 KB each)
+    with pytest.raises(ValueError, match="own threshold"):
+        run.overall.compute(0.5)

@@ -10,6 +10,9 @@ the set; Fa = sum(FP) / sum(W*H) is false *targets* per pixel (SPIRE's table pri
 FPPI = false points per frame. The accumulator keeps every frame's predictions with their scores,
 so `compute(score_thr)` and `sweep(thresholds)` re-match at each threshold (exact, unlike counting
 once and filtering: a low-score prediction may have taken a GT that a kept one would have hit).
+With `keep_frames=False` (a device run scored as it goes, `edge.scoring`) each frame is matched once
+on arrival and only the counts are kept: fixed memory and a constant-time `compute()` however long
+the run, the same figures at the run's own threshold, no sweeps.
 """
 from __future__ import annotations
 
@@ -75,24 +78,28 @@ class PointMetrics:
     max_dist: hit radius in original-image pixels (SPIRE: 5).
     method: 'greedy' (SPIRE, GT order) or 'hungarian' (order-independent, gate = max_dist).
     scr_bands: edges of the per-SCR breakdown (reported when `update` got SCR values).
+    keep_frames: False: count each frame on arrival and keep only the counts (no sweeps; see above).
     """
 
     max_dist: float = 5.0
     method: str = "greedy"
     scr_bands: tuple[float, ...] = (0.0, 2.0, 4.0, 8.0, math.inf)
     frames: list = field(default_factory=list, repr=False)
+    keep_frames: bool = True
 
     def __post_init__(self):
         if self.method not in ("greedy", "hungarian"):
             raise ValueError(f"unknown matching method {self.method!r}; use 'greedy' or 'hungarian'")
         if not self.max_dist > 0:
             raise ValueError(f"max_dist must be > 0, got {self.max_dist}")
+        self._running = self._tally()
 
     def reset(self) -> None:
         self.frames.clear()
+        self._running = self._tally()
 
     def __len__(self) -> int:
-        return len(self.frames)
+        return len(self.frames) if self.keep_frames else self._running["images"]
 
     def update(self, pred, gt_xy, image_hw, scr=None) -> None:
         """Add one frame: predictions (Points or array), GT (M,2) image px, (H, W), SCR (M,) or None."""
@@ -106,9 +113,36 @@ class PointMetrics:
             s = np.asarray(scr, dtype=np.float64).reshape(-1)
             if len(s) != len(gt):
                 raise ValueError(f"{len(gt)} ground-truth points but {len(s)} SCR values")
-        self.frames.append(_Frame(gt, xy, sc, h * w, s))
+        if self.keep_frames:
+            self.frames.append(_Frame(gt, xy, sc, h * w, s))
+        else:
+            self._count(_Frame(gt, xy, sc, h * w, s), None, self._running)
 
     # ------------------------------------------------------------------ counting
+    def _tally(self) -> dict:
+        nb = len(self.scr_bands) - 1
+        return {"tp": 0, "fp": 0, "fn": 0, "pixels": 0, "images": 0, "empty": 0, "fp_empty": 0, "dist_sum": 0.0,
+                "band_t": np.zeros(nb, dtype=np.int64), "band_tp": np.zeros(nb, dtype=np.int64),
+                "band_d": np.zeros(nb), "any_scr": False}
+
+    def _count(self, fr: _Frame, score_thr: float | None, t: dict) -> None:
+        """Match one frame at `score_thr` and add it to the tally `t`."""
+        xy = fr.pred if score_thr is None else fr.pred[fr.scores >= score_thr]
+        m = match(fr.gt, xy, self.max_dist, self.method)
+        t["tp"], t["fp"], t["fn"], t["images"] = t["tp"] + m.tp, t["fp"] + m.fp, t["fn"] + m.fn, t["images"] + 1
+        if not len(fr.gt):  # target-free frames and their false points (clutter-only false alarms)
+            t["empty"], t["fp_empty"] = t["empty"] + 1, t["fp_empty"] + m.fp
+        t["pixels"] += fr.pixels
+        t["dist_sum"] += float(m.dist.sum())
+        if fr.scr is not None and len(fr.gt):
+            t["any_scr"] = True
+            band = np.digitize(fr.scr, self.scr_bands[1:-1])  # 0..len(bands)-2
+            dist = np.zeros(len(fr.gt))
+            dist[m.gt_idx] = m.dist
+            np.add.at(t["band_t"], band, 1)
+            np.add.at(t["band_tp"], band, m.gt_matched().astype(np.int64))
+            np.add.at(t["band_d"], band, dist)
+
     def compute(self, score_thr: float | None = None) -> dict:
         """Metrics over all frames, keeping predictions with score >= `score_thr` (None: all).
 
@@ -117,37 +151,25 @@ class PointMetrics:
         points on frames without targets: pure clutter), score_thr, method, max_dist and, when SCR was given,
         per_scr (a list of {band, lo, hi, targets, tp, pd, loc_error_px}). Undefined ratios are 0.
         """
-        tp = fp = fn = pixels = 0
-        empty = fp_empty = 0  # target-free frames and their false points (clutter-only false alarms)
-        dist_sum = 0.0
-        band_t = np.zeros(len(self.scr_bands) - 1, dtype=np.int64)
-        band_tp = np.zeros_like(band_t)
-        band_d = np.zeros(len(band_t))
-        any_scr = False
-        for fr in self.frames:
-            xy = fr.pred if score_thr is None else fr.pred[fr.scores >= score_thr]
-            m = match(fr.gt, xy, self.max_dist, self.method)
-            tp, fp, fn = tp + m.tp, fp + m.fp, fn + m.fn
-            if not len(fr.gt):
-                empty, fp_empty = empty + 1, fp_empty + m.fp
-            pixels += fr.pixels
-            dist_sum += float(m.dist.sum())
-            if fr.scr is not None and len(fr.gt):
-                any_scr = True
-                band = np.digitize(fr.scr, self.scr_bands[1:-1])  # 0..len(bands)-2
-                hit = m.gt_matched()
-                dist = np.zeros(len(fr.gt))
-                dist[m.gt_idx] = m.dist
-                np.add.at(band_t, band, 1)
-                np.add.at(band_tp, band, hit.astype(np.int64))
-                np.add.at(band_d, band, dist)
+        if not self.keep_frames:
+            if score_thr is not None:
+                raise ValueError("PointMetrics(keep_frames=False) keeps counts at the run's own threshold only; "
+                                 "compute() takes no score_thr (keep the frames to sweep thresholds)")
+            t = self._running
+        else:
+            t = self._tally()
+            for fr in self.frames:
+                self._count(fr, score_thr, t)
+        tp, fp, fn, pixels, dist_sum = t["tp"], t["fp"], t["fn"], t["pixels"], t["dist_sum"]
+        empty, fp_empty, images = t["empty"], t["fp_empty"], t["images"]
+        band_t, band_tp, band_d, any_scr = t["band_t"], t["band_tp"], t["band_d"], t["any_scr"]
         targets = tp + fn
         precision, recall = _ratio(tp, tp + fp), _ratio(tp, targets)
         out = {
             "precision": precision, "recall": recall, "pd": recall,
             "f1": _ratio(2 * precision * recall, precision + recall),
-            "fa_per_pixel": _ratio(fp, pixels), "fppi": _ratio(fp, len(self.frames)),
-            "tp": tp, "fp": fp, "fn": fn, "images": len(self.frames), "targets": targets,
+            "fa_per_pixel": _ratio(fp, pixels), "fppi": _ratio(fp, images),
+            "tp": tp, "fp": fp, "fn": fn, "images": images, "targets": targets,
             "pixels": pixels, "loc_error_px": dist_sum / tp if tp else float("nan"),
             "target_free_frames": empty, "fp_per_target_free_frame": _ratio(fp_empty, empty),
             "score_thr": score_thr, "method": self.method, "max_dist": self.max_dist,
