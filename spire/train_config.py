@@ -22,7 +22,7 @@ class TrainConfig:
     """Every option of a run (saved as OUT/train_args.json)."""
 
     data: list[str] = field(default_factory=list)
-    model: str = "hrpe_lite"
+    model: str = "spire_n"
     format: str = "auto"
     train_split: str = "train"
     val_data: list[str] | None = None
@@ -30,6 +30,7 @@ class TrainConfig:
     frame_stride: int = 10
     val_frame_stride: int = 10
     data_weights: list[float] | None = None
+    bg_weights: list[float] | None = None
     epoch_size: int = 0
     photometric: float = 0.0
     val_fraction: float = 0.2
@@ -84,6 +85,8 @@ def build_parser() -> argparse.ArgumentParser:
     a("--val-frame-stride", type=int, default=d.val_frame_stride, help="video-clip roots: validate on every k-th frame")
     a("--data-weights", type=float, nargs="+", default=None,
       help="share of each --data root in an epoch's target and background views (default: as the data comes)")
+    a("--bg-weights", type=float, nargs="+", default=None,
+      help="share of each --data root in the background views (default: --data-weights)")
     a("--epoch-size", type=int, default=0, help="target-centred views per epoch with --data-weights (0: all positives)")
     a("--photometric", type=float, default=0.0,
       help="probability of a sensor-like photometric change per view (AGC gain/offset, gamma, noise, blur)")
@@ -161,6 +164,9 @@ def parse_config(argv=None) -> TrainConfig:
                          "give one weight per root")
     if cfg.data_weights is not None and (min(cfg.data_weights) < 0 or max(cfg.data_weights) <= 0):
         raise UsageError("--data-weights: weights must be >= 0 and at least one > 0")
+    if cfg.bg_weights is not None and (cfg.data_weights is None or len(cfg.bg_weights) != len(cfg.data)
+                                       or min(cfg.bg_weights) < 0 or max(cfg.bg_weights) <= 0):
+        raise UsageError("--bg-weights: needs --data-weights, one weight >= 0 per --data root, at least one > 0")
     if cfg.frame_stride < 1 or cfg.val_frame_stride < 1:
         raise UsageError("--frame-stride / --val-frame-stride must be >= 1 (1 keeps every frame)")
     if cfg.imgsz % 32:

@@ -167,7 +167,34 @@ def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu",
                               f"({str(e).splitlines()[0][:160]}); was the file edited?") from None
     if ckpt.get("model_cfg"):
         model.cfg = ModelCfg.from_dict(ckpt["model_cfg"])
+    _sidecar_operating_point(path, ckpt)
     return model.eval(), ckpt
+
+
+def _sidecar_operating_point(path: Path, ckpt: dict) -> None:
+    """The decode threshold of the sidecar beside the checkpoint wins over the one saved inside it.
+
+    Why: the sidecar is what travels with a model and what the runtime reads; a threshold chosen on
+    validation after training (weights/shipped: one threshold for the checkpoint and all its
+    exports) is written there, and the checkpoint file itself (whose sha256 the exports record)
+    is never rewritten. Only a sidecar that names this very file (model_file and sha256) counts.
+    """
+    side = path.parent / "metadata.json"
+    meta = ckpt.get("meta")
+    if not side.is_file() or not isinstance(meta, dict) or not isinstance(meta.get("codec"), dict):
+        return
+    try:
+        d = json.loads(side.read_text())
+        if d.get("model_file") != path.name:
+            return
+        from edge.sidecar import file_sha256
+
+        if d.get("model_sha256") != file_sha256(path):
+            return
+        thr = d["codec"]["thr"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return
+    meta["codec"] = {**meta["codec"], "thr": float(thr)}
 
 
 # ----------------------------------------------------------------------------- BN folding
