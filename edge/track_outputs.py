@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edge.latency import LatencyLog
 from edge.points import Points
 from edge.tracker import Track, Tracker, TrackerConfig
 
@@ -122,7 +123,7 @@ class TrackRun:
         self.first_frame = None
         self.paths: dict[int, _Path] = {}
         self.rows: list[dict] = []
-        self.ms: list[float] = []
+        self.ms = LatencyLog()  # per-frame tracker time, in fixed memory however long the run
         self.ids = 0
         self.clips = 0
         self.pictures: list[str] = []
