@@ -27,7 +27,7 @@ _LOG_RATIO = math.log(_RATIO)
 class LatencyLog:
     """Append-only latencies (ms): exact up to `exact` values, then a fixed histogram; `last` is the newest."""
 
-    def __init__(self, exact: int = 20000):
+    def __init__(self, exact: int = 5000):
         self.exact = int(exact)
         self.values = array("d")
         self.hist: np.ndarray | None = None
