@@ -23,8 +23,22 @@ from tests.conftest import shared
 
 REPO = Path(__file__).resolve().parents[1]
 EXPORTS = REPO / "weights" / "shipped" / "export"
-ONNX32 = EXPORTS / "hrpe_lite_512_fp32_onnx"
-OV8 = EXPORTS / "hrpe_lite_512_int8_openvino_model"
+
+
+def _shipped(fmt: str, precision: str) -> tuple[Path, str]:
+    """(folder, model file stem) of the committed artifact of a format and precision (whichever model ships)."""
+    from edge.zoo import find_artifacts
+
+    for folder, meta in find_artifacts(EXPORTS):
+        if meta.format == fmt and meta.precision == precision:
+            return Path(folder), Path(meta.model_file).stem
+    raise LookupError(f"{EXPORTS}: no committed {precision} {fmt} artifact")
+
+
+ONNX32, ONNX32_STEM = _shipped("onnx", "fp32")
+OV8, OV8_STEM = _shipped("openvino", "int8")
+OV32, OV32_STEM = _shipped("openvino", "fp32")
+TRT32, TRT32_STEM = _shipped("tensorrt", "fp32")
 NUAA = shared("data", "nuaa-sirst")
 needs_nuaa = pytest.mark.skipif(not (NUAA / "images").is_dir(), reason="NUAA-SIRST fixture data not present")
 
@@ -184,15 +198,15 @@ def _copy(src: Path, dst: Path) -> Path:
 def test_openvino_bin_is_checked_in_one_line(tmp_path, capsys, damage):
     art = _copy(OV8, tmp_path / "ov")
     meta = json.loads((art / "metadata.json").read_text())
-    assert set(meta["files"]) == {"hrpe_lite_512_int8.xml", "hrpe_lite_512_int8.bin"}  # the committed sidecar
-    b = art / "hrpe_lite_512_int8.bin"
+    assert set(meta["files"]) == {f"{OV8_STEM}.xml", f"{OV8_STEM}.bin"}  # the committed sidecar
+    b = art / f"{OV8_STEM}.bin"
     if damage == "truncated":
         b.write_bytes(b.read_bytes()[:1000])
     else:
         b.unlink()
     rc, _, err = _run(capsys, "--backend", "openvino", "--model", art, "--frames", 1)
     line = _one_error_line(err)
-    assert rc == 2 and "hrpe_lite_512_int8.bin" in line and ("sha256" in line if damage == "truncated" else "missing" in line)
+    assert rc == 2 and f"{OV8_STEM}.bin" in line and ("sha256" in line if damage == "truncated" else "missing" in line)
 
 
 def test_old_sidecars_are_checked_on_what_they_list(tmp_path):
@@ -200,19 +214,19 @@ def test_old_sidecars_are_checked_on_what_they_list(tmp_path):
     from edge.errors import SidecarError
     from edge.sidecar import read_sidecar
 
-    art = _copy(EXPORTS / "hrpe_lite_512_fp32_openvino_model", tmp_path / "ov")
+    art = _copy(OV32, tmp_path / "ov")
     d = json.loads((art / "metadata.json").read_text())
     del d["files"]
     (art / "metadata.json").write_text(json.dumps(d, indent=2) + "\n")
     read_sidecar(art)
-    b = art / "hrpe_lite_512_fp32.bin"
+    b = art / f"{OV32_STEM}.bin"
     b.write_bytes(b.read_bytes()[:-4])
-    with pytest.raises(SidecarError, match=r"sha256 of hrpe_lite_512_fp32\.bin"):
+    with pytest.raises(SidecarError, match=rf"sha256 of {OV32_STEM}\.bin"):
         read_sidecar(art)
     del d["extra"]["weights_sha256"]
     (art / "metadata.json").write_text(json.dumps(d, indent=2) + "\n")
     b.unlink()
-    with pytest.raises(SidecarError, match=r"'hrpe_lite_512_fp32\.bin' is missing"):
+    with pytest.raises(SidecarError, match=rf"'{OV32_STEM}\.bin' is missing"):
         read_sidecar(art)
 
 
@@ -226,7 +240,7 @@ def test_onnx_external_data_is_listed_and_checked(tmp_path):
 
     art = tmp_path / "ext"
     art.mkdir()
-    m = onnx.load(str(ONNX32 / "hrpe_lite_512_fp32.onnx"))
+    m = onnx.load(str(ONNX32 / f"{ONNX32_STEM}.onnx"))
     onnx.save_model(m, str(art / "m.onnx"), save_as_external_data=True, all_tensors_to_one_file=True,
                     location="m.onnx.data", size_threshold=1024)
     names = needed_files(art, "onnx", "m.onnx")
@@ -244,8 +258,8 @@ def test_tensorrt_engine_hash_recorded_by_the_recipe_and_checked(tmp_path):
     from edge.errors import SidecarError
     from edge.sidecar import read_sidecar
 
-    art = _copy(EXPORTS / "hrpe_lite_512_fp32_tensorrt", tmp_path / "trt")
-    assert set(read_sidecar(art).files) == {"hrpe_lite_512_fp32.onnx", "build_engine.sh"}
+    art = _copy(TRT32, tmp_path / "trt")
+    assert set(read_sidecar(art).files) == {f"{TRT32_STEM}.onnx", "build_engine.sh"}
     fake = tmp_path / "bin"
     fake.mkdir()
     (fake / "trtexec").write_text('#!/bin/bash\nfor a in "$@"; do case "$a" in --saveEngine=*) '
@@ -257,10 +271,10 @@ def test_tensorrt_engine_hash_recorded_by_the_recipe_and_checked(tmp_path):
     r = subprocess.run(["bash", str(REPO / "boards" / "jetson" / "build_engine.sh"), str(art), "--no-compare"],
                        capture_output=True, text=True, env=env, timeout=60)
     assert r.returncode == 0, r.stderr
-    engine = art / "hrpe_lite_512_fp32.engine"
-    assert "hrpe_lite_512_fp32.engine" in read_sidecar(art).files  # recorded, and it verifies
+    engine = art / f"{TRT32_STEM}.engine"
+    assert engine.name in read_sidecar(art).files  # recorded, and it verifies
     engine.write_bytes(b"plan-byte")
-    with pytest.raises(SidecarError, match=r"sha256 of hrpe_lite_512_fp32\.engine"):
+    with pytest.raises(SidecarError, match=rf"sha256 of {TRT32_STEM}\.engine"):
         read_sidecar(art)
     engine.unlink()  # copied to another Jetson without its engine: fine until the backend needs one
     read_sidecar(art)
@@ -320,28 +334,22 @@ def test_ptq_refuses_all_black_calibration_frames(tmp_path, capsys):
 
 def test_fidelity_gate_fails_beyond_the_tolerance(tmp_path, monkeypatch):
     import quantize.ptq as ptq
-    from quantize.sanity import FidelityGateError
+    from quantize.sanity import FidelityGateError, check_drop
 
     rep = {"fp32_f1": 0.875, "int8_f1": 0.455, "frames": 50, "val_source": "val", "int8_thr": 0.4}
+    assert check_drop({**rep, "int8_f1": 0.86}, "x", 2.0) is None
+    folder = tmp_path / "m_512_int8_onnx"
 
-    def build(n, src, onnx32, source, folder, scope, method):
-        (folder / "m.onnx").write_bytes(b"x")
-        return "m.onnx", {}
+    def stage(*a, **k):  # the quantizer and the fidelity run: an artifact and its report
+        folder.mkdir(exist_ok=True)
+        (folder / "fidelity.json").write_text(json.dumps(rep))
+        return folder, dict(rep)
 
-    monkeypatch.setattr(ptq, "build_int8", build)
-    monkeypatch.setattr(ptq, "write_meta", lambda *a, **k: None)
-    monkeypatch.setattr(ptq, "fp32_reference", lambda *a, **k: None)
-    monkeypatch.setattr(ptq, "runnable_int8", lambda *a, **k: None)
-    monkeypatch.setattr(ptq, "fidelity_report", lambda *a, **k: dict(rep))
-    monkeypatch.setattr(ptq, "publish_report", lambda folder, r, what: (Path(folder) / "fidelity.json").write_text("{}"))
-
-    class Src:
-        arch, imgsz = "hrpe_lite", 512
-
-    args = ("onnxruntime", Src(), None, None, {}, tmp_path, (), "MinMax", object(), tmp_path, 1, 0)
+    monkeypatch.setattr(ptq, "stage_int8", stage)
+    monkeypatch.setattr(ptq, "RECIPES", {"onnxruntime": None})
+    args = ("onnxruntime", None, None, None, {}, tmp_path, (), "MinMax", object(), tmp_path, 1, 0)
     with pytest.raises(FidelityGateError, match=r"INT8 F1 45\.5 is 42\.0 points below FP32 87\.5.*--allow-drop"):
         ptq._one(*args, max_drop=2.0)
-    folder = tmp_path / "hrpe_lite_512_int8_onnx"
     assert (folder / "fidelity.json").is_file()  # kept for inspection
     assert ptq._one(*args, max_drop=None) == folder  # --allow-drop
     a = ptq._parser().parse_args([])
@@ -376,7 +384,7 @@ def test_outputs_and_artifact_folders_honour_the_umask(tmp_path, capsys):
     old = os.umask(0o027)
     try:
         with staged_folder(tmp_path / "art") as t:
-            shutil.copy(ONNX32 / "hrpe_lite_512_fp32.onnx", t)
+            shutil.copy(ONNX32 / f"{ONNX32_STEM}.onnx", t)
             write_sidecar(t, read_sidecar(ONNX32))
         write_json(tmp_path / "summary.json", {"a": 1})
         rc, _, _ = _run(capsys, "--model", ONNX32, "--frames", 1, "--save", tmp_path / "run")
@@ -400,7 +408,7 @@ def _same(a, b, tol=1e-3) -> bool:
 
 @pytest.mark.skipif(not (SIRST_V2 / "images" / "Misc_419.png").is_file(), reason="sirst-v2 frames not present")
 def test_8_and_16_bit_of_one_scene_give_the_same_points():
-    """Misc_419 gave 1 point at 8 bits and 2 at 16 bits (v*64 + 1000): the AGC stretched its contrast."""
+    """Misc_419's 16-bit version (v*64 + 1000) gave hrpe_lite another point than its 8-bit one (the AGC stretched it)."""
     from edge.predictor import Predictor
     from edge.preprocess import percentile_agc
 
