@@ -27,6 +27,7 @@ from benchmarks.device import PowerMeter, default_threads, device_string
 from benchmarks.measure import FrameSet, TimingConfig, frame_sets, measure, state_dict_mb, torch_predictor
 from benchmarks.rows import BACKEND_PRECISIONS, Row, RowSpec, apply_speedups, plan_rows
 from benchmarks.table import append_log, markdown_table, plot_f1_latency, write_results
+from edge.cli import run_cli
 from edge.errors import SpireEdgeError
 
 OFFICIAL_ENV = "SPIRE_OFFICIAL_WEIGHTS"
@@ -310,6 +311,11 @@ def config_from_args(a: argparse.Namespace) -> BenchConfig:
         raise SpireEdgeError(f"{a.official}: no such file; pass the official SPIRE-SIRST4-512-*.pth "
                              "(or leave --official out to use a random-init row of the same architecture)")
     model = Path(a.model) if a.model else default_model()
+    if model is not None and not model.exists():  # a ladder name (--model spire-m): that rung's checkpoint
+        from edge.zoo import CHECKPOINT_NAME, named_weights
+
+        folder = named_weights(a.model)
+        model = folder / CHECKPOINT_NAME if folder is not None else model
     if model is not None and not model.exists():
         raise SpireEdgeError(f"{model}: no such checkpoint; pass --model PATH/TO/best.pt")
     return BenchConfig(
@@ -321,15 +327,10 @@ def config_from_args(a: argparse.Namespace) -> BenchConfig:
         reuse=not a.no_reuse, log=log, progress=not a.no_progress, verbose=a.verbose)
 
 
-def main(argv: list[str] | None = None) -> int:
+def _main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     command = "python -m benchmarks.run " + " ".join(shlex.quote(x) for x in (sys.argv[1:] if argv is None else argv))
-    try:
-        cfg = config_from_args(args)
-        rows = run(cfg, command.strip())
-    except SpireEdgeError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    rows = run(config_from_args(args), command.strip())
     return exit_code(rows)
 
 
@@ -344,6 +345,10 @@ def exit_code(rows: list[Row]) -> int:
     print(f"error: every benchmark row failed ({len(tested)} of the model under test; see the status column)",
           file=sys.stderr)
     return 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_cli(_main, argv)
 
 
 if __name__ == "__main__":
