@@ -150,7 +150,11 @@ def sweep(clips, base: TrackerConfig, det_conf: float, specs: list[str], ref: di
     for combo in itertools.product(*values):
         kv = dict(zip(names, combo))
         dc = float(kv.pop("det_conf", det_conf))
-        cfg = TrackerConfig.from_pairs([f"{k}={v}" for k, v in kv.items()], base)
+        try:
+            cfg = TrackerConfig.from_pairs([f"{k}={v}" for k, v in kv.items()], base)
+        except ValueError as e:  # e.g. birth_hits > birth_window: not a tracker
+            log(f"{' '.join(f'{k}={v}' for k, v in zip(names, combo))}  skipped: {e}")
+            continue
         res, _ = run_tracker(clips, cfg, dc)
         p = score_points(res)
         r = {**dict(zip(names, combo)), "recall": p["recall"], "fppi": p["fppi"], "f1": p["f1"],

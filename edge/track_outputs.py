@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import csv
 import time
+from array import array
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,7 +29,8 @@ __all__ = ["TrackPoints", "TrackRun", "draw_tracks", "track_color", "TRACK_CSV_F
 
 TRACK_CSV_FIELDS = ["clip", "id", "first_frame", "last_frame", "frames", "hits", "score", "x_first", "y_first",
                     "x_last", "y_last", "vx_mean", "vy_mean", "path_px"]
-_MAX_PATH = 5000  # stabilised positions kept per track for tracks.png
+_MAX_PATH = 5000  # stabilised positions kept per track for tracks.png ...
+_MAX_POINTS = 500_000  # ... and per clip (4 MB): a camera left running must not grow without bound
 
 
 @dataclass
@@ -81,19 +83,26 @@ class _Path:
     xy_first: tuple = (0.0, 0.0)
     xy_last: tuple = (0.0, 0.0)
     v_sum: np.ndarray = field(default_factory=lambda: np.zeros(2))
-    path: list = field(default_factory=list)  # stabilised (first-frame) coordinates
+    path: array = field(default_factory=lambda: array("f"))  # stabilised (first-frame) x, y, x, y, ...
 
-    def add(self, frame_id: int, t: Track, stab: np.ndarray) -> None:
+    def add(self, frame_id: int, t: Track, stab: np.ndarray, keep: bool) -> bool:
+        """Count one reported frame; keep its position for the picture when `keep`; True if kept."""
         if not self.frames:
             self.xy_first = (float(t.xy[0]), float(t.xy[1]))
         self.last, self.frames, self.hits, self.score = frame_id, self.frames + 1, t.hits, t.score
         self.xy_last = (float(t.xy[0]), float(t.xy[1]))
         self.v_sum += t.velocity
-        if len(self.path) < _MAX_PATH:
-            self.path.append((float(stab[0]), float(stab[1])))
+        if keep and len(self.path) < 2 * _MAX_PATH:
+            self.path.extend((float(stab[0]), float(stab[1])))
+            return True
+        return False
+
+    @property
+    def xy(self) -> np.ndarray:
+        return np.frombuffer(self.path, np.float32).reshape(-1, 2).astype(np.float64)
 
     def row(self, clip: str | None, tid: int) -> dict:
-        p = np.asarray(self.path).reshape(-1, 2)
+        p = self.xy
         length = float(np.linalg.norm(np.diff(p, axis=0), axis=1).sum()) if len(p) > 1 else 0.0
         return {"clip": clip or "", "id": tid, "first_frame": self.first, "last_frame": self.last,
                 "frames": self.frames, "hits": self.hits, "score": round(self.score, 4),
@@ -124,6 +133,7 @@ class TrackRun:
         self.paths: dict[int, _Path] = {}
         self.rows: list[dict] = []
         self.ms = LatencyLog()  # per-frame tracker time, in fixed memory however long the run
+        self.kept = 0  # positions kept for this clip's picture (bounded by _MAX_POINTS)
         self.ids = 0
         self.clips = 0
         self.pictures: list[str] = []
@@ -146,7 +156,7 @@ class TrackRun:
         for tr in tracks:
             if tr.id not in self.paths:
                 self.paths[tr.id] = _Path(fid)
-            self.paths[tr.id].add(fid, tr, tr.xy - off)
+            self.kept += self.paths[tr.id].add(fid, tr, tr.xy - off, self.kept < _MAX_POINTS)
         return TrackPoints.of(tracks)
 
     def _end_clip(self) -> None:
@@ -158,7 +168,7 @@ class TrackRun:
             name = "tracks.png" if not self.pictures else f"tracks_{_safe(self.clip or str(self.clips))}.png"
             if self._picture(self.dir / name):
                 self.pictures.append(name)
-        self.paths = {}
+        self.paths, self.kept = {}, 0
 
     def _picture(self, path: Path) -> bool:
         """Every track's trail of the clip over its first frame (the stabilised frame is the first one)."""
@@ -169,7 +179,9 @@ class TrackRun:
         cv = render_base(self.first_frame, auto_scale(self.first_frame.shape[:2]))
         for tid, p in sorted(self.paths.items()):
             color = track_color(tid)
-            xy = np.array([cv.pt(x, y) for x, y in p.path], np.int32).reshape(-1, 1, 2)
+            xy = np.array([cv.pt(x, y) for x, y in p.xy], np.int32).reshape(-1, 1, 2)
+            if len(xy) == 0:
+                continue
             cv2.polylines(cv.img, [xy], False, color, 1, cv2.LINE_AA)
             cv2.circle(cv.img, tuple(int(v) for v in xy[0, 0]), 3, color, -1)
             cv2.putText(cv.img, f"#{tid}", tuple(int(v) + 4 for v in xy[-1, 0]), cv2.FONT_HERSHEY_SIMPLEX, cv.font,

@@ -58,12 +58,12 @@ class TrackerConfig:
     trail: positions kept per track for drawing.
     """
 
-    gate_px: float = 8.0
-    birth_hits: int = 3
-    birth_window: int = 5
-    max_misses: int = 5
+    gate_px: float = 8.0  # defaults chosen on ir-drone/val (benchmarks.track --sweep): the most false
+    birth_hits: int = 4  # points removed with at most 1 point of recall lost (README, Tracking)
+    birth_window: int = 6
+    max_misses: int = 10
     coast: int = 0
-    process_noise: float = 0.5
+    process_noise: float = 0.2
     measurement_noise: float = 1.0
     birth_score: float = 0.0
     ego_motion: bool = False
@@ -120,7 +120,13 @@ class Track:
     age: int
     hits: int
     misses: int
-    trail: np.ndarray = field(repr=False)
+    stabilised_trail: list = field(repr=False, default_factory=list)
+    offset: tuple = field(repr=False, default=(0.0, 0.0))
+
+    @property
+    def trail(self) -> np.ndarray:
+        """(T, 2) recent image positions, oldest first (made on demand: most frames draw nothing)."""
+        return np.asarray(self.stabilised_trail, np.float64).reshape(-1, 2) + np.asarray(self.offset)
 
     def to_dict(self) -> dict:
         return {"id": self.id, "x": float(self.xy[0]), "y": float(self.xy[1]), "score": float(self.score),
@@ -194,45 +200,62 @@ def _assign(pred: np.ndarray, det: np.ndarray, gate: float) -> tuple[np.ndarray,
 
 
 class _KTrack:
-    """Internal: one cv2.KalmanFilter and the bookkeeping of one (tentative or confirmed) track."""
+    """Internal: the bookkeeping of one (tentative or confirmed) track. Its cv2.KalmanFilter is
+    made at the second hit: a one-hit candidate is only a position (most are clutter that never
+    comes back, so no filter is built for them), and its first two positions give the filter
+    its initial velocity instead of an unknown one."""
 
-    __slots__ = ("kf", "id", "dt", "hits", "misses", "seen", "age", "score_sum", "trail", "origin", "moved")
+    __slots__ = ("kf", "id", "dt", "hits", "misses", "seen", "age", "score_sum", "trail", "origin", "moved",
+                 "pos", "since")
 
     def __init__(self, xy, score: float, cfg: TrackerConfig, model: "_Model"):
+        self.kf, self.id, self.dt = None, 0, 1
+        self.pos, self.since = np.array(xy, np.float64), 0
+        self.hits, self.misses, self.seen, self.age, self.score_sum = 1, 0, 1, 1, float(score)
+        self.trail = deque([(float(xy[0]), float(xy[1]))], maxlen=cfg.trail)
+        self.origin, self.moved = (float(xy[0]), float(xy[1])), cfg.min_travel_px <= 0
+        if cfg.birth_hits == 1:  # confirmed at once: it needs its filter now
+            self._filter(self.pos, (0.0, 0.0), model.P1, model)
+
+    def _filter(self, xy, v, p0: np.ndarray, model: "_Model") -> None:
         kf = cv2.KalmanFilter(4, 2, 0, cv2.CV_32F)
         kf.measurementMatrix = model.H
         kf.measurementNoiseCov = model.R
         kf.transitionMatrix, kf.processNoiseCov = model.at(1)
-        kf.statePost = np.array([[xy[0]], [xy[1]], [0.0], [0.0]], np.float32)
-        r2 = cfg.measurement_noise ** 2
-        v2 = (cfg.gate_px / 2.0) ** 2  # unknown velocity: anything up to about the gate per frame
-        kf.errorCovPost = np.diag([r2, r2, v2, v2]).astype(np.float32)
-        self.kf, self.id, self.dt = kf, 0, 1
-        self.hits, self.misses, self.seen, self.age, self.score_sum = 1, 0, 1, 1, float(score)
-        self.trail = deque([(float(xy[0]), float(xy[1]))], maxlen=cfg.trail)
-        self.origin, self.moved = (float(xy[0]), float(xy[1])), cfg.min_travel_px <= 0
+        kf.statePost = np.array([[xy[0]], [xy[1]], [v[0]], [v[1]]], np.float32)
+        kf.errorCovPost = p0
+        self.kf, self.dt = kf, 1
 
     def predict(self, dt: int, model: "_Model") -> np.ndarray:
+        self.age += dt
+        if self.kf is None:
+            self.since += dt
+            return self.pos
         if dt != self.dt:
             self.kf.transitionMatrix, self.kf.processNoiseCov = model.at(dt)
             self.dt = dt
-        self.age += dt
         return self.kf.predict()[:2, 0]
 
-    def correct(self, xy, score: float, min_travel: float) -> None:
-        s = self.kf.correct(np.asarray(xy, np.float32).reshape(2, 1))
+    def correct(self, xy, score: float, min_travel: float, model: "_Model") -> None:
+        if self.kf is None:  # second hit: position and velocity from the two detections
+            xy = np.asarray(xy, np.float64)
+            self._filter(xy, (xy - self.pos) / max(self.since, 1), model.P2, model)
+            x, y = float(xy[0]), float(xy[1])
+        else:
+            s = self.kf.correct(np.asarray(xy, np.float32).reshape(2, 1))
+            x, y = float(s[0, 0]), float(s[1, 0])
         self.hits += 1
         self.misses = 0
         self.score_sum += float(score)
-        x, y = float(s[0, 0]), float(s[1, 0])
         self.trail.append((x, y))
         if not self.moved and (x - self.origin[0]) ** 2 + (y - self.origin[1]) ** 2 >= min_travel ** 2:
             self.moved = True
 
     def miss(self) -> None:
         self.misses += 1
-        s = self.kf.statePost  # cv2's predict() already copied the prediction into statePost
-        self.trail.append((float(s[0, 0]), float(s[1, 0])))
+        if self.kf is not None:
+            s = self.kf.statePost  # cv2's predict() already copied the prediction into statePost
+            self.trail.append((float(s[0, 0]), float(s[1, 0])))
 
 
 class _Model:
@@ -242,6 +265,9 @@ class _Model:
         self.q2 = cfg.process_noise ** 2
         self.H = np.array([[1, 0, 0, 0], [0, 1, 0, 0]], np.float32)
         self.R = (np.eye(2) * cfg.measurement_noise ** 2).astype(np.float32)
+        r2, v1 = cfg.measurement_noise ** 2, (cfg.gate_px / 2.0) ** 2  # one hit: any speed up to ~the gate
+        self.P1 = np.diag([r2, r2, v1, v1]).astype(np.float32)
+        self.P2 = np.diag([r2, r2, 2 * r2 + self.q2, 2 * r2 + self.q2]).astype(np.float32)  # two hits
         self._cache: dict[int, tuple[np.ndarray, np.ndarray]] = {}
 
     def at(self, dt: int) -> tuple[np.ndarray, np.ndarray]:
@@ -321,7 +347,7 @@ class Tracker:
             cols = np.flatnonzero(free)
             r, c = _assign(pred[group], det[cols], cfg.gate_px)
             for ti, di in zip(group[r], cols[c]):
-                self.tracks[ti].correct(det[di], scores[di], cfg.min_travel_px)
+                self.tracks[ti].correct(det[di], scores[di], cfg.min_travel_px, model)
                 hit[ti] = True
                 free[di] = False
         alive = []
@@ -348,15 +374,14 @@ class Tracker:
     def confirmed(self) -> list[Track]:
         """The confirmed tracks to report now (hit, or missed for at most `coast` frames; with
         `min_travel_px`, only those that have moved that far)."""
-        out = []
+        out, off = [], (float(self.offset[0]), float(self.offset[1]))
         for t in self.tracks:
             if t.id == 0 or t.misses > self.cfg.coast or not t.moved:
                 continue
             s = t.kf.statePost[:, 0]
-            xy = np.array([s[0], s[1]], np.float64) + self.offset
-            trail = np.asarray(t.trail, np.float64).reshape(-1, 2) + self.offset
+            xy = np.array([s[0] + off[0], s[1] + off[1]])
             out.append(Track(t.id, xy, np.array([s[2], s[3]], np.float64), t.score_sum / t.hits, t.age, t.hits,
-                             t.misses, trail))
+                             t.misses, list(t.trail), off))
         return out
 
     @property

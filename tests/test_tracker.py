@@ -240,7 +240,7 @@ def test_edge_run_track_on_a_video_and_a_folder_of_frames(tmp_path, capsys):
     from edge.demo import demo_video
 
     assert _edge_run(capsys, "--source", demo_video(), "--track", "--frames", 10, "--save", tmp_path / "v") == 0
-    _check_track_outputs(tmp_path / "v", 3)
+    _check_track_outputs(tmp_path / "v", TrackerConfig().birth_hits)
     cap, frames = cv2.VideoCapture(str(demo_video())), tmp_path / "frames"
     frames.mkdir()
     for i in range(10):
@@ -248,7 +248,7 @@ def test_edge_run_track_on_a_video_and_a_folder_of_frames(tmp_path, capsys):
         cv2.imwrite(str(frames / f"{i:03d}.png"), f)
     cap.release()
     assert _edge_run(capsys, "--source", frames, "--track", "--save", tmp_path / "f") == 0
-    _check_track_outputs(tmp_path / "f", 3)
+    _check_track_outputs(tmp_path / "f", TrackerConfig().birth_hits)
 
 
 # --------------------------------------------------------------------------- benchmarks.track scores
