@@ -18,8 +18,9 @@ Bit depth, the exact rule (`to_255`): an 8-bit frame is used as it is (0..255 is
 were trained on); a 16-bit or float frame has no fixed 0..255 scale and goes through the
 percentile AGC (its p0.5..p99.5 stretched to 0..255), which ignores the sensor's gain and offset
 (raw·a + b, a > 0, gives the points of raw). A 16-bit frame therefore gives the points of the
-8-bit frame `percentile_agc(v)` (its contrast stretched), not of v itself: on sirst-v2/val the
-shipped model scores F1 0.880 on the 8-bit frames and 0.833 on the same frames as 64·v + 1000.
+8-bit frame `percentile_agc(v)` (its contrast stretched), not of v itself: on sirst-v2/val
+spire-n scores F1 0.679 on the 8-bit frames and 0.572 on the same frames as 64·v + 1000
+(hrpe_lite: 0.880 and 0.833).
 A camera whose 8-bit output is a fixed linear map of its raw output, v = (raw − offset) / scale,
 gives the same points at both bit depths once that map is given (`raw_to_8bit`; `edge.run
 --raw16 SCALE OFFSET`, `Predictor(raw16=(scale, offset))`).
