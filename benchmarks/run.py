@@ -299,7 +299,9 @@ def config_from_args(a: argparse.Namespace) -> BenchConfig:
     if imgsz % 32:
         raise SpireEdgeError(f"--imgsz {imgsz}: must be a multiple of 32 (edge compilers need static shapes)")
     frames = a.frames or (8 if quick else 100)
-    threads = a.threads or board.get("threads") or default_threads()
+    from edge.argcheck import check_threads
+
+    threads = check_threads(a.threads) or board.get("threads") or default_threads()
     timing = TimingConfig(warmup=a.warmup if a.warmup is not None else (2 if quick else 3),
                           min_runs=max(frames, 8 if quick else 20),
                           repeats=a.repeats or (10 if quick else 50))

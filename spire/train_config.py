@@ -169,6 +169,9 @@ def parse_config(argv=None) -> TrainConfig:
         raise UsageError("--bg-weights: needs --data-weights, one weight >= 0 per --data root, at least one > 0")
     if cfg.frame_stride < 1 or cfg.val_frame_stride < 1:
         raise UsageError("--frame-stride / --val-frame-stride must be >= 1 (1 keeps every frame)")
+    if cfg.threads is not None and cfg.threads < 1:
+        raise UsageError(f"--threads {cfg.threads}: must be a whole number of CPU threads >= 1 (leave it out for "
+                         "torch's default)")
     if cfg.imgsz % 32:
         raise UsageError(f"--imgsz {cfg.imgsz}: must be a multiple of 32 (e.g. {max(32, cfg.imgsz // 32 * 32)})")
     return cfg

@@ -491,3 +491,14 @@ def test_run_scoring_keeps_counts_not_frames():
     assert grown < 4000  # 200 more frames, nothing kept per frame (PointMetrics keeps ~1 KB each)
     with pytest.raises(ValueError, match="own threshold"):
         run.overall.compute(0.5)
+
+
+def test_train_and_benchmark_refuse_negative_threads(tmp_path, capsys):
+    from benchmarks.run import main as bench
+    from spire.cli import run_main
+    from spire.train import main as train
+
+    assert run_main(train, ["--data", str(tmp_path), "--threads", "-4", "--out", str(tmp_path / "r")]) == 2
+    assert "--threads -4" in _one_error_line(capsys.readouterr().err) and not (tmp_path / "r").exists()
+    assert bench(["--threads", "-4", "--quick", "--out", str(tmp_path / "b")]) == 2
+    assert "--threads -4" in _one_error_line(capsys.readouterr().err)
