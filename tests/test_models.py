@@ -18,13 +18,16 @@ from spire.models import (CheckpointError, ModelCfg, create_model, fuse_bn, get_
                           list_models, load_checkpoint, load_official, save_checkpoint)
 from spire.models.__main__ import main as models_cli
 from spire.models.summary import count_macs, count_params
+from tests.conftest import needs_shared, shared
 
-OFFICIAL = Path("/work/shared/weights/spire-official")
+R = "the shared data and weights belong in ../shared beside the checkout, or set SPIRE_EDGE_SHARED"
+
+OFFICIAL = shared("weights", "spire-official")
 SIRST4 = OFFICIAL / "SPIRE-SIRST4-512-epoch230-lr0.005.pth"
 UAVB = OFFICIAL / "SPIRE-UAVB-640-epoch230-lr0.005.pth"
-NUAA = Path("/work/shared/data/nuaa-sirst")
+NUAA = shared("data", "nuaa-sirst")
 needs_official = pytest.mark.skipif(not SIRST4.is_file() or not UAVB.is_file(),
-                                     reason="official SPIRE weights not present")
+                                     reason=f"{OFFICIAL}: official SPIRE weights not present ({R})")
 
 ALL = list_models()
 # Behaviour tests run SSHD-Net at HRNet width 8 (same blocks and wiring, ~1/16 of the cost);
@@ -32,7 +35,15 @@ ALL = list_models()
 SMALL = {"sshd": {"width": 8}}
 EXPECTED_PARAMS = {"hrpe": 294_753, "hrpe_ir": 293_601, "hrpe_lite": 37_649, "hrpe_nano": 15_977,
                    "hrpe_dense": 232_825, "hrpe_dense_s": 61_369,
+                   "spire_n": 61_369, "spire_s": 133_273, "spire_m": 232_825,
                    "sshd": 28_735_256}
+
+
+def test_ladder_names_take_a_hyphen_and_build_the_registered_network():
+    from spire.models.registry import canonical_name, is_model
+
+    assert canonical_name("spire-s") == "spire_s" and is_model("spire-m") and not is_model("spire-x")
+    assert count_params(create_model("spire-n")) == EXPECTED_PARAMS["spire_n"]
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -246,7 +257,7 @@ def _nuaa_points(name: str) -> np.ndarray:
 
 
 @needs_official
-@pytest.mark.skipif(not (NUAA / "train.txt").is_file(), reason="NUAA-SIRST not present")
+@needs_shared("data", "nuaa-sirst", "train.txt")
 def test_official_sirst4_finds_nuaa_targets():
     from edge.frames import read_frame
     from edge.preprocess import preprocess
