@@ -18,9 +18,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from edge.errors import SpireEdgeError
+from edge.targets import TARGETS
 
-# benchmark backend -> sidecar format / export target
-BACKEND_FORMAT = {"onnxruntime": "onnx", "openvino": "openvino", "tflite": "tflite", "tensorrt": "tensorrt"}
+# benchmark backend -> sidecar format / export target (the exportable rows of edge.targets)
+BACKEND_FORMAT = {t.backend: t.format for t in TARGETS.values() if t.exportable}
 ENGINE_SUFFIXES = (".engine", ".plan")
 
 
@@ -174,7 +175,7 @@ class ArtifactMaker:
         if self.weights is None:
             raise SpireEdgeError("INT8 needs the checkpoint to calibrate; pass --model PATH/TO/best.pt")
         from quantize.ptq import run_ptq
-        kw = dict(weights=self.weights, backend=spec.ptq_backend, data=self.calib_data, split=self.calib_split,
+        kw = dict(weights=self.weights, backend=spec.backend, data=self.calib_data, split=self.calib_split,
                   frames=self.calib_frames, imgsz=self.imgsz, out=self.cache)
         kw.update(self._ptq_extras(run_ptq))
         with self._hush():
@@ -226,7 +227,7 @@ class ArtifactMaker:
             self.log.append(f"exported {folder}")
         else:
             self.log.append(f"reused {folder}")
-        if backend == "tensorrt":
+        if TARGETS[fmt].engine_recipe:  # TensorRT: the engine is built on the device from the recipe
             ensure_engine(folder)
         return Path(folder)
 

@@ -2,7 +2,7 @@
 
 Every row goes through `edge.predictor.Predictor` (read → preprocess → infer → decode with the
 sidecar's preprocessing and codec), so rows differ only in the model and the runtime. The torch
-rows use the same Predictor with a torch module in the backend slot (`TorchPredictor`), so the
+rows use the same Predictor with a torch module in the backend slot (`spire.torch_backend`), so the
 torch baseline pays the same preprocessing and decoding as everything else and the speed-ups
 measure the model and runtime, not a different pipeline.
 
@@ -23,8 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.rows import Row
-
-STAGES = ("read", "preprocess", "infer", "decode")
+from edge.predictor import STAGES
 
 
 @dataclass(frozen=True)
@@ -117,36 +116,15 @@ def load_frames(data: str | None, split: str, n: int, size: int, seed: int = 123
     return frames
 
 
-class TorchBackend:
-    """A torch module behind the edge Backend interface (`infer`, `input_shape`, `name`)."""
-
-    name = "torch"
-
-    def __init__(self, model, imgsz: int, channels: int, threads: int | None = None):
-        import torch
-
-        if threads:
-            torch.set_num_threads(int(threads))
-        self.torch = torch
-        self.model = model.eval()
-        self.input_shape = (1, int(channels), int(imgsz), int(imgsz))
-        self.threads = threads
-
-    def infer(self, x: np.ndarray) -> np.ndarray:
-        x = np.ascontiguousarray(x, dtype=np.float32)
-        with self.torch.inference_mode():
-            return self.model(self.torch.from_numpy(x)).float().numpy()
-
-
 def torch_predictor(src, threads: int | None, mode: str = "auto"):
-    """An edge Predictor whose backend is the torch module of `src` (an export.common.Source)."""
+    """An edge Predictor running the torch module of `src` (an export.common.Source): spire's torch
+    backend, the same one spire.evaluate and training-time validation run through."""
     from edge.codecs import build_codec
-    from edge.predictor import Predictor
     from edge.preprocess import PreprocessConfig
+    from spire.torch_backend import torch_predictor as predictor
 
-    return Predictor.from_parts(TorchBackend(src.model, src.imgsz, src.channels, threads),
-                                PreprocessConfig.from_dict(src.preprocess), build_codec(dict(src.codec)),
-                                int(src.imgsz), mode=mode, model_path=src.weights)
+    return predictor(src.model, PreprocessConfig.from_dict(src.preprocess), build_codec(dict(src.codec)), mode=mode,
+                     threads=threads, model_path=src.weights)
 
 
 def _pct(values: list[float], q: float) -> float | None:

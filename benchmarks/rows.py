@@ -12,23 +12,13 @@ import importlib.util
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-# backend -> precisions it is measured at, in table order (TensorRT has no fp32 row: on a
-# Jetson FP16 is the floating-point baseline, and an FP32 engine only wastes the tensor cores).
-BACKEND_PRECISIONS: dict[str, tuple[str, ...]] = {
-    "torch": ("fp32",),
-    "onnxruntime": ("fp32", "int8"),
-    "openvino": ("fp32", "int8"),
-    "tflite": ("fp32", "int8"),
-    "tensorrt": ("fp16", "int8"),
-}
-# the Python module whose presence decides whether a backend's rows are planned by default
-RUNTIME_MODULES: dict[str, str] = {
-    "torch": "torch",
-    "onnxruntime": "onnxruntime",
-    "openvino": "openvino",
-    "tflite": "ai_edge_litert",
-    "tensorrt": "tensorrt",
-}
+from edge.targets import TARGETS
+
+# backend -> precisions it is measured at, in table order, and the Python module whose presence
+# decides whether its rows are planned by default: both from the one target table (edge.targets;
+# TensorRT has no fp32 row: on a Jetson FP16 is the floating-point baseline).
+BACKEND_PRECISIONS: dict[str, tuple[str, ...]] = {t.backend: t.bench_precisions for t in TARGETS.values()}
+RUNTIME_MODULES: dict[str, str] = {t.backend: t.runtime_module for t in TARGETS.values()}
 MODELS = ("official", "shipped")
 
 

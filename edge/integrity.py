@@ -23,6 +23,7 @@ from __future__ import annotations
 from pathlib import Path, PurePosixPath
 
 from edge.errors import SidecarError
+from edge.targets import TARGETS
 
 __all__ = ["ENGINE_SUFFIXES", "needed_files", "onnx_data_files", "hash_files", "verify_artifact", "check_names"]
 
@@ -58,7 +59,7 @@ def needed_files(folder: str | Path, fmt: str, model_file: str) -> list[str]:
         names.append(Path(model_file).with_suffix(".bin").name)
     if fmt in ("onnx", "tensorrt") and model_file.endswith(".onnx"):
         names += onnx_data_files(folder / model_file)
-    if fmt == "tensorrt":
+    if fmt in TARGETS and TARGETS[fmt].engine_recipe:  # TensorRT: the recipe and the engine it built
         if (folder / RECIPE).is_file():
             names.append(RECIPE)
         names += sorted(p.name for s in ENGINE_SUFFIXES for p in folder.glob(f"*{s}") if p.is_file())

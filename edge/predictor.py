@@ -5,9 +5,17 @@ used), the decoder (edge.codecs, same parameters as training) and the backend. A
 the model input is padded, or letterboxed when the model was trained with scale_up (the faithful
 SPIRE way); a larger frame is tiled at native resolution (edge.tiling) so few-pixel targets are
 not shrunk away. Points always come back in original image pixels.
+
+Every path from a frame to points goes through here: `edge.run`, `spire.evaluate`, training-time
+validation, the fidelity reports and the benchmarks, on exported artifacts and on torch models
+alike (`spire.torch_backend`), so a model scores the same wherever it is scored. Modes, by name:
+'auto' (the deployment path above), 'tile', 'resize' (letterbox every frame to the input) and
+'native' (whole frames padded to 32 px, never scaled or cut; backends that take any input size).
+The decode threshold is an argument of `predict` (`thr`), never a changed attribute.
 """
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
 
@@ -16,9 +24,10 @@ import numpy as np
 from edge.backends import BACKENDS, Backend, load_backend
 from edge.frames import read_frame
 from edge.points import Points
+from edge.preprocess import Letterbox, normalize, preprocess, preprocess_native, to_255, to_channels
 from edge.tiling import TileConfig, global_filter, merge_peaks, tile_grid
 
-MODES = ("auto", "tile", "resize")
+MODES = ("auto", "tile", "resize", "native", "static")
 STAGES = ("read", "preprocess", "infer", "decode")
 
 
@@ -32,8 +41,21 @@ def resolve_model(model_path: str | Path | None, backend: str | None, precision:
         return Path(model_path)
     from edge.zoo import default_artifact
 
-    fmt = BACKENDS[backend].format if backend in BACKENDS else "onnx"
-    return default_artifact(fmt, precision)
+    return default_artifact(BACKENDS[backend].format if backend in BACKENDS else "onnx", precision)
+
+
+def default_mode(mode: str, deployed: int | None, scale_up: bool, imgsz: int | None = None) -> str:
+    """What 'auto' means for a checkpoint run through torch (`spire.evaluate`, `edge.run --model best.pt`).
+
+    With exports (`deployed`, their input size) or a size asked for: what the device runs, tiles of
+    that size, so the checkpoint scores what its artifact scores. Without either, a model trained
+    for native resolution (no scale_up) runs whole frames, padded to 32, as training validated it:
+    tiles and padding change what a model with whole-frame context (an SE gate) sees (spire-n lost
+    30 points of recall on 320x256 clips tiled at 192). Any other mode is kept.
+    """
+    if mode == "auto" and deployed is None and imgsz is None and not scale_up:
+        return "native"
+    return mode
 
 
 class Predictor:
@@ -41,9 +63,9 @@ class Predictor:
 
     Args:
         model_path: artifact folder or model file (None: the shipped artifact for `backend`).
-        backend: 'onnxruntime' | 'openvino' | 'tflite' | 'tensorrt' (None: from the sidecar).
+        backend: 'onnxruntime' | 'openvino' | 'tflite' | 'tensorrt' | 'torch' (edge.targets; None: from the sidecar).
         threads: runtime CPU threads.
-        mode: 'auto' (pad/letterbox frames that fit, tile larger ones) | 'tile' | 'resize'.
+        mode: 'auto' (pad/letterbox frames that fit, tile larger ones) | 'tile' | 'resize' | 'native'.
         conf: score threshold overriding the codec's `thr` (None: the sidecar's).
         precision: which shipped artifact when `model_path` is None ('fp32' | 'int8').
         overlap: minimum tile overlap in px (>= 32).
@@ -51,13 +73,15 @@ class Predictor:
         raw16: (scale, offset) of the sensor's linear raw -> 8-bit map; 16-bit / float frames then
             become round((raw - offset) / scale) in 0..255, the camera's own 8-bit frame, so both bit
             depths give the same points (None: the percentile AGC; see edge.preprocess).
+        imgsz: input / tile size for a backend that takes any size (torch); None: the size of the
+            checkpoint's exports when it has some (`edge.zoo.export_size`), else its own.
     """
 
     raw16: tuple[float, float] | None = None  # the sensor's raw -> 8-bit map (None: percentile AGC)
 
     def __init__(self, model_path: str | Path | None = None, backend: str | None = None,
                  threads: int | None = None, mode: str = "auto", conf: float | None = None,
-                 precision: str | None = None, overlap: int = 32, merge_px: float = 3.0,
+                 precision: str | None = None, overlap: int = 32, merge_px: float = 3.0, imgsz: int | None = None,
                  raw16: tuple[float, float] | None = None):
         from edge.argcheck import check_conf, check_raw16, check_threads
         from edge.sidecar import read_sidecar
@@ -68,8 +92,21 @@ class Predictor:
         self.raw16 = check_raw16(raw16, "raw16")
         self.model_path = resolve_model(model_path, backend, precision)
         self.meta = read_sidecar(self.model_path)
-        self._setup(load_backend(self.model_path, backend, threads, meta=self.meta), self.meta.preprocess_config(),
-                    self._build_codec(conf), int(self.meta.input["shape"][2]), mode, overlap, merge_px)
+        be = load_backend(self.model_path, backend, threads, meta=self.meta)
+        size = int(self.meta.input["shape"][2])
+        if getattr(be, "dynamic_input", False):
+            from edge.zoo import export_size
+
+            # an exported artifact is deployed at its own input size; a checkpoint at its exports'
+            deployed = size if self.meta.format != "torch" else export_size(self.model_path)
+            size = int(imgsz or deployed or size)
+            be.set_input_size(size)
+            mode = default_mode(mode, deployed, self.meta.preprocess_config().scale_up, imgsz)
+        elif imgsz and int(imgsz) != size:
+            raise ValueError(f"{self.model_path}: the artifact's input is fixed at {size} px; export one at {imgsz} "
+                             f"(`python -m export --imgsz {imgsz}`)")
+        cfg = dataclasses.replace(self.meta.preprocess_config(), imgsz=size)
+        self._setup(be, cfg, self._build_codec(conf, size), size, mode, overlap, merge_px)
 
     @classmethod
     def from_parts(cls, backend: Backend, cfg, codec, size: int, mode: str = "auto", overlap: int = 32,
@@ -87,6 +124,14 @@ class Predictor:
         return self
 
     def _setup(self, backend: Backend, cfg, codec, size: int, mode: str, overlap: int, merge_px: float) -> None:
+        if mode == "native" and not getattr(backend, "dynamic_input", False):
+            raise ValueError(f"mode 'native' needs a backend that runs any input size (torch); {backend.name} runs a "
+                             "static input: use 'auto' (tiles at native resolution)")
+        # A backend that runs any input size runs a frame that fits the input at its own size (padded
+        # to 32 px, not to S): padding changes what a model with whole-frame context (an SE gate)
+        # sees (on 320x256 clips, padding to 512 cost spire-n 3 F1 points). Larger frames are still
+        # tiled at S, which scored 7 points higher on sirst-v2/val than whole 1920x1080 frames.
+        self._fit_native = mode == "auto" and getattr(backend, "dynamic_input", False) and not cfg.scale_up
         self.backend = backend
         self.cfg = cfg
         self.size = int(size)
@@ -95,8 +140,8 @@ class Predictor:
         # >= 32 px of overlap (a target and its blur fit in it), but never more than half a tile
         self.tiles = TileConfig(self.size, min(max(32, int(overlap)), self.size // 2), float(merge_px))
 
-    def _build_codec(self, conf: float | None):
-        cfg = dict(self.meta.codec)
+    def _build_codec(self, conf: float | None, size: int):
+        cfg = dict(self.meta.codec, input_size=int(size))
         if conf is not None:
             cfg["thr"] = float(conf)
         from edge.codecs import build_codec
@@ -112,16 +157,22 @@ class Predictor:
         """Whether a frame of this H×W goes through tiling under the current mode."""
         if self.mode == "tile":
             return True
-        if self.mode == "resize":
+        if self.mode in ("resize", "native"):
             return False
-        return hw[0] > self.size or hw[1] > self.size
+        return hw[0] > self.size or hw[1] > self.size  # 'auto' and 'static'
 
-    def predict(self, frame: np.ndarray | str | Path, name: str | None = None) -> tuple[Points, dict]:
+    # 'static': what a fixed-input runtime does with any backend (frames that fit are padded to S,
+    # larger ones tiled): the reference a torch model is compared against for ONNX/LiteRT/TensorRT.
+
+    def predict(self, frame: np.ndarray | str | Path, name: str | None = None,
+                thr: float | None = None) -> tuple[Points, dict]:
         """Detect targets in one frame.
 
         Args:
             frame: H×W / H×W×3 RGB array (uint8, uint16 or finite float) or an image path.
             name: what a FrameError calls the frame.
+            thr: decode threshold for this frame (None: the codec's); lower keeps candidates for a
+                PR sweep, `Points.filter(codec.thr)` then gives the operating point's points.
         Returns:
             (Points in original image px, {'read', 'preprocess', 'infer', 'decode'} in ms).
         Raises:
@@ -137,9 +188,9 @@ class Predictor:
             img = raw_to_8bit(img, *self.raw16)
             timings["preprocess"] += _ms(t)
         if self.uses_tiles(img.shape[:2]):
-            pts = self._predict_tiled(img, timings)
+            pts = self._predict_tiled(img, timings, thr)
         else:
-            pts = self._run_one(img, timings)
+            pts = self._run_one(img, timings, thr)
         return pts, timings
 
     def warmup(self, n: int = 2) -> None:
@@ -151,33 +202,31 @@ class Predictor:
     def __call__(self, frame, name: str | None = None) -> Points:
         return self.predict(frame, name)[0]
 
-    def _run_one(self, img: np.ndarray, timings: dict) -> Points:
-        """preprocess -> infer -> decode on a whole frame (pad or letterbox as the sidecar says)."""
-        from edge.preprocess import preprocess
-
+    def _run_one(self, img: np.ndarray, timings: dict, thr: float | None = None) -> Points:
+        """preprocess -> infer -> decode on a whole frame (pad or letterbox as the sidecar says,
+        or pad to 32 px at native resolution in mode 'native')."""
         t = time.perf_counter()
-        x, lb = preprocess(img, self.cfg)
+        native = self.mode == "native" or self._fit_native
+        x, lb = preprocess_native(img, self.cfg) if native else preprocess(img, self.cfg)
         timings["preprocess"] += _ms(t)
-        return self._infer_decode(x, lb, timings)
+        return self._infer_decode(x, lb, timings, thr)
 
-    def _infer_decode(self, x: np.ndarray, lb, timings: dict) -> Points:
+    def _infer_decode(self, x: np.ndarray, lb, timings: dict, thr: float | None = None) -> Points:
         t = time.perf_counter()
         heat = self.backend.infer(x[None])
         timings["infer"] += _ms(t)
         t = time.perf_counter()
-        pts = self.codec.decode(heat, lb)
+        pts = self.codec.decode(heat, lb, thr)
         timings["decode"] += _ms(t)
         return pts
 
-    def _predict_tiled(self, img: np.ndarray, timings: dict) -> Points:
+    def _predict_tiled(self, img: np.ndarray, timings: dict, thr: float | None = None) -> Points:
         """Native-resolution S×S tiles; each keeps the peaks in its core; near-duplicates merged.
 
         Gain (8-bit scaling / percentile AGC) and channel conversion run once on the whole frame,
         so every tile sees the same gain; each tile is then only zero-padded (never scaled) and
         normalised with the same edge.preprocess functions the whole-frame path uses.
         """
-        from edge.preprocess import Letterbox, normalize, to_255, to_channels
-
         t = time.perf_counter()
         img = to_channels(to_255(img, self.cfg.norm), self.cfg.channels)
         timings["preprocess"] += _ms(t)
@@ -190,18 +239,16 @@ class Predictor:
             lb_img = lb.apply(crop)
             x = normalize(lb_img if lb_img.ndim == 3 else lb_img[:, :, None], self.cfg)
             timings["preprocess"] += _ms(t)
-            pts = self._infer_decode(x, lb, timings)
+            pts = self._infer_decode(x, lb, timings, thr)
             if len(pts):
-                xy = pts.xy + np.array([tile.x, tile.y], np.float32)
-                keep = tile.owns(xy)
-                parts.append(Points(xy[keep], pts.scores[keep]))
+                pts = Points.trusted(pts.xy + np.array([tile.x, tile.y], np.float32), pts.scores)
+                parts.append(pts[tile.owns(pts.xy)])
         t = time.perf_counter()
         merged = Points.concat(parts)
-        keep = merge_peaks(merged.xy, merged.scores, self.tiles.merge_px)
-        merged = Points(merged.xy[keep], merged.scores[keep])
-        order = global_filter(merged.scores, getattr(self.codec, "top_k", None), self._frame_vr())
+        merged = merged[merge_peaks(merged.xy, merged.scores, self.tiles.merge_px)]
+        merged = merged[global_filter(merged.scores, getattr(self.codec, "top_k", None), self._frame_vr())]
         timings["decode"] += _ms(t)
-        return Points(merged.xy[order], merged.scores[order])
+        return merged
 
     def _frame_vr(self) -> float | None:
         """The codec's relative-to-best rule, re-applied across tiles when the codec applies it."""

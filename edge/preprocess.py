@@ -263,6 +263,29 @@ def preprocess(frame, cfg: PreprocessConfig) -> tuple[np.ndarray, Letterbox]:
     return normalize(img, cfg), lb
 
 
+def native_letterbox(hw: tuple[int, int], multiple: int = 32) -> Letterbox:
+    """Pad-only 'center' letterbox of an h×w frame to the next multiple of `multiple` per axis.
+
+    The models are fully convolutional, so a whole frame can run at its native resolution (no
+    resize, so no target is blurred away), as BasicIRSTD evaluates NUAA-SIRST.
+    """
+    h, w = int(hw[0]), int(hw[1])
+    H, W = -(-h // multiple) * multiple, -(-w // multiple) * multiple
+    px, py = (W - w) // 2, (H - h) // 2
+    return Letterbox((h, w), (H, W), 1.0, 1.0, float(px), float(py), False)
+
+
+def preprocess_native(frame, cfg: PreprocessConfig, multiple: int = 32) -> tuple[np.ndarray, Letterbox]:
+    """Whole frame at native resolution -> (x float32 (C, H', W') padded to `multiple`, Letterbox).
+
+    The same gain, channels and normalisation as `preprocess`; only the geometry differs (the
+    frame is padded, never scaled). Needs a backend that runs any input size (torch).
+    """
+    img = to_channels(to_255(read_frame(frame), cfg.norm), cfg.channels)
+    lb = native_letterbox(img.shape[:2], multiple)
+    return normalize(lb.apply(img).astype(np.float32, copy=False), cfg), lb
+
+
 def compute_stats(frames: Iterable, channels: int = 1, low_pct: float = 0.5,
                   high_pct: float = 99.5, agc: bool = False) -> Normalization:
     """Per-dataset mean/std (on [0, 1] pixels, padding excluded) -> Normalization('mean-std').

@@ -29,10 +29,10 @@ from typing import Any
 
 from edge.errors import SidecarError
 from edge.io import atomic_write
+from edge.targets import TARGETS
 
 SIDECAR_NAME = "metadata.json"
 SCHEMA_VERSION = 1
-FORMATS = ("torch", "onnx", "openvino", "tflite", "tensorrt")
 PRECISIONS = ("fp32", "fp16", "int8")
 REQUIRED_KEYS = ("schema_version", "arch", "format", "model_file", "model_sha256", "precision",
                  "input", "output", "preprocess", "codec")
@@ -40,8 +40,6 @@ REQUIRED_KEYS = ("schema_version", "arch", "format", "model_file", "model_sha256
 TOOLCHAIN = ("spire-edge", "torch", "numpy", "opencv-python-headless", "opencv-python", "onnx",
              "onnxruntime", "onnxscript", "openvino", "nncf", "litert-torch", "ai-edge-litert",
              "torchao", "tflite-runtime", "tensorrt", "polygraphy", "onnx-graphsurgeon")
-# Files a user may pass instead of `model_file` for formats with more than one file.
-_COMPANIONS = {"openvino": (".xml", ".bin"), "tensorrt": (".onnx", ".engine", ".plan", ".sh")}
 _EXPORT_HINT = "export it with `python -m export --weights CHECKPOINT --target onnx|openvino|tflite|tensorrt`"
 
 
@@ -119,7 +117,7 @@ class ModelMeta:
               f"schema_version {self.schema_version!r} is not {SCHEMA_VERSION}; re-export the model "
               "with this spire-edge or upgrade spire-edge (`pip install -U spire-edge`)")
         _need(isinstance(self.arch, str) and bool(self.arch), where, "'arch' must be a model name")
-        _need(self.format in FORMATS, where, f"'format' is {self.format!r}; expected one of {', '.join(FORMATS)}")
+        _need(self.format in TARGETS, where, f"'format' is {self.format!r}; expected one of {', '.join(TARGETS)}")
         _need(self.precision in PRECISIONS, where,
               f"'precision' is {self.precision!r}; expected one of {', '.join(PRECISIONS)}")
         _need(isinstance(self.model_file, str) and bool(self.model_file) and "/" not in self.model_file
@@ -151,6 +149,10 @@ class ModelMeta:
             from edge.integrity import check_names
 
             check_names(self.files, where)
+        from edge.codecs import CODECS  # (imports the registered codecs)
+
+        _need(self.codec.get("type") in CODECS, where, f"'codec.type' is {self.codec.get('type')!r}; expected one of "
+              f"{', '.join(sorted(CODECS))}; re-export the model")
         for key, need in (("calibration", ("source", "frames")), ("source_checkpoint", ("path", "sha256"))):
             v = getattr(self, key)
             _need(v is None or (isinstance(v, dict) and all(k in v for k in need)), where,
@@ -262,7 +264,7 @@ def _check_passed_file(p: Path, meta: ModelMeta, side: Path) -> None:
     if p.is_dir() or p.name == meta.model_file or p.name == SIDECAR_NAME:
         return
     stem = Path(meta.model_file).stem
-    if p.stem == stem and p.suffix in _COMPANIONS.get(meta.format, ()):
+    if p.stem == stem and p.suffix in TARGETS[meta.format].companions:  # files a user may pass instead
         return
     raise SidecarError(f"{p}: {side} describes {meta.model_file!r}, not {p.name!r}; pass the artifact "
                        "folder, or re-export so each model has its own folder and metadata.json")
@@ -290,6 +292,23 @@ def model_file_path(model_path: str | Path, meta: ModelMeta | None = None) -> Pa
     p = Path(model_path)
     meta = meta or read_sidecar(p, verify=False)
     return (p if p.is_dir() else p.parent) / meta.model_file
+
+
+def sidecar_describing(model_file: str | Path) -> ModelMeta | None:
+    """The metadata.json beside `model_file` when it describes that very file, else None (no error).
+
+    Why: a checkpoint carries the meta it was trained with, but its sidecar is what the runtime
+    reads (a decode threshold chosen after training, say); evaluating or exporting the checkpoint
+    must use the same values.
+    """
+    p = Path(model_file)
+    if not p.is_file():
+        return None
+    try:
+        meta = read_sidecar(p, verify=False)
+    except SidecarError:
+        return None
+    return meta if meta.model_file == p.name else None
 
 
 def write_sidecar(folder: str | Path, meta: ModelMeta) -> Path:

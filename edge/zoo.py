@@ -11,15 +11,13 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from edge.errors import SidecarError
-from edge.sidecar import FORMATS, SIDECAR_NAME, ModelMeta, read_sidecar
+from edge.errors import SidecarError, SpireEdgeError
+from edge.sidecar import SIDECAR_NAME, ModelMeta, read_sidecar
+from edge.targets import TARGETS, get_target
 
 ENV_VAR = "SPIRE_EDGE_WEIGHTS"
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CHECKPOINT_NAME = "best.pt"
-# Backend / runtime names users type, mapped to artifact formats.
-FORMAT_ALIASES = {"onnxruntime": "onnx", "ort": "onnx", "ov": "openvino", "litert": "tflite",
-                  "tflite-runtime": "tflite", "trt": "tensorrt", "pt": "torch", "pytorch": "torch"}
 # Preference when no precision is asked for: the fastest artifact that keeps the fidelity report's
 # agreement first, then the reference.
 PRECISION_ORDER = ("int8", "fp32", "fp16")
@@ -84,11 +82,12 @@ def export_roots() -> list[Path]:
 
 
 def normalize_format(fmt: str) -> str:
-    """'onnxruntime' -> 'onnx', 'litert' -> 'tflite', ...; unknown names raise a one-line error."""
-    f = FORMAT_ALIASES.get(fmt.lower(), fmt.lower())
-    if f not in FORMATS:
-        raise SidecarError(f"unknown model format {fmt!r}; expected one of {', '.join(FORMATS)}")
-    return f
+    """'onnxruntime' -> 'onnx', 'litert' -> 'tflite', ... (edge.targets' names and aliases); unknown
+    names raise a one-line error."""
+    try:
+        return get_target(fmt).format
+    except SpireEdgeError:
+        raise SidecarError(f"unknown model format {fmt!r}; expected one of {', '.join(TARGETS)}") from None
 
 
 def find_artifacts(root: str | Path | None = None) -> list[tuple[Path, ModelMeta]]:
@@ -110,8 +109,13 @@ def find_artifacts(root: str | Path | None = None) -> list[tuple[Path, ModelMeta
 
 
 def default_artifact(fmt: str, precision: str | None = None, root: str | Path | None = None) -> Path:
-    """The artifact folder to run for a format (prefers int8, then fp32, then fp16 when not asked)."""
+    """The artifact folder to run for a format (prefers int8, then fp32, then fp16 when not asked).
+
+    For 'torch' (a training checkpoint, run by spire's torch backend) it is the shipped checkpoint.
+    """
     f = normalize_format(fmt)
+    if f == "torch" and root is None:  # the checkpoint lives in <weights>/best.pt, not in export/
+        return default_checkpoint()
     cands = [(p, m) for p, m in find_artifacts(root) if m.format == f]
     if precision is None:
         preferred = _measured_default(f, cands)
@@ -127,6 +131,32 @@ def default_artifact(fmt: str, precision: str | None = None, root: str | Path | 
     raise SidecarError(f"{where}: no {want}{f} artifact found; export one with "
                        f"`python -m export --target {f}{' --precision ' + precision if precision else ''}` "
                        "or pass --model PATH")
+
+
+def export_size(checkpoint: str | Path) -> int | None:
+    """The input size of the FP32 exports made from `checkpoint` (matched by its sha256), if any.
+
+    Why: a checkpoint is trained on crops of one size and deployed at another (the shipped spire-n:
+    192 px crops, 512 px exports), and the tile size changes accuracy. The exports' sidecars record
+    the deployed size, so a checkpoint run through torch (spire.evaluate, edge.run on best.pt)
+    tiles like its exports and scores what the device scores. Searched: the checkpoint's own
+    `export/` folder, then export_roots(). None: no export of this checkpoint is found.
+    """
+    from edge.sidecar import file_sha256
+
+    path = Path(checkpoint)
+    side = path if path.is_dir() else path.parent
+    try:
+        meta = read_sidecar(path, verify=False)
+        sha = file_sha256(side / meta.model_file)
+    except (SidecarError, OSError):
+        return None
+    for root in dict.fromkeys([side / "export", *export_roots()]):
+        sizes = [m.imgsz for _, m in find_artifacts(root) if (m.source_checkpoint or {}).get("sha256") == sha
+                 and m.precision == "fp32"]
+        if sizes:
+            return max(set(sizes), key=sizes.count)
+    return None
 
 
 def _measured_default(fmt: str, cands: list[tuple[Path, ModelMeta]]) -> Path | None:

@@ -24,7 +24,8 @@ import numpy as np
 
 from edge.errors import SpireEdgeError
 from edge.preprocess import PreprocessConfig
-from edge.sidecar import ModelMeta, file_sha256, io_specs, toolchain_versions
+from edge.sidecar import ModelMeta, file_sha256, io_specs, sidecar_describing, toolchain_versions
+from edge.targets import TARGETS
 from edge.zoo import default_checkpoint
 
 log = logging.getLogger("export")
@@ -97,7 +98,14 @@ def load_source(weights: str | Path | None = None, imgsz: int | None = None) -> 
     weights = Path(weights)
     model, ckpt = _load_module(weights)
     model.eval()
-    return source_from_model(model, meta=dict(ckpt.get("meta") or {}), imgsz=imgsz, weights=weights,
+    meta = dict(ckpt.get("meta") or {})
+    if weights.is_dir() or weights.suffix != ".pth":
+        from spire.models.checkpoint import resolve_checkpoint
+
+        side = sidecar_describing(resolve_checkpoint(weights))
+        if side is not None:  # what the runtime reads (a threshold chosen after training): exports keep it
+            meta.update(preprocess=side.preprocess, codec=side.codec)
+    return source_from_model(model, meta=meta, imgsz=imgsz, weights=weights,
                              arch=ckpt.get("arch"), arch_kwargs=ckpt.get("arch_kwargs"))
 
 
@@ -241,6 +249,5 @@ def timed(name: str) -> Callable:
 
 def _toolchain(name: str) -> str:
     v = toolchain_versions()
-    keys = {"onnx": ("torch", "onnx", "onnxruntime"), "openvino": ("torch", "openvino"),
-            "tflite": ("torch", "litert-torch", "ai-edge-litert"), "tensorrt": ("torch", "onnx", "polygraphy")}
-    return ", ".join(f"{k} {v[k]}" for k in keys.get(name, ()) if k in v) or "?"
+    keys = TARGETS[name].toolchain if name in TARGETS else ()
+    return ", ".join(f"{k} {v[k]}" for k in keys if k in v) or "?"

@@ -63,7 +63,7 @@ def export_model(cfg: ExportConfig) -> Path:
 
 def int8_command(cfg: ExportConfig, fmt: Format, imgsz: int | None) -> list[str]:
     """The `python -m quantize.ptq` command an `--precision int8` export hands off to."""
-    cmd = [sys.executable, "-m", "quantize.ptq", "--backend", fmt.ptq_backend, "--out", str(cfg.out),
+    cmd = [sys.executable, "-m", "quantize.ptq", "--backend", fmt.backend, "--out", str(cfg.out),
            "--split", cfg.split]
     for flag, value in (("--weights", cfg.weights), ("--data", cfg.data), ("--imgsz", imgsz), ("--frames", cfg.frames)):
         if value:
@@ -88,7 +88,7 @@ def _export_int8(cfg: ExportConfig, fmt: Format, imgsz: int | None) -> Path:
     hits = [f for f, stamp in _int8_sidecars(Path(cfg.out), fmt.name).items() if before.get(f) != stamp]
     if not hits:
         raise ExportError(f"quantize.ptq wrote no {fmt.name} int8 artifact under {cfg.out}; run "
-                          f"`python -m quantize.ptq --backend {fmt.ptq_backend}` to see why")
+                          f"`python -m quantize.ptq --backend {fmt.backend}` to see why")
     return hits[0]
 
 
@@ -100,7 +100,4 @@ def _int8_sidecars(out: Path, fmt: str) -> dict[Path, int]:
 
 def next_command(folder: Path, fmt_name: str) -> str:
     """What to run after an export (printed by the CLI)."""
-    if fmt_name == "tensorrt":
-        return (f"copy {folder} to the Jetson, run `bash {folder.name}/build_engine.sh` there, then "
-                f"`python -m edge.run --backend tensorrt --model {folder.name}`")
-    return f"python -m edge.run --model {folder}"
+    return get_format(fmt_name).next_step(folder)

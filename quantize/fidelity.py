@@ -135,12 +135,13 @@ def fidelity_report(fp32_model: str | Path, int8_model: str | Path, vals: ValSet
     thr32 = p32.conf
     labelled = vals.split is not None  # synthetic frames: keep FP32's threshold
     retune = retune_thr and labelled
-    p8 = Predictor(int8_model, threads=threads, conf=min(THR_GRID[0], thr32) if retune else None)
+    p8 = Predictor(int8_model, threads=threads)
+    low = min(THR_GRID[0], thr32) if retune else None  # decode low, pick the INT8 threshold afterwards
     m32, m8 = PointMetrics(max_dist=max_dist), PointMetrics(max_dist=max_dist)
     frames, t32, t8 = [], 0.0, 0.0
     for vf in tqdm(vals, total=len(vals), desc=desc, unit="frame", leave=False):
         a, ta = p32.predict(vf.frame, vf.name)
-        b, tb = p8.predict(vf.frame, vf.name)
+        b, tb = p8.predict(vf.frame, vf.name, thr=low)
         t32, t8 = t32 + ta["infer"], t8 + tb["infer"]
         m32.update(a, vf.points, vf.frame.shape[:2])
         m8.update(b, vf.points, vf.frame.shape[:2])

@@ -18,11 +18,11 @@ from pathlib import Path
 
 from edge.errors import SpireEdgeError
 from edge.preprocess import PreprocessConfig
-from export.common import load_source, staged_folder
-from quantize.artifacts import (build_int8, check_runtime, finish_tensorrt, folder_for, fp32_onnx, fp32_reference,
-                                resolve_backends, runnable_int8, write_meta)
+from export.common import load_source
+from quantize.artifacts import fp32_onnx, stage_int8
 from quantize.calibration import MIN_FRAMES, calibration_source
-from quantize.fidelity import default_val, fidelity_report, publish_report, val_set
+from quantize.fidelity import default_val, val_set
+from quantize.recipes import RECIPES, check_runtime, resolve_backends
 from quantize.sanity import FidelityGateError, check_calibration, check_drop
 
 
@@ -74,7 +74,7 @@ def run_ptq(weights: str | Path | None = None, backend: str | list[str] = "all",
     done, failed = [], []
     with tempfile.TemporaryDirectory(prefix="spire_ptq_") as work:
         work = Path(work)
-        onnx32 = fp32_onnx(src, work) if any(n != "tflite" for n in names) else None
+        onnx32 = fp32_onnx(src, work) if any(RECIPES[n].from_fp32_onnx for n in names) else None
         for n in names:
             try:
                 done.append((n, _one(n, src, onnx32, source, calib, out, scope, calibrate_method, vals, work,
@@ -87,31 +87,20 @@ def run_ptq(weights: str | Path | None = None, backend: str | list[str] = "all",
                 first = (str(e).strip().splitlines() or [type(e).__name__])[0][:300]
                 failed.append(f"{n}: {type(e).__name__}: {first} (rerun with SPIRE_EDGE_DEBUG=1 for the traceback)")
     for n, f in done:
-        if n == "tensorrt":
-            print(f"next: copy {f} to the Jetson and run {f}/build_engine.sh there")
-        else:
-            print(f"next: python -m edge.run --backend {n} --model {f}")
+        print(f"next: {RECIPES[n].target.next_step(f)}")
     if failed:
         raise SpireEdgeError("INT8 failed for " + "; ".join(failed))
     return [f for _, f in done]
 
 
 def _one(n, src, onnx32, source, calib, out, scope, method, vals, work, threads, bench_runs, max_drop=None) -> Path:
-    final = folder_for(out, src, n)
-    rep = None
-    with staged_folder(final) as tmp:
-        name, extra = build_int8(n, src, onnx32, source, tmp, scope, method)
-        write_meta(src, n, tmp, name, "int8", calib, extra)
-        if n == "tensorrt":
-            finish_tensorrt(tmp)
-        if vals is not None:
-            ref = fp32_reference(n, src, onnx32, work)
-            int8 = runnable_int8(n, tmp, work)
-            rep = fidelity_report(ref, int8, vals, threads, bench_runs, desc=f"fidelity {n}",
-                                  labels=(f"FP32 {n} export of the same checkpoint", final.name))
-            rep.update(backend=n, runtime="onnxruntime (QDQ view; no TensorRT here)" if n == "tensorrt" else n,
-                       calibration=calib)
-            publish_report(tmp, rep, final.name)
+    recipe = RECIPES[n]
+
+    def make(path: Path) -> dict:
+        extra = recipe.build(src, onnx32, source, path, scope, method)
+        return {"ignored_scope": list(scope), "fp32_head": True, **extra}
+
+    final, rep = stage_int8(recipe, src, out, make, calib, vals, onnx32, work, threads, bench_runs)
     print(f"quantize: wrote {final}")
     verdict = check_drop(rep, str(final), max_drop) if rep is not None and max_drop is not None else None
     if verdict:  # the gate: kept for inspection, but not a success

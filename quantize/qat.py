@@ -31,9 +31,10 @@ from pathlib import Path
 from edge.codecs import build_codec
 from edge.errors import SpireEdgeError
 from edge.preprocess import PreprocessConfig
-from export.common import load_source, quiet, staged_folder
+from export.common import load_source, quiet
+from quantize.recipes import RECIPES, check_runtime, resolve_backends
 
-QAT_BACKENDS = ("onnxruntime", "openvino", "tensorrt")
+QAT_BACKENDS = tuple(n for n, r in RECIPES.items() if r.qat)  # onnxruntime, openvino, tensorrt
 
 
 def _fake_quant_model(model, channels: int, imgsz: int, ignored_scope: tuple[str, ...] = ()):
@@ -169,12 +170,8 @@ def build_artifacts(src, qdq: Path, out: Path, backends, calib: dict, qat_info: 
     """
     import onnx
 
-    from quantize.artifacts import (file_for, finish_tensorrt, folder_for, fp32_onnx, fp32_reference, runnable_int8,
-                                    write_meta)
-    from quantize.fidelity import fidelity_report, publish_report, set_decode_threshold
-    from quantize.graph_opt import optimize_for_int8
-    from quantize.onnx_int8 import activations_to_uint8, qdq_counts
-    from quantize.tensorrt_int8 import symmetrize_qdq
+    from quantize.artifacts import fp32_onnx, stage_int8
+    from quantize.onnx_int8 import activations_to_uint8
 
     u8 = onnx.load(str(qdq))
     activations_to_uint8(u8)
@@ -182,32 +179,14 @@ def build_artifacts(src, qdq: Path, out: Path, backends, calib: dict, qat_info: 
     onnx32 = fp32_onnx(src, work) if vals is not None else None
     done, rejected = [], []
     for n in backends:
-        final = folder_for(out, src, n)
-        rep = None
-        with staged_folder(final) as tmp:
-            name = file_for(src, n)
-            extra = {"quantizer": "QAT: torchao pt2e (litert-torch quantizer), fake-quant fine-tuning", "qat": qat_info}
-            if n == "onnxruntime":
-                extra["fp32_rewrites"] = optimize_for_int8(str(work / "qat_u8.onnx"), str(tmp / name))
-                extra["ops"] = qdq_counts(tmp / name)
-            elif n == "openvino":
-                import openvino as ov
+        recipe = RECIPES[n]
 
-                ov.save_model(ov.convert_model(str(work / "qat_u8.onnx")), str(tmp / name), compress_to_fp16=False)
-            else:
-                onnx.save(symmetrize_qdq(onnx.load(str(qdq))), str(tmp / name))
-                extra["ops"] = qdq_counts(tmp / name)
-            write_meta(src, n, tmp, name, "int8", calib, extra)
-            if n == "tensorrt":
-                finish_tensorrt(tmp)
-            if vals is not None:
-                ref = fp32_reference(n, src, onnx32, work)
-                rep = fidelity_report(ref, runnable_int8(n, tmp, work), vals, threads, bench_runs,
-                                      desc=f"fidelity {n}", labels=(f"FP32 {n} export of the same checkpoint", final.name))
-                rep.update(backend=n, method="qat", calibration=calib)
-                publish_report(tmp, rep, final.name)
-            elif qat_info.get("best_val_thr") is not None:  # no report: QAT's own validation choice
-                set_decode_threshold(tmp, qat_info["best_val_thr"])
+        def make(path: Path) -> dict:
+            return {"quantizer": "QAT: torchao pt2e (litert-torch quantizer), fake-quant fine-tuning", "qat": qat_info,
+                    **recipe.from_qdq(qdq, work / "qat_u8.onnx", path)}
+
+        final, rep = stage_int8(recipe, src, out, make, calib, vals, onnx32, work, threads, bench_runs,
+                                report={"method": "qat"}, thr_without_report=qat_info.get("best_val_thr"))
         print(f"qat: wrote {final}")
         done.append(final)
         if rep is not None and max_drop is not None:
@@ -227,7 +206,6 @@ def run_qat(weights, data, epochs: int, out: str | Path = "runs/qat", backend="o
             ignored_scope=(), seed: int = 0, threads: int | None = 2, bench_runs: int = 30,
             fidelity: bool = True, quiet: bool = False, max_drop: float | None = None) -> list[Path]:
     """Fine-tune with fake quantization and write the INT8 artifacts; returns their folders (max_drop: the gate)."""
-    from quantize.artifacts import check_runtime, resolve_backends
     from quantize.fidelity import default_val, val_set
 
     names = resolve_backends(backend)

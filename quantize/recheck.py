@@ -23,14 +23,14 @@ from edge.sidecar import read_sidecar
 def recheck(fp32: str | Path, int8: str | Path, val_data: str | None, val_split: str = "val", frames: int = 212,
             threads: int = 2, bench_runs: int = 30) -> dict:
     """Rewrite `int8`/fidelity.json and the INT8 decode threshold; returns the report."""
-    from quantize.artifacts import runnable_int8
     from quantize.fidelity import fidelity_report, publish_report, val_set
+    from quantize.recipes import recipe_for_format
 
     fp32, int8 = Path(fp32), Path(int8)
     meta8 = read_sidecar(int8)
     vals = val_set(val_data, val_split, frames)
     with tempfile.TemporaryDirectory(prefix="spire_recheck_") as work:
-        runnable = runnable_int8(meta8.format, int8, Path(work))
+        runnable = recipe_for_format(meta8.format).runnable(int8, Path(work))
         rep = fidelity_report(fp32, runnable, vals, threads, bench_runs, desc=f"fidelity {int8.name}",
                               labels=(fp32.name, int8.name))
     old = int8 / "fidelity.json"

@@ -1,4 +1,4 @@
-"""Torch datasets over `edge.datasets`: training views with augmentation, whole-frame evaluation.
+"""Torch datasets over `edge.datasets`: training views with augmentation, labelled evaluation frames.
 
 Why: the frames a model is trained on must go through exactly the preprocessing and target
 codec the device uses, so this module only glues `edge` together: raw frame + points ->
@@ -23,12 +23,12 @@ import torch
 from torch.utils.data import Sampler
 
 from edge.errors import SpireEdgeError
-from edge.preprocess import Letterbox, PreprocessConfig, letterbox, normalize, preprocess, to_255, to_channels
+from edge.preprocess import PreprocessConfig, letterbox, normalize
 
 from .augment import AugmentConfig, augment
 
 __all__ = ["Reporter", "FrameRecord", "FrameStore", "TrainDataset", "PlanSampler", "epoch_plan",
-           "collate_skip", "prepare_eval", "native_letterbox", "EvalFrame", "iter_eval_frames"]
+           "collate_skip", "EvalFrame", "iter_eval_frames"]
 
 
 class Reporter:
@@ -339,41 +339,18 @@ def collate_skip(batch):
 
 
 # ----------------------------------------------------------------------------- evaluation
-def native_letterbox(hw: tuple[int, int], multiple: int = 32) -> Letterbox:
-    """Pad-only 'center' letterbox of an h x w frame to the next multiple of `multiple` per axis.
-
-    The models are fully convolutional, so a whole frame is evaluated at its native resolution
-    (no resize, so no target is blurred away), as BasicIRSTD evaluates NUAA-SIRST.
-    """
-    h, w = int(hw[0]), int(hw[1])
-    H, W = -(-h // multiple) * multiple, -(-w // multiple) * multiple
-    px, py = (W - w) // 2, (H - h) // 2
-    return Letterbox((h, w), (H, W), 1.0, 1.0, float(px), float(py), False)
-
-
-def prepare_eval(frame: np.ndarray, pre: PreprocessConfig, native: bool) -> tuple[np.ndarray, Letterbox]:
-    """Whole frame -> (x float32 (C, H, W), Letterbox): native pad-to-32, or edge's letterbox."""
-    if not native:
-        return preprocess(frame, pre)
-    img = to_channels(to_255(frame, pre.norm), pre.channels)
-    lb = native_letterbox(img.shape[:2])
-    return normalize(lb.apply(img).astype(np.float32, copy=False), pre), lb
-
-
 @dataclass
 class EvalFrame:
-    """One evaluation frame: the network input and what is needed to score and draw it."""
+    """One labelled evaluation frame, as read: `edge.predictor.Predictor` preprocesses it."""
 
     name: str
-    x: np.ndarray
-    letterbox: Letterbox
+    frame: np.ndarray
     points: np.ndarray
     hw: tuple[int, int]
     index: int
 
 
-def iter_eval_frames(dataset, pre: PreprocessConfig, native: bool, reporter: Reporter,
-                     frames: list | None = None):
+def iter_eval_frames(dataset, reporter: Reporter, frames: list | None = None):
     """Yield `EvalFrame`s of an edge dataset; unreadable / unlabelled frames are reported, skipped.
 
     `frames` (optional) caches raw frames by index across calls (the validation set of a run).
@@ -389,5 +366,4 @@ def iter_eval_frames(dataset, pre: PreprocessConfig, native: bool, reporter: Rep
                 frames.extend([None] * (i + 1 - len(frames)))
                 frames[i] = got
         frame, pts = got
-        x, lb = prepare_eval(frame, pre, native)
-        yield EvalFrame(name, x, lb, pts, tuple(frame.shape[:2]), i)
+        yield EvalFrame(name, frame, pts, tuple(frame.shape[:2]), i)

@@ -1,8 +1,9 @@
 """The loop pieces training and evaluation share: loss, warm-up, DDP setup, one epoch, scoring.
 
 Why separate from the CLIs: `spire.train` (validation every k epochs) and `spire.evaluate`
-(the test split) must score a model the same way, through `edge`'s decoder and `PointMetrics`,
-and the DDP test drives the same epoch function the real run uses.
+(the test split) must score a model the same way, through `edge.predictor.Predictor` (the path
+every exported artifact runs through) and `PointMetrics`, and the DDP test drives the same epoch
+function the real run uses.
 """
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ from edge.metrics.points import PointMetrics
 from .data import EvalFrame
 
 __all__ = ["heatmap_loss", "Warmup", "DistInfo", "setup_distributed", "cleanup_distributed",
-           "broadcast_object", "train_one_epoch", "predict_heatmap", "score_frames", "rng_state",
+           "broadcast_object", "train_one_epoch", "score_frames", "rng_state",
            "set_rng_state", "param_checksum", "RunState", "Resume", "build_meta", "save_last", "save_best",
            "load_last", "write_log", "LOG_COLUMNS"]
 
@@ -158,40 +159,25 @@ def train_one_epoch(model: nn.Module, loader, optimizer, *, device, loss_kind: s
             "global_step": global_step, "stopped": stopped, "skipped": skipped}
 
 
-@torch.inference_mode()
-def predict_heatmap(model: nn.Module, x: np.ndarray, device) -> np.ndarray:
-    """One (C, H, W) input -> its (H/stride, W/stride) float32 heatmap (batch 1)."""
-    t = torch.from_numpy(np.ascontiguousarray(x))[None].to(device)
-    return model(t)[0, 0].float().cpu().numpy()
+def score_frames(predictor, frames, metrics: PointMetrics | None = None, thr: float | None = None,
+                 on_frame=None, progress: bool = True) -> tuple[PointMetrics, float]:
+    """Run `predictor` (an `edge.predictor.Predictor`) on every `EvalFrame` and accumulate metrics.
 
-
-def score_frames(model: nn.Module, frames, codec, device, metrics: PointMetrics | None = None,
-                 decode_thr: float | None = None, on_frame=None, progress: bool = True) -> tuple[PointMetrics, float]:
-    """Run `model` on every `EvalFrame`, decode with `codec` (image px) and accumulate metrics.
-
-    decode_thr: peak threshold used for decoding (lower than the codec's to keep candidates for
-    PR sweeps; `metrics.compute(codec.thr)` then gives the operating point). on_frame(frame,
-    points, heatmap) is called per frame (overlays). Returns (metrics, seconds per frame).
+    thr: decode threshold for this pass (lower than the codec's to keep candidates for PR sweeps;
+    `metrics.compute(codec.thr)` then gives the operating point); the codec is never changed.
+    on_frame(frame, points) is called per frame (overlays). Returns (metrics, seconds per frame).
     """
     from tqdm import tqdm
 
     metrics = PointMetrics() if metrics is None else metrics
-    model.eval()
-    orig_thr = codec.thr
-    if decode_thr is not None:
-        codec.thr = float(decode_thr)
     t0, n = time.perf_counter(), 0
-    try:
-        for fr in tqdm(frames, desc="evaluating", unit="frame", leave=False, disable=not progress):
-            fr: EvalFrame
-            hm = predict_heatmap(model, fr.x, device)
-            pts = codec.decode(hm, fr.letterbox)
-            metrics.update(pts, fr.points, fr.hw)
-            n += 1
-            if on_frame is not None:
-                on_frame(fr, pts, hm)
-    finally:
-        codec.thr = orig_thr
+    for fr in tqdm(frames, desc="evaluating", unit="frame", leave=False, disable=not progress):
+        fr: EvalFrame
+        pts, _ = predictor.predict(fr.frame, fr.name, thr=thr)
+        metrics.update(pts, fr.points, fr.hw)
+        n += 1
+        if on_frame is not None:
+            on_frame(fr, pts)
     return metrics, (time.perf_counter() - t0) / max(n, 1)
 
 

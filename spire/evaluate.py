@@ -1,10 +1,15 @@
 """`python -m spire.evaluate`: score a checkpoint on a labelled split, with curves and overlays.
 
 Why: a number is only useful with the frames behind it. This tool runs a trained checkpoint (or
-an official SPIRE release) on whole frames through `edge`'s preprocessing and decoder, prints the
-SPIRE convention (P / R(Pd) / F1 / Fa, greedy matching within 5 px), the BasicIRSTD-style Pd
-and false points per frame (3 px) and an order-independent Hungarian score, writes PR and
-Pd-FPPI curves and PNG overlays of the frames with misses or false alarms.
+an official SPIRE release) through `edge.predictor.Predictor` with the torch backend
+(`spire.torch_backend`): the same read / preprocess / tile / decode path `edge.run` runs an
+exported model through, at the size the checkpoint's exports were made, so the F1 here is the
+F1 on the device (a checkpoint without exports yet is scored as training validated it: whole
+frames, unless it letterboxes). It prints the SPIRE convention (P / R(Pd) / F1 / Fa, greedy
+matching within 5 px), the BasicIRSTD-style Pd and false points per frame (3 px) and an
+order-independent Hungarian score, writes PR and Pd-FPPI curves and PNG overlays of the frames
+with misses or false alarms. `--mode native` scores whole frames at native resolution instead
+(padded to 32, never cut into tiles); `--imgsz S` letterboxes every frame to S.
 
     python -m spire.evaluate --data /data/sirst-v2 --split val --json val.json --out runs/eval
     python -m spire.evaluate --official SPIRE-SIRST4-512-epoch230-lr0.005.pth --data /data/nuaa-sirst
@@ -23,17 +28,20 @@ import cv2
 import numpy as np
 import torch
 
+from edge.annotate import FrameInfo, annotate, frame_errors
 from edge.codecs import build_codec
 from edge.metrics.matching import match
 from edge.metrics.points import PointMetrics
-from edge.preprocess import PreprocessConfig, to_255
+from edge.predictor import MODES, default_mode
+from edge.preprocess import PreprocessConfig
+from edge.sidecar import sidecar_describing
+from edge.zoo import export_size
 
 from . import engine
 from .cli import default_weights, open_roots, run_main, write_json
 from .data import Reporter, iter_eval_frames
+from .torch_backend import torch_predictor
 
-# BGR colours of the overlays: ground truth, true positive, false alarm, miss.
-GT, TP, FP, MISS = (0, 200, 0), (255, 80, 0), (0, 0, 255), (0, 255, 255)
 NO_VR = 0.999999  # the codecs require vr < 1; this keeps every peak above 1e-6 x the best one
 SWEEP_FLOOR = 0.05  # decode down to this score so the PR / Pd-FPPI sweeps have candidates
 
@@ -48,9 +56,13 @@ def build_parser() -> argparse.ArgumentParser:
     a("--format", default="auto", choices=["auto", "nuaa", "basicirstd", "spire-json", "lesps", "video"])
     a("--split", default="test", help="list name (S.txt in the NUAA layout), a .txt path, or 'all'")
     a("--frame-stride", type=int, default=1, help="video-clip roots: score every k-th frame of each clip")
-    g = p.add_mutually_exclusive_group()
-    g.add_argument("--imgsz", type=int, help="letterbox whole frames to S (default: the model's own mode)")
-    g.add_argument("--native", action="store_true", help="whole frames at native resolution, padded to 32")
+    a("--mode", choices=MODES, help="static: as edge.run on the checkpoint's exports (frames that fit padded to S, "
+      "larger ones tiled; the default when it has exports, 'native' while it has none, 'resize' for --official) | "
+      "auto (torch's own: frames that fit padded to 32, larger ones tiled) | tile | resize (letterbox to S) | "
+      "native (whole frames, padded to 32)")
+    a("--imgsz", type=int, help="input / tile size S (default: the size of the checkpoint's exports, else its own); "
+      "without --mode: letterbox whole frames to S")
+    a("--native", action="store_true", help="same as --mode native")
     a("--no-vr", action="store_true", help="turn off SPIRE's 65 %% relative-peak rule (faithful codecs)")
     a("--thr", type=float, help="decode threshold (default: the model's codec)")
     a("--max-dist", type=float, default=5.0, help="hit radius in image px (SPIRE: 5)")
@@ -67,6 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
 def load_model(weights: str | None, official: str | None):
     """(model, PreprocessConfig, codec, description) for a checkpoint, an official file or the default."""
     from spire.models import CheckpointError, load_checkpoint, load_official
+    from spire.models.checkpoint import resolve_checkpoint
 
     if official:
         model = load_official(official)
@@ -79,7 +92,10 @@ def load_model(weights: str | None, official: str | None):
         if "no 'arch'" not in str(e):
             raise
         return load_model(None, str(path))  # an official release passed as --weights
-    meta = ckpt.get("meta") or {}
+    meta = dict(ckpt.get("meta") or {})
+    side = sidecar_describing(resolve_checkpoint(path))
+    if side is not None:  # what the runtime reads (e.g. a decode threshold chosen after training)
+        meta.update(preprocess=side.preprocess, codec=side.codec)
     cfg = model.cfg
     pre = PreprocessConfig.from_dict(meta["preprocess"]) if meta.get("preprocess") else cfg.preprocess_config()
     codec = build_codec(meta["codec"]) if meta.get("codec") else cfg.build_codec()
@@ -103,33 +119,28 @@ def adjust(pre: PreprocessConfig, codec, imgsz: int | None, no_vr: bool, thr: fl
     return pre, build_codec(cd)
 
 
-def to_bgr8(frame: np.ndarray, pre: PreprocessConfig) -> np.ndarray:
-    """Any frame as an 8-bit BGR picture for drawing (16-bit through the model's AGC)."""
-    img = np.clip(to_255(frame, pre.norm), 0, 255).astype(np.uint8)
-    if img.ndim == 2 or img.shape[2] == 1:
-        return cv2.cvtColor(img.reshape(img.shape[:2]), cv2.COLOR_GRAY2BGR)
-    return cv2.cvtColor(img, cv2.COLOR_RGB2BGR)
+def pick_mode(args, source: dict, deployed: int | None, scale_up: bool) -> str:
+    """--mode, else --native, else letterbox for --imgsz alone or --official, else what edge.run does with
+    the checkpoint's exports ('static': frames that fit padded to their input size, larger ones tiled),
+    else, with no export yet, `edge.predictor.default_mode` (whole frames, as training validated)."""
+    if args.mode and args.native and args.mode != "native":
+        from .cli import UsageError
+
+        raise UsageError(f"--native and --mode {args.mode} disagree; pass one of them")
+    if args.native:
+        return "native"
+    if args.mode:
+        return args.mode
+    if args.imgsz or "official" in source:
+        return "resize"
+    return "static" if deployed else default_mode("auto", deployed, scale_up)
 
 
-def draw_overlay(frame_bgr: np.ndarray, gt: np.ndarray, pred: np.ndarray, max_dist: float, method: str) -> np.ndarray:
-    """GT circles green, true positives blue, false alarms red, misses yellow (2x for small frames)."""
-    m = match(gt, pred, max_dist, method)
-    hit, tp = m.gt_matched(), m.pred_matched()
-    k = 2 if max(frame_bgr.shape[:2]) < 640 else 1
-    img = cv2.resize(frame_bgr, None, fx=k, fy=k, interpolation=cv2.INTER_NEAREST) if k > 1 else frame_bgr.copy()
-    r = max(4, int(round(max_dist * k)))
-
-    def pt(p):
-        return int(round((p[0] + 0.5) * k - 0.5)), int(round((p[1] + 0.5) * k - 0.5))
-
-    for p, h in zip(gt, hit):
-        cv2.circle(img, pt(p), r, GT if h else MISS, 1, cv2.LINE_AA)
-    for p, t in zip(pred, tp):
-        c = pt(p)
-        cv2.drawMarker(img, c, TP if t else FP, cv2.MARKER_CROSS, 2 * r, 1, cv2.LINE_AA)
-    text = f"TP {m.tp}  FP {m.fp}  miss {m.fn}"
-    cv2.putText(img, text, (4, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (255, 255, 255), 1, cv2.LINE_AA)
-    return img
+def resolution(mode: str, size: int) -> str:
+    """How the frames were run, in words (the result's 'resolution')."""
+    return {"native": "native (padded to 32)", "resize": f"letterbox {size}", "tile": f"tiles of {size}",
+            "static": f"as edge.run on the {size} px exports (frames that fit padded to {size}, larger ones tiled)",
+            "auto": f"auto {size} (frames that fit padded to 32, larger ones tiled at {size})"}[mode]
 
 
 def evaluate(args) -> dict:
@@ -138,30 +149,32 @@ def evaluate(args) -> dict:
         torch.set_num_threads(args.threads)
     info = engine.setup_distributed(args.device)
     model, pre, codec, source = load_model(args.weights, args.official)
-    pre, codec = adjust(pre, codec, args.imgsz, args.no_vr, args.thr)
-    native = bool(args.native) or (not args.imgsz and not pre.scale_up)
-    model.to(info.device).eval()
+    deployed = export_size(source["weights"]) if "weights" in source else None
+    mode = pick_mode(args, source, deployed, pre.scale_up)
+    size = args.imgsz or deployed or pre.imgsz
+    pre, codec = adjust(pre, codec, size, args.no_vr, args.thr)
+    pred = torch_predictor(model, pre, codec, mode, device=info.device,
+                           model_path=source.get("weights") or source.get("official"))
     reporter = Reporter()
     sets = open_roots(args.data, args.format, args.split, reporter=reporter, stride=args.frame_stride)
     metrics = PointMetrics(max_dist=args.max_dist)
     records = []  # (set index, frame index, name, gt, kept predictions, errors)
 
-    def on_frame(fr, pts, hm):
-        keep = pts.scores >= codec.thr
-        pred = pts.xy[keep].astype(np.float64)
-        m = match(fr.points, pred, args.max_dist, "greedy")
-        records.append((k, fr.index, fr.name, fr.points, pred, m.fp + m.fn))
+    def on_frame(fr, pts):
+        kept = pts.filter(codec.thr)
+        m = match(fr.points, kept.xy.astype(np.float64), args.max_dist, "greedy")
+        records.append((k, fr.index, fr.name, fr.points, kept, m.fp + m.fn))
 
     t0 = time.perf_counter()
     spf = []
     for k, ds in enumerate(sets):
-        frames = iter_eval_frames(ds, pre, native, reporter)
+        frames = iter_eval_frames(ds, reporter)
         if args.max_frames:
             from itertools import islice
 
             frames = islice(frames, max(0, args.max_frames - len(metrics)))
-        _, s = engine.score_frames(model, frames, codec, info.device, metrics, min(SWEEP_FLOOR, codec.thr),
-                                   on_frame, progress=not args.quiet)
+        _, s = engine.score_frames(pred, frames, metrics, min(SWEEP_FLOOR, codec.thr), on_frame,
+                                   progress=not args.quiet)
         spf.append(s)
     if not len(metrics):
         from edge.errors import DatasetError
@@ -177,7 +190,7 @@ def evaluate(args) -> dict:
         "basicirstd": {"pd": basic["pd"], "false_points_per_frame": basic["fppi"], "max_dist": 3.0},
         "hungarian": {k: hung[k] for k in ("precision", "recall", "f1", "fppi")},
         "model": source, "data": [str(d) for d in args.data], "split": args.split,
-        "resolution": "native (padded to 32)" if native else f"letterbox {pre.imgsz}",
+        "resolution": resolution(mode, pre.imgsz), "mode": mode,
         "preprocess": pre.to_dict(), "codec": codec.to_dict(),
         "seconds_per_frame": float(np.mean(spf)), "seconds": time.perf_counter() - t0,
         "data_problems": reporter.messages,
@@ -189,15 +202,16 @@ def evaluate(args) -> dict:
 
         result["ap"] = average_precision(rows)
         result["curves"] = {k: str(v) for k, v in metrics.save_curves(out, [row["score_thr"] for row in rows]).items()}
-        result["overlays"] = write_overlays(out / "overlays", sets, records, pre, args)
+        result["overlays"] = write_overlays(out / "overlays", sets, records, args)
     print_report(result)
     if args.json:
         write_json(args.json, result)
     return result
 
 
-def write_overlays(folder: Path, sets, records, pre, args) -> list[str]:
-    """PNG overlays of the frames with the most misses + false alarms (at most --max-overlays)."""
+def write_overlays(folder: Path, sets, records, args) -> list[str]:
+    """PNG overlays (edge.annotate, the pictures edge.run draws) of the frames with the most misses +
+    false alarms (at most --max-overlays)."""
     bad = sorted((rec for rec in records if rec[5] > 0), key=lambda rec: -rec[5])[: args.max_overlays]
     folder.mkdir(parents=True, exist_ok=True)
     written = []
@@ -207,7 +221,8 @@ def write_overlays(folder: Path, sets, records, pre, args) -> list[str]:
         except Exception:  # the frame broke after scoring: skip the picture, keep the numbers
             continue
         path = folder / f"{name}.png"
-        cv2.imwrite(str(path), draw_overlay(to_bgr8(frame, pre), gt, pred, args.max_dist, "greedy"))
+        errors = frame_errors(pred, gt, args.max_dist)
+        cv2.imwrite(str(path), annotate(frame, pred, gt, FrameInfo(index=idx, name=name), errors=errors))
         written.append(str(path))
     return written
 

@@ -162,7 +162,8 @@ def set_learning_rate(opt, sched, lr: float) -> None:
 
 
 def validate(model, val_sets, pre, codec, info, native: bool, reporter, max_frames: int, cache, quiet) -> dict:
-    """Validation metrics of the unwrapped model on whole frames (rank 0 only).
+    """Validation metrics of the unwrapped model on whole frames (rank 0 only), through edge's Predictor
+    (mode 'native' or 'resize', as `native` says: the same path spire.evaluate and edge.run take).
 
     Each validation set is scored on its own; one decode threshold is chosen for all of them and
     the model's score is the worst set's F1 (`edge.metrics.operating.joint_operating_point`), so
@@ -172,15 +173,16 @@ def validate(model, val_sets, pre, codec, info, native: bool, reporter, max_fram
 
     from edge.metrics.operating import joint_operating_point
     from edge.metrics.points import PointMetrics
+    from spire.torch_backend import torch_predictor
 
+    pred = torch_predictor(model, pre, codec, mode="native" if native else "resize", device=info.device)
     per_set = {}
     for k, ds in enumerate(val_sets):
         metrics = PointMetrics()
-        frames = iter_eval_frames(ds, pre, native, reporter, cache[k] if cache is not None else None)
+        frames = iter_eval_frames(ds, reporter, cache[k] if cache is not None else None)
         if max_frames:
             frames = islice(frames, max_frames)
-        engine.score_frames(model, frames, codec, info.device, metrics, decode_thr=min(THR_GRID[0], codec.thr),
-                            progress=not quiet)
+        engine.score_frames(pred, frames, metrics, thr=min(THR_GRID[0], codec.thr), progress=not quiet)
         name = Path(str(ds.root)).name
         per_set[name if name not in per_set else f"{name}_{k}"] = metrics
     return joint_operating_point(per_set, codec.thr)

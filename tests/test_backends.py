@@ -21,44 +21,25 @@ from edge.backends import BACKENDS, load_backend
 from edge.backends.tensorrt import check_engine_file
 from edge.backends.tflite import TFLiteBackend, dequantize, quantize
 from edge.errors import BackendUnavailable, SidecarError
-
-IMGSZ = 64
+from tests.conftest import IMGSZ, dog_kernel
+from tests.conftest import write_fixture_sidecar as write_meta
 
 
 def tiny_module():
-    """torch module: (1,3,S,S) ImageNet-normalised -> (1,1,S/4,S/4) DoG response (peak ~1 on a 3x3 spot)."""
+    """torch module: (1,3,S,S) ImageNet-normalised -> (1,1,S/4,S/4) DoG response (peak ~1 on a 3x3 spot);
+    the same computation as the numpy fake backend of tests/conftest.py."""
     import torch
     import torch.nn.functional as F
 
     class Tiny(torch.nn.Module):
         def __init__(self):
             super().__init__()
-            r = np.arange(24) - 11.5  # k=24, pad=10: output cell c is centred on input px 4c+1.5
-
-            def g(s):
-                e = np.exp(-(r[:, None] ** 2 + r[None] ** 2) / (2 * s * s))
-                return e / e.sum()
-
-            self.register_buffer("w", torch.tensor((g(2.0) - g(6.0)) * 9.0, dtype=torch.float32)[None, None])
+            self.register_buffer("w", torch.tensor(dog_kernel())[None, None])
 
         def forward(self, x):
             return F.conv2d(x[:, 0:1] * 0.229 + 0.485, self.w, stride=4, padding=10)
 
     return Tiny().eval()
-
-
-def write_meta(folder: Path, fmt: str, model_file: str, imgsz: int, precision: str = "fp32",
-               thr: float = 0.3, scale_up: bool = False) -> None:
-    from edge.codecs import PRPSCodec
-    from edge.preprocess import Normalization, PreprocessConfig
-    from edge.sidecar import ModelMeta, file_sha256, io_specs, write_sidecar
-
-    inp, out = io_specs(imgsz, 3, 4, "images", "heatmap")
-    cfg = PreprocessConfig(imgsz, 3, Normalization("imagenet-rgb"), "center", scale_up)
-    meta = ModelMeta(arch="tiny-dog", format=fmt, model_file=model_file, model_sha256=file_sha256(folder / model_file),
-                     precision=precision, input=inp, output=out, preprocess=cfg.to_dict(),
-                     codec=PRPSCodec(imgsz, thr=thr, vr=0.35, top_k=8).to_dict())
-    write_sidecar(folder, meta)
 
 
 def export_tiny(root: Path, fmt: str, imgsz: int = IMGSZ, **meta_kw) -> Path:

@@ -59,7 +59,7 @@ def _trt_folder(root):
     inp, out = io_specs(64, 1)
     write_sidecar(d, ModelMeta(arch="m", format="tensorrt", model_file="m_64_int8.onnx", precision="int8",
                                model_sha256=file_sha256(d / "m_64_int8.onnx"), input=inp, output=out,
-                               preprocess={"imgsz": 64, "channels": 1}, codec={"type": "prps"}))
+                               preprocess={"imgsz": 64, "channels": 1}, codec={"type": "prps", "input_size": 64}))
     return d
 
 

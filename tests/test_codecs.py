@@ -268,3 +268,23 @@ def test_points_container():
         GaussianCodec(64).decode_batch(np.zeros((2, 1, 16, 16), np.float32), [None])
     with pytest.raises(ValueError):
         GaussianCodec(64).decode(np.zeros((2, 16, 16), np.float32))
+
+
+def test_default_prps_target_follows_the_intensity_prior():
+    """Default PRPS (not faithful) shapes the Gaussian by the image: the map spreads along a bright streak and
+    fades over dark background, while a flat image gives the plain Gaussian (removing the prior fails this)."""
+    from edge.codecs import GaussianCodec, PRPSCodec
+
+    prps, gauss = PRPSCodec(64), GaussianCodec(64)
+    p = np.array([[33.5, 32.0]], np.float32)  # in input px; cell (8, 8)
+    img = np.zeros((64, 64), np.float32)
+    img[30:35, 32:50] = 255  # a target streak running to the right of the labelled point
+    q, g = prps.encode(p, image=img)["heatmap"], gauss.encode(p)["heatmap"]
+    assert np.unravel_index(g.argmax(), g.shape) == (8, 8) and q.max() == pytest.approx(1.0)
+    assert np.unravel_index(q.argmax(), q.shape) == (8, 9)  # the peak moves onto the bright side
+    right, left = q[:, 9:13].sum(), q[:, 4:8].sum()
+    assert right > 2.0 * left  # the mass follows the streak ...
+    assert g[:, 9:13].sum() == pytest.approx(g[:, 4:8].sum(), rel=0.35)  # ... where a Gaussian is symmetric
+    assert q[5:7].max() < 0.25 * g[5:7].max()  # dark rows above the streak are suppressed
+    flat = prps.encode(p, image=np.full((64, 64), 100, np.float32))["heatmap"]
+    np.testing.assert_allclose(flat, g, atol=0.05)  # no contrast: the plain Gaussian

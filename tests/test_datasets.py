@@ -12,7 +12,9 @@ from edge.datasets import (DatasetWarning, detect_format, open_dataset, open_dat
 from edge.datasets.__main__ import main as cli
 from edge.errors import DatasetError
 
-SHARED = Path("/work/shared/data")
+from tests.conftest import needs_shared, shared
+
+SHARED = shared("data")
 
 
 def _mask(hw=(32, 48)):
@@ -176,7 +178,7 @@ def test_concat_and_cli(tmp_path, capsys):
     assert capsys.readouterr().err.startswith("error: ")
 
 
-@pytest.mark.skipif(not (SHARED / "nuaa-sirst").is_dir(), reason="shared data not mounted")
+@needs_shared("data", "nuaa-sirst")
 def test_shared_nuaa_minus_sirst_v2_val():
     ds = open_dataset(SHARED / "nuaa-sirst", split="train", exclude=SHARED / "sirst-v2/val.txt")
     assert len(ds) == 213 - 57 and not ds.problems

@@ -29,10 +29,15 @@ def test_every_edge_module_imports_without_torch():
 
 def test_edge_imports_no_other_project_package():
     """edge sits at the bottom of the dependency graph: it never imports spire/export/quantize."""
+    _imports_none_of("edge", ("spire", "export", "quantize", "benchmarks"))
+
+
+def _imports_none_of(pkg: str, others: tuple[str, ...]) -> None:
+    """Import every module of `pkg` in a fresh interpreter; none of `others` may get loaded."""
     code = (
-        "import importlib, pkgutil, sys, edge\n"
-        "for m in pkgutil.walk_packages(edge.__path__, 'edge.'): importlib.import_module(m.name)\n"
-        "bad = [m for m in sys.modules if m.split('.')[0] in ('spire', 'export', 'quantize', 'benchmarks')]\n"
+        f"import importlib, pkgutil, sys, {pkg}\n"
+        f"for m in pkgutil.walk_packages({pkg}.__path__, '{pkg}.'): importlib.import_module(m.name)\n"
+        f"bad = [m for m in sys.modules if m.split('.')[0] in {others!r}]\n"
         "assert not bad, bad\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
@@ -75,11 +80,4 @@ def test_import_direction_is_one_way():
 
 
 def test_export_loads_without_quantize():
-    code = (
-        "import importlib, pkgutil, sys, export\n"
-        "for m in pkgutil.walk_packages(export.__path__, 'export.'): importlib.import_module(m.name)\n"
-        "bad = [m for m in sys.modules if m.split('.')[0] in ('quantize', 'benchmarks')]\n"
-        "assert not bad, bad\n"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert out.returncode == 0, out.stderr[-2000:]
+    _imports_none_of("export", ("quantize", "benchmarks"))

@@ -10,13 +10,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from spire.data import native_letterbox, prepare_eval
-from spire.evaluate import FP, GT, MISS, TP, draw_overlay, main
+from edge.preprocess import native_letterbox, preprocess_native
+from spire.evaluate import main
+from tests.conftest import needs_shared, shared
 
-NUAA = Path("/work/shared/data/nuaa-sirst")
-OFFICIAL = Path("/work/shared/weights/spire-official/SPIRE-SIRST4-512-epoch230-lr0.005.pth")
+NUAA = shared("data", "nuaa-sirst")
+OFFICIAL = shared("weights", "spire-official", "SPIRE-SIRST4-512-epoch230-lr0.005.pth")
 NAMES = ["Misc_119", "Misc_64", "Misc_90", "Misc_100"]
-needs_data = pytest.mark.skipif(not (NUAA / "images").is_dir(), reason="NUAA-SIRST fixture data not present")
+needs_data = needs_shared("data", "nuaa-sirst", "images")
 
 
 @pytest.fixture(scope="module")
@@ -61,21 +62,10 @@ def test_native_letterbox_pads_to_32_and_maps_points_back():
     frame = np.full((150, 201), 100, np.uint8)
     frame[40, 50] = 255
     pre = PreprocessConfig(64, 1, Normalization("mean-std", (0.0,), (1.0,)), scale_up=False)
-    x, lb = prepare_eval(frame, pre, native=True)
+    x, lb = preprocess_native(frame, pre)
     assert x.shape == (1, 160, 224)
     fx, fy = lb.forward([[50, 40]])[0]
     assert x[0, int(fy), int(fx)] == pytest.approx(1.0) and x[0, 0, 0] == 0.0  # pad is zero
-
-
-def test_overlay_colours_mark_hits_misses_and_false_alarms():
-    img = np.zeros((100, 100, 3), np.uint8)
-    gt = np.array([[20.0, 20.0], [70.0, 70.0]])
-    pred = np.array([[21.0, 20.0], [40.0, 80.0]])  # one hit, one false alarm; GT 2 is missed
-    out = draw_overlay(img, gt, pred, 5.0, "greedy")
-    assert out.shape == (200, 200, 3)  # small frames are drawn at 2x
-    colours = {tuple(c) for c in out.reshape(-1, 3)}
-    for c in (GT, MISS, FP, TP):
-        assert any(np.abs(np.subtract(c, q)).max() < 40 for q in colours), c
 
 
 @needs_data
@@ -88,15 +78,24 @@ def test_evaluate_json_keys_curves_and_overlays(fixture, checkpoint, tmp_path):
         assert k in r, k
     for k in ("precision", "recall", "f1", "fa_per_pixel"):
         assert 0.0 <= r[k] <= 1.0, (k, r[k])
-    assert r["images"] == 4 and r["targets"] == 5 and r["resolution"].startswith("native")
+    assert r["images"] == 4 and r["targets"] == 5 and r["resolution"].startswith("native")  # no export yet
     assert r["fp"] > 0  # threshold 0: an untrained net fires somewhere, so overlays exist
     assert (out / "pr_curve.png").is_file() and (out / "pd_fppi.png").is_file()
     assert r["overlays"] and all(Path(p).is_file() for p in r["overlays"])
+    from edge.annotate import COLORS  # the one drawer edge.run uses: false alarms in its colour
+    import cv2
+
+    pic = cv2.imread(r["overlays"][0]).reshape(-1, 3)
+    assert (np.abs(pic.astype(int) - COLORS["false"]).max(1) < 30).any()
+    n = tmp_path / "n.json"  # a mode chosen by name
+    assert main(["--weights", str(checkpoint), "--data", str(fixture), "--split", "test", "--json", str(n),
+                 "--threads", "1", "--quiet", "--mode", "tile"]) == 0
+    assert json.loads(n.read_text())["resolution"] == "tiles of 64"
     assert "pd" in r["basicirstd"] and "f1" in r["hungarian"]
 
 
 @needs_data
-@pytest.mark.skipif(not OFFICIAL.is_file(), reason="official SPIRE weights not present")
+@needs_shared("weights", "spire-official", "SPIRE-SIRST4-512-epoch230-lr0.005.pth")
 def test_official_sirst4_checkpoint_finds_nuaa_targets(fixture, tmp_path, capsys):
     js = tmp_path / "o.json"
     assert main(["--official", str(OFFICIAL), "--data", str(fixture), "--split", "test", "--json", str(js),

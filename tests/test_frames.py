@@ -92,12 +92,12 @@ def test_empty_and_missing_files(tmp_path):
 
 
 def test_real_dataset_frame_reads():
-    from pathlib import Path
+    from tests.conftest import shared
 
-    root = Path("/work/shared/data/nuaa-sirst/images")
+    root = shared("data", "nuaa-sirst", "images")
     files = sorted(root.glob("*.png"))[:2] if root.exists() else []
     if not files:
-        pytest.skip("shared NUAA-SIRST data not present")
+        pytest.skip(f"{root}: no NUAA-SIRST frames (the shared data belong in ../shared beside the checkout)")
     for f in files:
         img = read_frame(f)
         assert img.dtype == np.uint8 and img.ndim in (2, 3) and min(img.shape[:2]) > 32

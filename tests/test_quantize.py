@@ -19,8 +19,9 @@ pytest.importorskip("onnxruntime")
 
 from edge.errors import BackendUnavailable, DatasetError, SpireEdgeError  # noqa: E402
 from edge.preprocess import Normalization, PreprocessConfig  # noqa: E402
+from tests.conftest import shared  # noqa: E402
 
-NUAA = Path("/work/shared/data/nuaa-sirst")
+NUAA = shared("data", "nuaa-sirst")
 S = 64
 NORM = Normalization("mean-std", (0.45,), (0.25,))
 CFG = PreprocessConfig(S, 1, NORM, "center", False)
@@ -61,16 +62,16 @@ def blob_source():
 
 
 def available(backend: str) -> bool:
-    from quantize.artifacts import BACKENDS
+    from quantize.recipes import RECIPES
 
-    return all(importlib.util.find_spec(m) is not None for m, _ in BACKENDS[backend].needs)
+    return all(importlib.util.find_spec(m) is not None for m, _ in RECIPES[backend].needs)
 
 
 @pytest.fixture(scope="module")
 def nuaa_fixture(tmp_path_factory):
     """A 10-frame NUAA-layout copy (train list only)."""
     if not NUAA.is_dir():
-        pytest.skip("shared NUAA-SIRST data not present")
+        pytest.skip(f"{NUAA}: NUAA-SIRST not present (the shared data belong in ../shared beside the checkout)")
     root = tmp_path_factory.mktemp("nuaa")
     names = (NUAA / "train.txt").read_text().split()[:10]
     (root / "images").mkdir()
@@ -254,7 +255,7 @@ def test_int8_graph_rewrite_is_exact_on_hrpe(tmp_path):
 
 # ------------------------------------------------------------------------------ errors
 def test_unknown_backend_and_missing_runtime(monkeypatch):
-    from quantize.artifacts import check_runtime, resolve_backends
+    from quantize.recipes import check_runtime, resolve_backends
 
     with pytest.raises(SpireEdgeError, match="did you mean 'openvino'") as e:
         resolve_backends("openvin")
@@ -325,15 +326,15 @@ def test_fidelity_repicks_the_int8_threshold_on_labelled_frames(monkeypatch, tmp
     from quantize import fidelity
 
     class FakePredictor:
-        def __init__(self, path, threads=None, conf=None):
+        def __init__(self, path, threads=None):
             self.scale = 0.5 if "int8" in str(path) else 1.0
-            self.conf = 0.6 if conf is None else conf
+            self.conf = 0.6
 
-        def predict(self, frame, name):
+        def predict(self, frame, name, thr=None):
             k = int(name)
             xy = np.array([[10.0 + k, 20.0], [50.0, 40.0 + k]], np.float32)
             sc = np.array([0.9, 0.3], np.float32) * self.scale  # a target and a clutter peak
-            keep = sc >= self.conf
+            keep = sc >= (self.conf if thr is None else thr)
             return Points(xy[keep], sc[keep]), {"infer": 1.0}
 
     monkeypatch.setattr(fidelity, "Predictor", FakePredictor)
@@ -367,7 +368,7 @@ def _fake_artifact(root: Path, name: str, fmt: str, precision: str, report: dict
     inp, out = io_specs(64, 1, stride=4)
     write_sidecar(folder, ModelMeta(arch="hrpe_dense", format=fmt, model_file=f.name, model_sha256=file_sha256(f),
                                     precision=precision, input=inp, output=out,
-                                    preprocess={"imgsz": 64, "channels": 1}, codec={"type": "PRPSCodec", "thr": 0.5}))
+                                    preprocess={"imgsz": 64, "channels": 1}, codec={"type": "prps", "input_size": 64, "thr": 0.5}))
     if report is not None:
         (folder / "fidelity.json").write_text(json.dumps(report))
     return folder

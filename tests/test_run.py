@@ -11,22 +11,14 @@ import numpy as np
 import pytest
 
 from edge import run as edge_run
-from tests.test_backends import export_tiny
-
-S = 64
+from tests.conftest import IMGSZ as S
+from tests.conftest import spots
 
 
 @pytest.fixture(scope="module")
-def model(tmp_path_factory):
-    return export_tiny(tmp_path_factory.mktemp("run_model"), "onnx", imgsz=S)
-
-
-def spots(h, w, xy, seed=0):
-    rng = np.random.default_rng(seed)
-    img = np.clip(20 + rng.normal(0, 1.0, (h, w)), 0, 255)
-    for x, y in xy:
-        img[y - 1:y + 2, x - 1:x + 2] = 220
-    return img.astype(np.uint8)
+def model(fake_model):
+    """The numpy fake target's artifact (tests/conftest.py): edge.run end to end without torch or a runtime."""
+    return fake_model
 
 
 def _run(capsys, *argv):
@@ -131,9 +123,12 @@ def test_killed_process_leaves_complete_lines_and_summary(model, tmp_path, sig):
     for i in range(3000):
         (src / f"f{i:05d}.png").write_bytes(png)
     out = tmp_path / "out"
-    proc = subprocess.Popen([sys.executable, "-m", "edge.run", "--model", str(model), "--source", str(src),
+    # `python -m edge.run`, with the fake target registered first (it is a row of this test process only)
+    run = ("import sys; from tests.conftest import register_fake_target; register_fake_target(); "
+           "from edge.run import main; sys.exit(main(sys.argv[1:]))")
+    proc = subprocess.Popen([sys.executable, "-c", run, "--model", str(model), "--source", str(src),
                              "--save", str(out), "--quiet", "--overlay-every", "0"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=Path(__file__).parents[1])
     deadline = time.time() + 60
     while time.time() < deadline and proc.poll() is None:
         p = out / "frames.jsonl"
@@ -153,8 +148,8 @@ def test_killed_process_leaves_complete_lines_and_summary(model, tmp_path, sig):
 def test_missing_sidecar_is_one_line_error(model, tmp_path, capsys):
     import shutil
 
-    shutil.copy(model / "model.onnx", tmp_path / "model.onnx")
-    rc, out, err = _run(capsys, "--model", tmp_path / "model.onnx")
+    shutil.copy(model / "model.npy", tmp_path / "model.npy")
+    rc, out, err = _run(capsys, "--model", tmp_path / "model.npy")
     assert rc == 2
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and "metadata.json" in lines[0] and "export" in lines[0]
@@ -167,7 +162,7 @@ def test_default_model_comes_from_the_zoo(model, tmp_path, capsys, monkeypatch):
     shutil.copytree(model, tmp_path / "weights" / "export" / model.name)
     monkeypatch.setenv("SPIRE_EDGE_WEIGHTS", str(tmp_path / "weights"))
     monkeypatch.chdir(tmp_path)
-    rc, out, _ = _run(capsys, "--backend", "onnxruntime", "--frames", 2, "--save", tmp_path / "o")
+    rc, out, _ = _run(capsys, "--backend", "numpy", "--frames", 2, "--save", tmp_path / "o")
     assert rc == 0
     assert json.loads((tmp_path / "o" / "summary.json").read_text())["model"].endswith(model.name)
     rc, _, err = _run(capsys, "--backend", "openvino", "--frames", 1)
@@ -179,13 +174,13 @@ def test_board_profile_sets_defaults_flags_win(model, tmp_path, capsys, monkeypa
 
     board = tmp_path / "boards" / "pi5"
     board.mkdir(parents=True)
-    (board / "profile.json").write_text(json.dumps({"backend": "onnxruntime", "precision": "fp32", "imgsz": S,
+    (board / "profile.json").write_text(json.dumps({"backend": "numpy", "precision": "fp32", "imgsz": S,
                                                     "threads": 3, "power": "none"}))
     monkeypatch.setenv("SPIRE_EDGE_BOARDS", str(tmp_path / "boards"))
     assert load_board("pi5").threads == 3
     rc, out, _ = _run(capsys, "--model", model, "--board", "pi5", "--threads", 1, "--frames", 2, "--save", tmp_path / "o")
     s = json.loads((tmp_path / "o" / "summary.json").read_text())
-    assert rc == 0 and s["threads"] == 1 and s["backend"] == "onnxruntime"
+    assert rc == 0 and s["threads"] == 1 and s["backend"] == "numpy"
     assert "disabled by --power none" in json.dumps(s["power_tried"])
     rc, _, err = _run(capsys, "--model", model, "--board", "nosuchboard")
     assert rc == 2 and "no such board profile; choose one of: pi5" in err
@@ -228,15 +223,14 @@ def test_video_source_and_a_stalled_stream(model, tmp_path, capsys):
 
 
 def test_labelled_dataset_metrics_agree_with_spire_evaluate(model, tmp_path, capsys):
-    """edge.run on a dataset folder scores like spire's evaluation (same model, frames, decoder)."""
-    torch = pytest.importorskip("torch")
-    from edge.codecs import build_codec
+    """edge.run on a dataset folder scores like spire's evaluation: the same Predictor, decoded low for the
+    PR sweep and cut at the codec's threshold afterwards (spire.engine.score_frames), gives the same counts."""
+    pytest.importorskip("torch")
     from edge.datasets import open_dataset
     from edge.metrics import PointMetrics
-    from edge.sidecar import read_sidecar
+    from edge.predictor import Predictor
     from spire.data import Reporter, iter_eval_frames
     from spire.engine import score_frames
-    from tests.test_backends import tiny_module
 
     root = tmp_path / "ds"
     (root / "images").mkdir(parents=True)
@@ -255,12 +249,11 @@ def test_labelled_dataset_metrics_agree_with_spire_evaluate(model, tmp_path, cap
     assert rc == 0 and s["source_kind"] == "dataset"
     assert (s["metrics"]["tp"], s["metrics"]["fp"], s["metrics"]["fn"]) == (4, 1, 1)
 
-    meta = read_sidecar(model)
-    ds = open_dataset(root, split="all")
-    evals = list(iter_eval_frames(ds, meta.preprocess_config(), False, Reporter(enabled=False)))
-    codec = build_codec(meta.codec)  # ModelMeta.codec is the sidecar dict
-    ref, _ = score_frames(tiny_module(), evals, codec, torch.device("cpu"), PointMetrics(), progress=False)
-    want = ref.compute()
+    pred = Predictor(model, threads=1)
+    evals = list(iter_eval_frames(open_dataset(root, split="all"), Reporter(enabled=False)))
+    ref, _ = score_frames(pred, evals, PointMetrics(), thr=0.05, progress=False)
+    assert pred.codec.thr == pytest.approx(0.3)  # the sweep's threshold was an argument, the codec is untouched
+    want = ref.compute(pred.codec.thr)
     for k in ("precision", "recall", "f1", "fa_per_pixel", "fppi"):
         assert s["metrics"][k] == pytest.approx(want[k], abs=1e-9), k
     assert f"P {want['precision']:.4f}  R(Pd) {want['recall']:.4f}  F1 {want['f1']:.4f}" in out

@@ -18,7 +18,7 @@ def _artifact(tmp_path, fmt="onnx", name="m.onnx", payload=b"model-bytes", **kw)
     inp, out = io_specs(64, 3, stride=4)
     meta = ModelMeta(arch="hrpe_nano", format=fmt, model_file=name, model_sha256=file_sha256(f),
                      precision=kw.pop("precision", "fp32"), input=inp, output=out,
-                     preprocess={"imgsz": 64, "channels": 3}, codec={"type": "PRPSCodec", "thr": 0.35}, **kw)
+                     preprocess={"imgsz": 64, "channels": 3}, codec={"type": "prps", "input_size": 64, "thr": 0.35}, **kw)
     write_sidecar(folder, meta)
     return folder, f, meta
 
@@ -77,6 +77,7 @@ def test_openvino_bin_and_missing_model(tmp_path):
     (lambda d: d.pop("codec"), "missing key.*codec"),
     (lambda d: d.update(precision="int4"), "'precision' is 'int4'"),
     (lambda d: d.update(format="coreml"), "'format' is 'coreml'"),
+    (lambda d: d["codec"].update(type="PRPSCodec"), "'codec.type' is 'PRPSCodec'.*prps"),
     (lambda d: d["input"].update(shape=[1, 3, 64, 32]), "input.shape"),
     (lambda d: d["input"].update(shape=[-1, 3, 64, 64]), "static"),
     (lambda d: d["output"].update(shape=[1, 1, 32, 32]), "output.shape"),

@@ -5,7 +5,6 @@ import numpy as np
 import pytest
 
 from edge.tiling import TileConfig, global_filter, merge_peaks, tile_grid, tile_starts
-from tests.test_backends import export_tiny
 
 S = 64
 
@@ -43,11 +42,10 @@ def test_merge_peaks_keeps_best_of_each_cluster():
 
 
 @pytest.fixture(scope="module")
-def predictor(tmp_path_factory):
+def predictor(fake_model):
     from edge.predictor import Predictor
 
-    folder = export_tiny(tmp_path_factory.mktemp("tiling"), "onnx", imgsz=S)
-    return Predictor(folder, "onnxruntime", threads=1)
+    return Predictor(fake_model, threads=1)  # the numpy fake target (tests/conftest.py): no runtime needed
 
 
 def _frame(h, w, xy):

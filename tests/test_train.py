@@ -15,10 +15,11 @@ import torch
 
 from spire.augment import AugmentConfig, augment, dihedral, random_crop
 from spire.data import FrameStore, PlanSampler, epoch_plan
+from tests.conftest import needs_shared, shared
 
-NUAA = Path("/work/shared/data/nuaa-sirst")
+NUAA = shared("data", "nuaa-sirst")
 NAMES = ["Misc_119", "Misc_64", "Misc_90", "Misc_100", "Misc_102", "Misc_103"]
-needs_data = pytest.mark.skipif(not (NUAA / "images").is_dir(), reason="NUAA-SIRST fixture data not present")
+needs_data = needs_shared("data", "nuaa-sirst", "images")
 
 
 def make_fixture(root: Path, names=NAMES) -> Path:

@@ -1,46 +1,44 @@
 """Backend adapters: one file per runtime, each importing its runtime lazily.
 
-`BACKENDS` is the single table that ties a command-line backend name to its module, the sidecar
-`format` it runs and the pip extra that installs it; `load_backend` picks the row from the
-artifact's metadata.json when no backend is named, so `--model weights/x_openvino_model` just works.
-Importing this package imports no runtime.
+Which backend runs which sidecar `format`, from which module, installed by which pip extra, is
+the target table's business (`edge.targets.TARGETS`); `BACKENDS` is that table keyed by backend
+name. `load_backend` picks the row from the artifact's metadata.json when no backend is named, so
+`--model weights/x_openvino_model` just works. Importing this package imports no runtime.
 """
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass
+from collections.abc import Mapping
 from pathlib import Path
 
 from edge.errors import SidecarError, SpireEdgeError
+from edge.targets import Target, backends
 
 from .base import Backend, missing_runtime
 
 
-@dataclass(frozen=True)
-class BackendInfo:
-    """One row of the backend table."""
+class _Backends(Mapping):
+    """backend name -> its `edge.targets.Target` row (a live view: registered rows show up)."""
 
-    module: str
-    format: str
-    extra: str
-    cls: str
+    def __getitem__(self, name: str) -> Target:
+        return backends()[name]
+
+    def __iter__(self):
+        return iter(backends())
+
+    def __len__(self) -> int:
+        return len(backends())
 
 
-BACKENDS: dict[str, BackendInfo] = {
-    "onnxruntime": BackendInfo("edge.backends.onnxruntime", "onnx", "onnx", "OnnxRuntimeBackend"),
-    "openvino": BackendInfo("edge.backends.openvino", "openvino", "openvino", "OpenVINOBackend"),
-    "tflite": BackendInfo("edge.backends.tflite", "tflite", "tflite", "TFLiteBackend"),
-    "tensorrt": BackendInfo("edge.backends.tensorrt", "tensorrt", "tensorrt", "TensorRTBackend"),
-}
-
-FORMAT_TO_BACKEND = {info.format: name for name, info in BACKENDS.items()}
+BACKENDS: Mapping[str, Target] = _Backends()
 
 
 def backend_for_format(fmt: str) -> str:
-    """The backend name that runs a sidecar `format` (one-line error for torch or unknown)."""
-    if fmt in FORMAT_TO_BACKEND:
-        return FORMAT_TO_BACKEND[fmt]
-    raise SidecarError(f"format {fmt!r} has no edge backend (known: {', '.join(FORMAT_TO_BACKEND)}); "
+    """The backend name that runs a sidecar `format` (one-line error for an unknown one)."""
+    by_format = {t.format: name for name, t in BACKENDS.items()}
+    if fmt in by_format:
+        return by_format[fmt]
+    raise SidecarError(f"format {fmt!r} has no edge backend (known: {', '.join(by_format)}); "
                        "export the checkpoint to onnx, openvino, tflite or tensorrt first")
 
 
@@ -48,8 +46,12 @@ def get_backend_class(name: str) -> type[Backend]:
     """The Backend subclass for a backend name (imports its module, not its runtime)."""
     if name not in BACKENDS:
         raise SpireEdgeError(f"unknown backend {name!r}; choose one of: {', '.join(BACKENDS)}")
-    info = BACKENDS[name]
-    return getattr(importlib.import_module(info.module), info.cls)
+    row = BACKENDS[name]
+    module, cls = row.backend_class.split(":")
+    try:
+        return getattr(importlib.import_module(module), cls)
+    except ImportError as e:  # the torch row's module needs torch; a board has none
+        raise missing_runtime(row.runtime_module, row.extra, str(e)) from None
 
 
 def load_backend(model_path: str | Path, backend: str | None = None, threads: int | None = None,
@@ -58,7 +60,8 @@ def load_backend(model_path: str | Path, backend: str | None = None, threads: in
 
     Args:
         model_path: an artifact folder or the model file inside it (next to metadata.json).
-        backend: 'onnxruntime' | 'openvino' | 'tflite' | 'tensorrt'; None: from the sidecar format.
+        backend: a `--backend` name (edge.targets: 'onnxruntime', 'openvino', 'tflite', 'tensorrt', 'torch');
+            None: the one that runs the sidecar's format.
         threads: CPU threads for the runtime.
         meta: an already read ModelMeta (skips reading the sidecar again).
     Raises:
@@ -79,5 +82,4 @@ def load_backend(model_path: str | Path, backend: str | None = None, threads: in
     return get_backend_class(name)(model_path, meta, threads=threads).load()
 
 
-__all__ = ["BACKENDS", "Backend", "BackendInfo", "backend_for_format", "get_backend_class",
-           "load_backend", "missing_runtime"]
+__all__ = ["BACKENDS", "Backend", "backend_for_format", "get_backend_class", "load_backend", "missing_runtime"]

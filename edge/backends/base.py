@@ -33,12 +33,27 @@ class Backend(abc.ABC):
         threads: CPU threads for the runtime (None: the runtime's default).
     """
 
-    #: runtime name as used on the command line (`--backend`)
+    #: runtime name as used on the command line (`--backend`); its row in edge.targets says the rest
     name: str = ""
-    #: the sidecar `format` this backend runs
-    format: str = ""
-    #: the pip extra that installs the runtime
-    extra: str = ""
+    #: the runtime can run the model at another input H×W (native-resolution frames, see edge.predictor)
+    dynamic_input: bool = False
+
+    @property
+    def target(self):
+        """This backend's row of the target table (`edge.targets`)."""
+        from edge.targets import target_for_backend
+
+        return target_for_backend(self.name)
+
+    @property
+    def format(self) -> str:
+        """The sidecar `format` this backend runs."""
+        return self.target.format
+
+    @property
+    def extra(self) -> str:
+        """The pip extra that installs the runtime."""
+        return self.target.extra
 
     def __init__(self, model_path: str | Path, meta: Any, threads: int | None = None):
         self.model_path = Path(model_path)
@@ -105,10 +120,14 @@ class Backend(abc.ABC):
         x = np.asarray(x, dtype=np.float32)
         if x.ndim == 3:
             x = x[None]
+        out_shape = self.output_shape
         if tuple(x.shape) != self.input_shape:
-            raise ValueError(f"{self.name}: input shape {tuple(x.shape)} != model input {self.input_shape}")
+            if not (self.dynamic_input and tuple(x.shape[:2]) == tuple(self.input_shape[:2])):
+                raise ValueError(f"{self.name}: input shape {tuple(x.shape)} != model input {self.input_shape}")
+            stride = int((getattr(self.meta, "output", None) or {}).get("stride", 4))
+            out_shape = (1, 1, x.shape[2] // stride, x.shape[3] // stride)
         y = np.asarray(self._infer(np.ascontiguousarray(x)), dtype=np.float32)
-        return y.reshape(self.output_shape) if y.size == int(np.prod(self.output_shape)) else y
+        return y.reshape(out_shape) if y.size == int(np.prod(out_shape)) else y
 
     @abc.abstractmethod
     def _load(self) -> None:

@@ -17,8 +17,6 @@ class OnnxRuntimeBackend(Backend):
     """Runs a `.onnx` artifact with onnxruntime's CPUExecutionProvider."""
 
     name = "onnxruntime"
-    format = "onnx"
-    extra = "onnx"
 
     def _load(self) -> None:
         try:

@@ -16,9 +16,29 @@ class OpenVINOBackend(Backend):
     """Runs an `_openvino_model/` IR (model .xml + .bin) with the OpenVINO runtime."""
 
     name = "openvino"
-    format = "openvino"
-    extra = "openvino"
     device = "CPU"
+    # The IR is reshaped to each new frame size (compiled once per size and cached), so a frame
+    # runs at its native resolution, as the model was validated, instead of padded or tiled.
+    _max_shapes = 4
+    _square: tuple | None = None
+    _reshapable: bool | None = None
+
+    @property
+    def dynamic_input(self) -> bool:
+        """Whether this IR runs at other sizes: shape-agnostic graphs do; one with shapes baked into
+        its reshapes (hrpe_lite's channel shuffle) does not, and is tiled at its own size instead."""
+        if self._reshapable is None:
+            self.load()
+        return bool(self._reshapable)
+
+    @property
+    def input_shape(self) -> tuple[int, int, int, int]:
+        return self._square or super().input_shape
+
+    def set_input_size(self, imgsz: int) -> None:
+        """The square input the Predictor tiles and letterboxes to (the IR is reshaped to it on demand)."""
+        shape = super().input_shape
+        self._square = (shape[0], shape[1], int(imgsz), int(imgsz))
 
     def compile_config(self) -> dict:
         """The compile properties: latency hint, precision hint, thread count."""
@@ -38,10 +58,33 @@ class OpenVINOBackend(Backend):
             raise missing_runtime("openvino", self.extra, str(exc)) from None
         core = ov.Core()
         model = core.read_model(str(self.model_file()))
+        sq, self._square = self._square, None  # the file must match its own sidecar
         self.check_input([d.get_length() if d.is_static else -1 for d in model.inputs[0].get_partial_shape()])
+        self._square = sq
         self.compiled = core.compile_model(model, self.device, self.compile_config())
         self.request = self.compiled.create_infer_request()
+        self._core, self._shape = core, tuple(super().input_shape)
+        self._requests = {self._shape: self.request}
+        try:  # shape inference only (no compile): does the graph follow a new input size?
+            n, c, h, w = self._shape
+            model.reshape({model.inputs[0].get_any_name(): [n, c, h + 32, w + 64]})
+            self._reshapable = True
+        except RuntimeError:
+            self._reshapable = False
+
+    def _request_for(self, shape: tuple):
+        """The infer request compiled for this input shape (a reshaped copy of the IR, cached)."""
+        req = self._requests.get(shape)
+        if req is None:
+            model = self._core.read_model(str(self.model_file()))
+            model.reshape({model.inputs[0].get_any_name(): list(shape)})
+            req = self._core.compile_model(model, self.device, self.compile_config()).create_infer_request()
+            if len(self._requests) >= self._max_shapes:  # a stream has one size; a folder of mixed sizes cycles
+                self._requests.pop(next(k for k in self._requests if k != self._shape))
+            self._requests[shape] = req
+        return req
 
     def _infer(self, x: np.ndarray) -> np.ndarray:
-        self.request.infer({0: x})
-        return np.array(self.request.get_output_tensor(0).data, dtype=np.float32, copy=True)
+        req = self.request if tuple(x.shape) == self._shape else self._request_for(tuple(x.shape))
+        req.infer({0: x})
+        return np.array(req.get_output_tensor(0).data, dtype=np.float32, copy=True)

@@ -62,8 +62,6 @@ class TensorRTBackend(Backend):
     """Runs a TensorRT engine (explicit batch 1, one input, one output)."""
 
     name = "tensorrt"
-    format = "tensorrt"
-    extra = "tensorrt"
 
     def model_file(self) -> Path:
         """The engine: the file passed, else `<model stem>.engine|.plan` beside the sidecar's ONNX."""

@@ -43,8 +43,6 @@ class TFLiteBackend(Backend):
     """Runs a `.tflite` flatbuffer (FP32, FP16-weights or full INT8)."""
 
     name = "tflite"
-    format = "tflite"
-    extra = "tflite"
 
     def _load(self) -> None:
         Interpreter = _interpreter_class()

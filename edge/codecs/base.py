@@ -123,8 +123,11 @@ class BaseCodec(ABC):
         self._last_table = (letterbox, shape, out)
         return out
 
-    def decode(self, heatmap, letterbox=None) -> Points:
+    def decode(self, heatmap, letterbox=None, thr: float | None = None) -> Points:
         """Peaks of one map -> Points (input px, or image px through `letterbox.inverse`).
+
+        `thr` overrides the codec's threshold for this call (e.g. a low one that keeps candidates
+        for a PR sweep); the codec itself is never changed.
 
         Faithful mode is method.md §4: NMS peaks > thr, sorted, relative vr cut, K slots,
         quarter-cell shift, ×stride, and a coordinate exactly 0 before the inverse transform
@@ -133,7 +136,7 @@ class BaseCodec(ABC):
         Scores are the raw map values at the peaks, best first.
         """
         hm = as_map(heatmap)
-        idx, vals = find_peaks(hm, self.thr)
+        idx, vals = find_peaks(hm, self.thr if thr is None else float(thr))
         if idx.size == 0:
             return Points.empty()
         idx, vals = select_top_k(idx, vals, self.top_k, self.vr if self.faithful else None)

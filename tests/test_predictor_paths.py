@@ -1,0 +1,174 @@
+"""One frame -> points path and one target table: torch and artifacts score alike, rows are added in one place.
+
+Why: spire.evaluate, training-time validation, the fidelity reports, the benchmarks and edge.run all
+go through `edge.predictor.Predictor`; a torch model sits in its backend slot (spire.torch_backend).
+These tests hold that together: the same frames give the same points through torch and through an
+artifact, the decode threshold is an argument, and a new target (the numpy fake of conftest.py) is
+known everywhere once its row is in `edge.targets`.
+"""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from edge.predictor import Predictor
+from tests.conftest import IMGSZ, FAKE_TARGET, needs_shared, spots
+
+FRAMES = [((48, 60), [(20, 20), (40, 30)]), ((150, 201), [(30, 40), (100, 75), (190, 140)]),
+          ((64, 64), [(31, 32)]), ((130, 97), [(60, 60), (63, 100)])]  # fits, tiled, exact, tile borders
+
+
+def _frames():
+    return [spots(h, w, xy, seed=i) for i, ((h, w), xy) in enumerate(FRAMES)]
+
+
+def test_torch_backend_finds_what_the_artifact_finds(fake_model):
+    """A torch module in the Predictor gives the artifact's points on the same frames (tiled ones too)."""
+    pytest.importorskip("torch")
+    from spire.torch_backend import torch_predictor
+    from tests.test_backends import tiny_module
+
+    art = Predictor(fake_model, threads=1)
+    tor = torch_predictor(tiny_module(), art.cfg, art.codec, mode="static", threads=1)  # the artifact's geometry
+    assert tor.size == art.size == IMGSZ and tor.backend.name == "torch"
+    for f in _frames():
+        a, b = art.predict(f)[0], tor.predict(f)[0]
+        assert len(a) == len(b) > 0
+        np.testing.assert_allclose(a.xy, b.xy, atol=1e-3)
+        np.testing.assert_allclose(a.scores, b.scores, atol=1e-4)
+
+
+def test_decode_threshold_is_an_argument(fake_model):
+    pred = Predictor(fake_model, threads=1)
+    f = spots(48, 60, [(20, 20), (40, 30)], level=90)  # dim spots: peaks below the codec's 0.3
+    low, _ = pred.predict(f, thr=0.05)
+    high, _ = pred.predict(f)
+    assert pred.codec.thr == pytest.approx(0.3) and len(high) < len(low)
+    np.testing.assert_array_equal(low.filter(pred.codec.thr).xy, high.xy)
+
+
+def test_native_mode_by_name(fake_model):
+    """'native' runs whole frames (no tiles, no resize) where the backend takes any size; artifacts refuse it."""
+    with pytest.raises(ValueError, match="mode 'native' needs a backend that runs any input size"):
+        Predictor(fake_model, mode="native")
+    pytest.importorskip("torch")
+    from spire.torch_backend import torch_predictor
+    from tests.test_backends import tiny_module
+
+    art = Predictor(fake_model, threads=1)
+    nat = torch_predictor(tiny_module(), art.cfg, art.codec, mode="native", threads=1)
+    f = _frames()[1]
+    assert not nat.uses_tiles(f.shape[:2])
+    pts = nat.predict(f)[0]
+    assert len(pts) == 3 and np.abs(np.sort(pts.xy[:, 0]) - [30, 100, 190]).max() < 1.0
+
+
+def test_target_table_is_the_one_place(fake_model):
+    """The fake row (conftest.FAKE_TARGET) is all it took: sidecar, backend lookup, zoo names, export, bench."""
+    from benchmarks.artifacts import BACKEND_FORMAT
+    from benchmarks.rows import BACKEND_PRECISIONS, RUNTIME_MODULES
+    from edge.backends import BACKENDS, backend_for_format, get_backend_class
+    from edge.sidecar import read_sidecar
+    from edge.targets import TARGETS, get_target
+    from edge.zoo import normalize_format
+    from export.formats import FORMATS
+
+    assert read_sidecar(fake_model).format == FAKE_TARGET.format  # the sidecar accepts the new format
+    assert backend_for_format("npy") == "numpy" and get_backend_class("numpy").__name__ == "NumpyDoGBackend"
+    assert normalize_format("numpy") == "npy" and get_target("NumPy") is FAKE_TARGET
+    assert "npy" not in FORMATS  # no exporter in its row: not an export target
+    for name, t in TARGETS.items():  # everything else is read from the same rows
+        assert BACKENDS[t.backend] is t
+        assert BACKEND_PRECISIONS.get(t.backend, t.bench_precisions) == t.bench_precisions
+        if name in FORMATS:
+            assert BACKEND_FORMAT[t.backend] == name and FORMATS[name].folder_suffix == t.folder_suffix
+    assert RUNTIME_MODULES["tflite"] == "ai_edge_litert" and TARGETS["tensorrt"].engine_recipe
+    with pytest.raises(Exception, match="did you mean 'openvino'"):
+        get_target("openvio")
+
+
+def test_int8_recipes_follow_the_table():
+    pytest.importorskip("onnx")
+    from edge.targets import target_for_backend
+    from quantize.qat import QAT_BACKENDS
+    from quantize.recipes import RECIPES, recipe_for_format
+
+    assert list(RECIPES) == ["onnxruntime", "openvino", "tflite", "tensorrt"]
+    assert QAT_BACKENDS == ("onnxruntime", "openvino", "tensorrt")
+    for name, r in RECIPES.items():
+        assert r.target is target_for_backend(name) and recipe_for_format(r.target.format) is r
+    assert RECIPES["tensorrt"].runtime.startswith("onnxruntime") and not RECIPES["tflite"].from_fp32_onnx
+
+
+@needs_shared("data", "nuaa-sirst", "images")
+def test_evaluate_and_edge_run_give_the_same_f1(tmp_path, capsys):
+    """spire.evaluate on a checkpoint = edge.run on its ONNX export: same tiles (the export's size, found by
+    the checkpoint's sha256), same decoder, same frames -> same counts."""
+    pytest.importorskip("onnxruntime")
+    import shutil
+
+    import torch
+
+    from edge import run as edge_run
+    from edge.sidecar import ModelMeta, file_sha256, write_sidecar
+    from export.exporter import ExportConfig, export_model
+    from spire.engine import build_meta
+    from spire.evaluate import main as evaluate
+    from spire.models import create_model, save_checkpoint
+    from tests.conftest import shared
+
+    torch.manual_seed(0)
+    model = create_model("hrpe_nano")
+    model.cfg = model.cfg.replace(input_size=32)
+    meta = build_meta(model, model.cfg.preprocess_config(32), model.cfg.build_codec(32), {"note": "test"})
+    ck = tmp_path / "ck"
+    path = save_checkpoint(ck / "best.pt", model, meta)
+    write_sidecar(ck, ModelMeta(model_file=path.name, model_sha256=file_sha256(path), **meta))
+    onnx = export_model(ExportConfig(target="onnx", weights=path, imgsz=64, out=ck / "export"))
+
+    data = tmp_path / "nuaa"
+    for sub in ("images", "masks"):
+        (data / sub).mkdir(parents=True)
+    names = ["Misc_119", "Misc_64", "Misc_90"]
+    for n in names:
+        shutil.copy(shared("data", "nuaa-sirst", "images", f"{n}.png"), data / "images")
+        shutil.copy(shared("data", "nuaa-sirst", "masks", f"{n}_pixels0.png"), data / "masks")
+    (data / "test.txt").write_text("\n".join(names) + "\n")
+    thr = "0.004"  # an untrained net peaks below 0.01: a low threshold so that both paths find (the same) points
+    assert evaluate(["--weights", str(ck), "--data", str(data), "--split", "test", "--thr", thr, "--threads", "1",
+                     "--quiet", "--json", str(tmp_path / "e.json")]) == 0
+    e = json.loads((tmp_path / "e.json").read_text())
+    assert e["mode"] == "static" and e["preprocess"]["imgsz"] == 64  # the export's size, not the checkpoint's 32
+    assert edge_run.main(["--model", str(onnx), "--source", str(data), "--split", "test", "--conf", thr, "--quiet",
+                          "--threads", "1", "--warmup", "0", "--save", str(tmp_path / "run")]) == 0
+    r = json.loads((tmp_path / "run" / "summary.json").read_text())["metrics"]
+    capsys.readouterr()
+    assert e["tp"] + e["fp"] > 0
+    assert (e["tp"], e["fp"], e["fn"]) == (r["tp"], r["fp"], r["fn"])
+    assert e["f1"] == pytest.approx(r["f1"], abs=1e-9)
+
+
+def test_a_checkpoint_runs_in_the_predictor_through_its_table_row(tmp_path):
+    """`Predictor('best.pt')` (edge.run --model best.pt): edge finds spire's torch backend through the 'torch'
+    row of edge.targets; without exports the checkpoint runs whole frames, as training validated it."""
+    pytest.importorskip("torch")
+    import torch
+
+    from edge.sidecar import ModelMeta, file_sha256, write_sidecar
+    from spire.engine import build_meta
+    from spire.models import create_model, save_checkpoint
+
+    torch.manual_seed(0)
+    model = create_model("hrpe_nano")
+    model.cfg = model.cfg.replace(input_size=32)
+    meta = build_meta(model, model.cfg.preprocess_config(32), model.cfg.build_codec(32), {"note": "test"})
+    path = save_checkpoint(tmp_path / "best.pt", model, meta)
+    write_sidecar(tmp_path, ModelMeta(model_file=path.name, model_sha256=file_sha256(path), **meta))
+    pred = Predictor(path, threads=1)
+    assert pred.backend.name == "torch" and pred.mode == "native" and pred.size == 32
+    pts, t = pred.predict(spots(100, 130, [(40, 50)]), thr=1e-6)
+    assert set(t) == {"read", "preprocess", "infer", "decode"} and len(pts) >= 1
+    tiled = Predictor(path, threads=1, imgsz=64)  # a size asked for: tiles of it, like an export of that size
+    assert tiled.mode == "auto" and tiled.size == 64 and tiled.uses_tiles((100, 130))
