@@ -58,6 +58,22 @@ def dog_response(x: np.ndarray, kernel: np.ndarray | None = None) -> np.ndarray:
     return full[0:s - 3:4, 0:s - 3:4][None, None].astype(np.float32)
 
 
+def tiny_module():
+    """The same DoG as a torch module (for tests that put a torch model in the Predictor or export one)."""
+    import torch
+    import torch.nn.functional as F
+
+    class Tiny(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.register_buffer("w", torch.tensor(dog_kernel())[None, None])
+
+        def forward(self, x):
+            return F.conv2d(x[:, 0:1] * 0.229 + 0.485, self.w, stride=4, padding=10)
+
+    return Tiny().eval()
+
+
 class NumpyDoGBackend(Backend):
     """The fake runtime: its "model file" is the DoG kernel (.npy); inference is `dog_response`."""
 

@@ -21,25 +21,8 @@ from edge.backends import BACKENDS, load_backend
 from edge.backends.tensorrt import check_engine_file
 from edge.backends.tflite import TFLiteBackend, dequantize, quantize
 from edge.errors import BackendUnavailable, SidecarError
-from tests.conftest import IMGSZ, dog_kernel
+from tests.conftest import IMGSZ, tiny_module
 from tests.conftest import write_fixture_sidecar as write_meta
-
-
-def tiny_module():
-    """torch module: (1,3,S,S) ImageNet-normalised -> (1,1,S/4,S/4) DoG response (peak ~1 on a 3x3 spot);
-    the same computation as the numpy fake backend of tests/conftest.py."""
-    import torch
-    import torch.nn.functional as F
-
-    class Tiny(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.register_buffer("w", torch.tensor(dog_kernel())[None, None])
-
-        def forward(self, x):
-            return F.conv2d(x[:, 0:1] * 0.229 + 0.485, self.w, stride=4, padding=10)
-
-    return Tiny().eval()
 
 
 def export_tiny(root: Path, fmt: str, imgsz: int = IMGSZ, **meta_kw) -> Path:

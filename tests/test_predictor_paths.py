@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from edge.predictor import Predictor
-from tests.conftest import IMGSZ, FAKE_TARGET, needs_shared, spots
+from tests.conftest import IMGSZ, FAKE_TARGET, needs_shared, spots, tiny_module
 
 FRAMES = [((48, 60), [(20, 20), (40, 30)]), ((150, 201), [(30, 40), (100, 75), (190, 140)]),
           ((64, 64), [(31, 32)]), ((130, 97), [(60, 60), (63, 100)])]  # fits, tiled, exact, tile borders
@@ -28,7 +28,6 @@ def test_torch_backend_finds_what_the_artifact_finds(fake_model):
     """A torch module in the Predictor gives the artifact's points on the same frames (tiled ones too)."""
     pytest.importorskip("torch")
     from spire.torch_backend import torch_predictor
-    from tests.test_backends import tiny_module
 
     art = Predictor(fake_model, threads=1)
     tor = torch_predictor(tiny_module(), art.cfg, art.codec, mode="static", threads=1)  # the artifact's geometry
@@ -55,7 +54,6 @@ def test_native_mode_by_name(fake_model):
         Predictor(fake_model, mode="native")
     pytest.importorskip("torch")
     from spire.torch_backend import torch_predictor
-    from tests.test_backends import tiny_module
 
     art = Predictor(fake_model, threads=1)
     nat = torch_predictor(tiny_module(), art.cfg, art.codec, mode="native", threads=1)
