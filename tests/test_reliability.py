@@ -94,12 +94,24 @@ def test_train_exit_code_after_a_signal(nuaa, tmp_path, sig, rc):
     from spire.cli import run_main
     from spire.train import main
 
-    timer = threading.Timer(1.0, os.kill, (os.getpid(), sig))
-    timer.start()
+    import time
+
+    before, done = signal.getsignal(sig), threading.Event()
+
+    def fire():  # only once spire.train's handler is in place (before it, the signal would end pytest)
+        t_end = time.monotonic() + 120
+        while signal.getsignal(sig) is before and not done.is_set() and time.monotonic() < t_end:
+            time.sleep(0.02)
+        if not done.wait(0.5):  # a few batches into the run
+            os.kill(os.getpid(), sig)
+
+    th = threading.Thread(target=fire, daemon=True)
+    th.start()
     try:
         got = run_main(main, _train_args(nuaa, tmp_path / "r", "--epochs", "10000", "--eval-every", "10000"))
     finally:
-        timer.cancel()
+        done.set()
+        th.join()
     assert got == rc and (tmp_path / "r" / "last.pt").is_file()
 
 
