@@ -91,28 +91,30 @@ def test_train_never_overwrites_a_run(nuaa, tmp_path, capsys):
 @needs_nuaa
 @pytest.mark.parametrize("sig, rc", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_train_exit_code_after_a_signal(nuaa, tmp_path, sig, rc):
-    from spire.cli import run_main
-    from spire.train import main
+    """A real `python -m spire.train` process, signalled once it has written its first epoch.
 
+    Run as its own process: signalling the pytest process itself crashed the session (SIGSEGV)
+    once TensorFlow (LiteRT tests) had installed its handlers in it.
+    """
+    import subprocess
+    import sys
     import time
 
-    before, done = signal.getsignal(sig), threading.Event()
-
-    def fire():  # only once spire.train's handler is in place (before it, the signal would end pytest)
-        t_end = time.monotonic() + 120
-        while signal.getsignal(sig) is before and not done.is_set() and time.monotonic() < t_end:
-            time.sleep(0.02)
-        if not done.wait(0.5):  # a few batches into the run
-            os.kill(os.getpid(), sig)
-
-    th = threading.Thread(target=fire, daemon=True)
-    th.start()
+    out = tmp_path / "r"
+    proc = subprocess.Popen([sys.executable, "-m", "spire.train",
+                             *_train_args(nuaa, out, "--epochs", "10000", "--eval-every", "10000")],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
-        got = run_main(main, _train_args(nuaa, tmp_path / "r", "--epochs", "10000", "--eval-every", "10000"))
+        t_end = time.monotonic() + 240
+        while not (out / "last.pt").is_file() and proc.poll() is None and time.monotonic() < t_end:
+            time.sleep(0.1)
+        assert proc.poll() is None, proc.stderr.read()[-2000:]
+        proc.send_signal(sig)
+        got = proc.wait(timeout=120)
     finally:
-        done.set()
-        th.join()
-    assert got == rc and (tmp_path / "r" / "last.pt").is_file()
+        if proc.poll() is None:
+            proc.kill()
+    assert got == rc and (out / "last.pt").is_file()
 
 
 # ------------------------------------------------------------------------ 2. edge.run --save
