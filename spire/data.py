@@ -190,7 +190,7 @@ class FrameStore:
 
 def epoch_plan(n_frames: int, positives: list[int], negatives: list[int], seed: int, epoch: int,
                bg_ratio: float, domains: list[int] | None = None, weights: list[float] | None = None,
-               size: int = 0) -> list[tuple[int, int]]:
+               size: int = 0, bg_weights: list[float] | None = None) -> list[tuple[int, int]]:
     """The shuffled (frame index, background flag) items of one epoch.
 
     Without `weights`: every frame with targets appears once (a target-centred view) and
@@ -203,11 +203,14 @@ def epoch_plan(n_frames: int, positives: list[int], negatives: list[int], seed: 
     targets). `size` target views (default: all positives) are split between the domains by
     weight, each domain cycling through its own positives in a fresh order; background views are
     split the same way and come from the domain's target-free frames, or random views of any of
-    its frames when it has none, so every domain's clutter is seen.
+    its frames when it has none, so every domain's clutter is seen. `bg_weights` (default:
+    `weights`) splits the background views differently: where the false alarms come from (one
+    sensor's cluttered frames) is not where the targets come from.
     """
     rng = np.random.default_rng([int(seed), int(epoch), 7])
     if weights is not None and domains is not None:
-        return _weighted_plan(rng, n_frames, positives, negatives, bg_ratio, domains, weights, size)
+        return _weighted_plan(rng, n_frames, positives, negatives, bg_ratio, domains, weights, size,
+                              bg_weights if bg_weights is not None else weights)
     pos = list(positives) if positives else list(range(n_frames))
     items = [(i, 0) for i in pos]
     n_bg = int(round(len(pos) * bg_ratio / (1.0 - bg_ratio))) if 0 < bg_ratio < 1 else 0
@@ -237,17 +240,18 @@ def _split_counts(total: int, weights: np.ndarray) -> list[int]:
     return counts.tolist()
 
 
-def _weighted_plan(rng, n_frames, positives, negatives, bg_ratio, domains, weights, size):
+def _weighted_plan(rng, n_frames, positives, negatives, bg_ratio, domains, weights, size, bg_weights):
     dom = np.asarray(domains, int)
     ids = sorted(set(dom.tolist()))
     w = np.asarray([float(weights[d]) if d < len(weights) else 0.0 for d in ids])
-    if not (w > 0).any():
-        raise ValueError(f"domain weights {list(weights)} give no domain a positive weight")
+    wb = np.asarray([float(bg_weights[d]) if d < len(bg_weights) else 0.0 for d in ids])
+    if not (w > 0).any() or not (wb > 0).any():
+        raise ValueError(f"domain weights {list(weights)} / {list(bg_weights)} give no domain a positive weight")
     pos_set, neg_set = set(positives), set(negatives)
     n_pos = int(size) if size else len(positives) or n_frames
     n_bg = int(round(n_pos * bg_ratio / (1.0 - bg_ratio))) if 0 < bg_ratio < 1 else 0
     items: list[tuple[int, int]] = []
-    for d, k_pos, k_bg in zip(ids, _split_counts(n_pos, w), _split_counts(n_bg, w)):
+    for d, k_pos, k_bg in zip(ids, _split_counts(n_pos, w), _split_counts(n_bg, wb)):
         mine = [i for i in range(n_frames) if dom[i] == d]
         p = [i for i in mine if i in pos_set] or mine
         b = [i for i in mine if i in neg_set] or mine
@@ -265,12 +269,13 @@ class PlanSampler(Sampler):
     """
 
     def __init__(self, store: FrameStore, seed: int, bg_ratio: float, rank: int = 0, world: int = 1,
-                 weights: list[float] | None = None, size: int = 0):
+                 weights: list[float] | None = None, size: int = 0, bg_weights: list[float] | None = None):
         self.store, self.seed, self.bg_ratio = store, int(seed), float(bg_ratio)
         self.rank, self.world = int(rank), int(world)
         self.epoch, self.skip = 0, 0
         self._pos, self._neg = store.positives, store.negatives
         self.weights, self.size = (list(weights) if weights else None), int(size or 0)
+        self.bg_weights = list(bg_weights) if bg_weights else None
         self._domains = [r.domain for r in store.records] if self.weights else None
 
     def set_epoch(self, epoch: int, skip: int = 0) -> None:
@@ -278,7 +283,7 @@ class PlanSampler(Sampler):
 
     def shard(self) -> list[tuple[int, int, int, int]]:
         plan = epoch_plan(len(self.store), self._pos, self._neg, self.seed, self.epoch, self.bg_ratio,
-                          self._domains, self.weights, self.size)
+                          self._domains, self.weights, self.size, self.bg_weights)
         keys = [(f, b, self.epoch, slot) for slot, (f, b) in enumerate(plan)]
         per_rank = len(keys) // self.world
         return keys[self.rank::self.world][:per_rank]

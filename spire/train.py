@@ -78,7 +78,8 @@ def build_data(cfg: TrainConfig, pre_norm_needed: bool, channels: int, reporter:
                   "frame_stride": cfg.frame_stride,
                   "domains": [{"root": str(d.root), "frames": sum(r.domain == k for r in store.records),
                                "with_targets": sum(r.domain == k and len(r.points) > 0 for r in store.records),
-                               "weight": cfg.data_weights[k] if cfg.data_weights else None}
+                               "weight": cfg.data_weights[k] if cfg.data_weights else None,
+                               "bg_weight": (cfg.bg_weights or cfg.data_weights or [None] * len(train_sets))[k]}
                               for k, d in enumerate(train_sets)],
                   "val_frames_excluded_from_train": store.excluded, "exact_duplicates_skipped": store.duplicates,
                   "val_frames": sum(len(d) for d in val_sets),
@@ -143,11 +144,11 @@ def _load_init(cfg: TrainConfig, model) -> dict:
     return {**ckpt, "sha256": file_sha256(path)}  # recorded in the sidecar: the path may be overwritten later
 
 
-def _domain_weights(cfg: TrainConfig, store: FrameStore) -> list[float] | None:
-    """--data-weights, plus the synthetic frames' domain at the mean weight; None: as the data comes."""
+def _domain_weights(cfg: TrainConfig, store: FrameStore, weights=None) -> list[float] | None:
+    """--data-weights (or `weights`), plus the synthetic frames' domain at the mean weight; None: as the data comes."""
     if not cfg.data_weights:
         return None
-    w = list(cfg.data_weights)
+    w = list(weights if weights is not None else cfg.data_weights)
     if cfg.synthetic:
         w.append(sum(w) / len(w))
     return w
@@ -245,7 +246,8 @@ def train(cfg: TrainConfig) -> dict:
     sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="max", factor=cfg.lr_factor,
                                                        patience=cfg.lr_patience, min_lr=cfg.min_lr)
     sampler = PlanSampler(store, cfg.seed, cfg.bg_ratio, info.rank, info.world,
-                          weights=_domain_weights(cfg, store), size=cfg.epoch_size)
+                          weights=_domain_weights(cfg, store), size=cfg.epoch_size,
+                          bg_weights=_domain_weights(cfg, store, cfg.bg_weights))
     batches = -(-sampler.epoch_len() // cfg.batch)
     warm = engine.Warmup([cfg.lr], min(cfg.warmup_iters, batches))
     st = RunState()

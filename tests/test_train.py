@@ -318,3 +318,11 @@ def cv2_blur(img):
     import cv2
 
     return cv2.GaussianBlur(img.astype(np.float32), (0, 0), 1.0)
+
+
+def test_background_weights_split_background_views_apart_from_target_views():
+    domains = [0] * 10 + [1] * 10
+    pos, neg = list(range(0, 5)) + list(range(10, 20)), list(range(5, 10))
+    plan = epoch_plan(20, pos, neg, 1, 0, 0.5, domains, [0.5, 0.5], 100, bg_weights=[1.0, 0.0])
+    assert sum(1 for i, b in plan if b and i < 10) == 100 and not any(b and i >= 10 for i, b in plan)
+    assert sum(1 for i, b in plan if not b and i >= 10) == 50  # target views still split 50 / 50
