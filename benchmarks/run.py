@@ -29,6 +29,7 @@ from benchmarks.rows import BACKEND_PRECISIONS, Row, RowSpec, apply_speedups, pl
 from benchmarks.table import append_log, markdown_table, plot_f1_latency, write_results
 from edge.cli import run_cli
 from edge.errors import SpireEdgeError
+from edge.zoo import named_checkpoint
 
 OFFICIAL_ENV = "SPIRE_OFFICIAL_WEIGHTS"
 OFFICIAL_GLOB = "SPIRE-SIRST4-512-*.pth"
@@ -312,12 +313,7 @@ def config_from_args(a: argparse.Namespace) -> BenchConfig:
     if a.official and not Path(a.official).is_file():
         raise SpireEdgeError(f"{a.official}: no such file; pass the official SPIRE-SIRST4-512-*.pth "
                              "(or leave --official out to use a random-init row of the same architecture)")
-    model = Path(a.model) if a.model else default_model()
-    if model is not None and not model.exists():  # a ladder name (--model spire-m): that rung's checkpoint
-        from edge.zoo import CHECKPOINT_NAME, named_weights
-
-        folder = named_weights(a.model)
-        model = folder / CHECKPOINT_NAME if folder is not None else model
+    model = named_checkpoint(a.model) if a.model else default_model()  # a path or a ladder name
     if model is not None and not model.exists():
         raise SpireEdgeError(f"{model}: no such checkpoint; pass --model PATH/TO/best.pt")
     return BenchConfig(

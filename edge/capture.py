@@ -25,6 +25,7 @@ from typing import Iterator
 
 import numpy as np
 
+from edge.datasets.video import bgr_to_frame
 from edge.errors import DatasetError, FrameError
 from edge.frames import read_frame
 from edge.sources import Item, Source, _cap, _timed_read
@@ -56,17 +57,6 @@ def _open_capture(device, api: int | None = None):
     if api is None and not params:
         return cv2.VideoCapture(device)
     return cv2.VideoCapture(device, cv2.CAP_ANY if api is None else api, params)
-
-
-def bgr_to_frame(bgr: np.ndarray) -> np.ndarray:
-    """A decoded frame as edge frames are: grey when the video is grey (thermal), else RGB.
-
-    The clip-folder reader's own rule (edge.datasets.video), not a copy of it, so one clip scores
-    the same read as a file or from a clip folder (a test checks it).
-    """
-    from edge.datasets.video import _to_frame
-
-    return _to_frame(bgr)
 
 
 def labels_beside(video: Path) -> Path | None:

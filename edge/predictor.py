@@ -131,7 +131,7 @@ class Predictor:
         # to 32 px, not to S): padding changes what a model with whole-frame context (an SE gate)
         # sees (on 320x256 clips, padding to 512 cost spire-n 3 F1 points). Larger frames are still
         # tiled at S, which scored 7 points higher on sirst-v2/val than whole 1920x1080 frames.
-        self._fit_native = mode == "auto" and getattr(backend, "dynamic_input", False) and not cfg.scale_up
+        self.fits_native = mode == "auto" and getattr(backend, "dynamic_input", False) and not cfg.scale_up
         self.backend = backend
         self.cfg = cfg
         self.size = int(size)
@@ -206,7 +206,7 @@ class Predictor:
         """preprocess -> infer -> decode on a whole frame (pad or letterbox as the sidecar says,
         or pad to 32 px at native resolution in mode 'native')."""
         t = time.perf_counter()
-        native = self.mode == "native" or self._fit_native
+        native = self.mode == "native" or self.fits_native
         x, lb = preprocess_native(img, self.cfg) if native else preprocess(img, self.cfg)
         timings["preprocess"] += _ms(t)
         return self._infer_decode(x, lb, timings, thr)

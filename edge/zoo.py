@@ -48,6 +48,12 @@ def named_weights(name: str | os.PathLike) -> Path | None:
     return (LADDER_FILE.parent / folder) if folder else None
 
 
+def named_checkpoint(spec: str | os.PathLike) -> Path:
+    """--weights as the user typed it: a ladder name -> that rung's checkpoint, else the path itself."""
+    folder = named_weights(spec) if not Path(spec).exists() else None
+    return folder / CHECKPOINT_NAME if folder is not None else Path(spec)
+
+
 def resolve_artifact(model: str | os.PathLike, fmt: str, precision: str | None = None) -> Path:
     """--model as the user typed it: a ladder name -> that rung's artifact for `fmt`, else the path."""
     folder = named_weights(model) if not Path(model).exists() else None

@@ -5,12 +5,16 @@ decisions, read from the fidelity reports, and `edge.zoo` follows their output
 (`export/defaults.json`), so they are tested like the rest. Artifacts are found by their sidecars
 (`edge.zoo.find_artifacts`), never by folder-name patterns.
 
-    python -m quantize.pick EXPORT_DIR [--qat QAT_DIR]
+    python -m quantize.pick EXPORT_DIR [--qat QAT_DIR] [--thr T --thr-rule "why"]
 
 - `--qat`: each QAT INT8 artifact replaces the PTQ artifact of the same name in EXPORT_DIR when its
   fidelity report has the higher INT8 F1 on validation (the PTQ report is kept as fidelity_ptq.json).
 - then `EXPORT_DIR/defaults.json`: per format, the INT8 artifact where its report shows it faster
   than FP32 and within `F1_TOLERANCE` of FP32's F1, else the FP32 artifact.
+- `--thr`: one decode threshold for the checkpoint beside EXPORT_DIR and every artifact in it,
+  chosen on validation when the model's own per-artifact picks do not suit its deployment (the
+  spire ladder: the worst-set rule picks SIRST-V2's threshold, which loses the faint drone
+  targets). Each sidecar keeps the threshold it replaces and the rule in `extra.operating_point`.
 """
 from __future__ import annotations
 
@@ -19,6 +23,9 @@ import json
 import shutil
 from pathlib import Path
 
+from edge.errors import SpireEdgeError
+from edge.io import atomic_write_json
+from edge.sidecar import SIDECAR_NAME
 from edge.zoo import DEFAULTS_NAME, find_artifacts
 
 F1_TOLERANCE = 0.005  # the issue's "within 0.5 F1 point"
@@ -67,18 +74,38 @@ def write_defaults(export_root: str | Path) -> dict[str, str]:
     return defaults
 
 
+def set_operating_point(export_root: str | Path, thr: float, rule: str) -> list[Path]:
+    """Write threshold `thr` into the checkpoint's sidecar (beside `export_root`) and every artifact's."""
+    export_root = Path(export_root)
+    sides = [export_root.parent / SIDECAR_NAME] if (export_root.parent / SIDECAR_NAME).is_file() else []
+    sides += [folder / SIDECAR_NAME for folder, _ in sorted(find_artifacts(export_root))]
+    for side in sides:
+        meta = json.loads(side.read_text())
+        old = meta["codec"].get("thr")
+        meta["codec"]["thr"] = float(thr)
+        meta.setdefault("extra", {})["operating_point"] = {"thr": float(thr), "replaces": old, "rule": rule}
+        atomic_write_json(side, meta)
+    return sides
+
+
 def main(argv=None) -> int:
     from quantize.cli import run_main
 
     p = argparse.ArgumentParser(prog="python -m quantize.pick", description=__doc__.split("\n\n")[0])
     p.add_argument("export", help="folder of exported artifacts (e.g. weights/shipped/export)")
     p.add_argument("--qat", help="folder of QAT artifacts to compare with the PTQ ones first")
+    p.add_argument("--thr", type=float, help="one decode threshold for the checkpoint and all its artifacts")
+    p.add_argument("--thr-rule", default="", help="with --thr: how it was chosen (kept in each sidecar)")
 
     def run(a) -> int:
         for line in prefer_qat(a.qat, a.export) if a.qat else []:
             print(line)
         for fmt, name in write_defaults(a.export).items():
             print(f"default {fmt}: {name}")
+        if a.thr is not None:
+            if not 0 < a.thr <= 1 or not a.thr_rule.strip():
+                raise SpireEdgeError("--thr must be in (0, 1] and come with --thr-rule saying how it was chosen")
+            print(f"threshold {a.thr:g} in {len(set_operating_point(a.export, a.thr, a.thr_rule))} sidecar(s)")
         return 0
 
     return run_main(run, p, argv)

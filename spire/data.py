@@ -215,10 +215,7 @@ def epoch_plan(n_frames: int, positives: list[int], negatives: list[int], seed: 
     items = [(i, 0) for i in pos]
     n_bg = int(round(len(pos) * bg_ratio / (1.0 - bg_ratio))) if 0 < bg_ratio < 1 else 0
     pool = list(negatives) if negatives else list(range(n_frames))
-    if n_bg and pool:
-        reps = math.ceil(n_bg / len(pool))
-        draw = np.concatenate([rng.permutation(pool) for _ in range(reps)])[:n_bg]
-        items += [(int(i), 1) for i in draw]
+    items += [(i, 1) for i in _draw(rng, pool, n_bg)]
     order = rng.permutation(len(items))
     return [items[k] for k in order]
 
@@ -247,14 +244,15 @@ def _weighted_plan(rng, n_frames, positives, negatives, bg_ratio, domains, weigh
     wb = np.asarray([float(bg_weights[d]) if d < len(bg_weights) else 0.0 for d in ids])
     if not (w > 0).any() or not (wb > 0).any():
         raise ValueError(f"domain weights {list(weights)} / {list(bg_weights)} give no domain a positive weight")
-    pos_set, neg_set = set(positives), set(negatives)
+    is_pos, is_neg = np.zeros(n_frames, bool), np.zeros(n_frames, bool)
+    is_pos[list(positives)], is_neg[list(negatives)] = True, True
     n_pos = int(size) if size else len(positives) or n_frames
     n_bg = int(round(n_pos * bg_ratio / (1.0 - bg_ratio))) if 0 < bg_ratio < 1 else 0
     items: list[tuple[int, int]] = []
     for d, k_pos, k_bg in zip(ids, _split_counts(n_pos, w), _split_counts(n_bg, wb)):
-        mine = [i for i in range(n_frames) if dom[i] == d]
-        p = [i for i in mine if i in pos_set] or mine
-        b = [i for i in mine if i in neg_set] or mine
+        mine = np.flatnonzero(dom == d)
+        p = (mine[is_pos[mine]] if is_pos[mine].any() else mine).tolist()
+        b = (mine[is_neg[mine]] if is_neg[mine].any() else mine).tolist()
         items += [(i, 0) for i in _draw(rng, p, k_pos)] + [(i, 1) for i in _draw(rng, b, k_bg)]
     order = rng.permutation(len(items))
     return [items[k] for k in order]

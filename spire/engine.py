@@ -264,9 +264,9 @@ class RunState:
         row.update({f"val_{k}": val[k] for k in ("precision", "recall", "f1", "fa_per_pixel", "fppi")})
         row["val_thr"] = val.get("thr")
         row["val_seconds"] = round(val.get("seconds", 0.0), 2)
-        for name, r in (val.get("sets") or {}).items():  # several validation sets: each one's F1, FPPI
-            if len(val["sets"]) > 1:
-                row[f"val_f1_{name}"], row[f"val_fppi_{name}"] = r["f1"], r["fppi"]
+        sets = val.get("sets") or {}
+        for name, r in (sets.items() if len(sets) > 1 else ()):  # several validation sets: each one's F1, FPPI
+            row[f"val_f1_{name}"], row[f"val_fppi_{name}"] = r["f1"], r["fppi"]
         score = (val["f1"], -val["fppi"])
         if self.best is None or score > (self.best["f1"], -self.best["fppi"]):
             self.best, self.best_epoch, self.improved = dict(val, epoch=row["epoch"]), row["epoch"], True

@@ -134,11 +134,11 @@ def _load_init(cfg: TrainConfig, model) -> dict:
 
     path = resolve_checkpoint(cfg.init)
     ckpt = read_checkpoint_file(path)
-    try:  # another name of the same network (hrpe_dense -> spire_m) fits; anything else does not
-        model.load_state_dict(ckpt["model"])
-    except RuntimeError:
-        raise UsageError(f"--init {path}: a {ckpt.get('arch')!r} checkpoint does not fit a --model {cfg.model} "
-                         "network; fine-tune it with its own --model") from None
+    from spire.models.registry import canonical_name
+
+    if canonical_name(ckpt.get("arch") or "") != cfg.model:  # old names are aliases (hrpe_dense = spire_m)
+        raise UsageError(f"--init {path}: a {ckpt.get('arch')!r} checkpoint cannot start a --model {cfg.model} run")
+    model.load_state_dict(ckpt["model"])
     from edge.sidecar import file_sha256
 
     return {**ckpt, "sha256": file_sha256(path)}  # recorded in the sidecar: the path may be overwritten later

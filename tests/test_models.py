@@ -34,7 +34,6 @@ ALL = list_models()
 # its full size is checked separately.
 SMALL = {"sshd": {"width": 8}}
 EXPECTED_PARAMS = {"hrpe": 294_753, "hrpe_ir": 293_601, "hrpe_lite": 37_649, "hrpe_nano": 15_977,
-                   "hrpe_dense": 232_825, "hrpe_dense_s": 61_369,
                    "spire_n": 61_369, "spire_s": 133_273, "spire_m": 232_825,
                    "sshd": 28_735_256}
 
@@ -43,6 +42,8 @@ def test_ladder_names_take_a_hyphen_and_build_the_registered_network():
     from spire.models.registry import canonical_name, is_model
 
     assert canonical_name("spire-s") == "spire_s" and is_model("spire-m") and not is_model("spire-x")
+    # the first version's names load their checkpoints as the ladder network they are
+    assert canonical_name("hrpe_dense") == "spire_m" and create_model("hrpe_dense_s").arch == "spire_n"
     assert count_params(create_model("spire-n")) == EXPECTED_PARAMS["spire_n"]
 
 
@@ -83,7 +84,8 @@ def _randomize_bn(model: nn.Module, seed: int = 0) -> None:
 
 def test_registry_lists_the_family():
     assert {"hrpe", "hrpe_ir", "hrpe_lite", "hrpe_nano", "sshd"} <= set(ALL)
-    assert list_models("hrpe_*") == ["hrpe_dense", "hrpe_dense_s", "hrpe_ir", "hrpe_lite", "hrpe_nano"]
+    assert list_models("hrpe_*") == ["hrpe_ir", "hrpe_lite", "hrpe_nano"]
+    assert list_models("spire_*") == ["spire_m", "spire_n", "spire_s"]
 
 
 @pytest.mark.parametrize("name", ALL)
@@ -296,7 +298,7 @@ def test_summary_cli(capsys):
     assert models_cli(["--summary", "--models", "hrpe_*", "--imgsz", "64", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
     names = [r["model"] for r in rows]
-    assert names == ["hrpe_dense", "hrpe_dense_s", "hrpe_ir", "hrpe_lite", "hrpe_nano"]
+    assert names == ["hrpe_ir", "hrpe_lite", "hrpe_nano"]
     assert all(r["output"] == [1, 1, 16, 16] and r["gmac"] > 0 for r in rows)
     assert rows[names.index("hrpe_lite")]["gmac"] == pytest.approx(0.596 * (64 / 512) ** 2, rel=0.02)
     assert models_cli(["--imgsz", "100"]) == 2
@@ -321,7 +323,7 @@ def test_edge_variant_exports_with_plain_ops(tmp_path):
     assert math.prod(out.shape) == 16 * 16
 
 
-@pytest.mark.parametrize("name", ["hrpe_dense", "hrpe_dense_s"])
+@pytest.mark.parametrize("name", ["spire_n", "spire_s", "spire_m"])
 def test_dense_family_is_convs_adds_and_relus_only(name):
     """The reason hrpe_dense exists: no concat / split / shuffle for an INT8 CPU to copy around; one
     SE gate on the 16-channel neck is the only non-conv op."""

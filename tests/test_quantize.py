@@ -366,7 +366,7 @@ def _fake_artifact(root: Path, name: str, fmt: str, precision: str, report: dict
     f = folder / f"{name}.bin"
     f.write_bytes(name.encode())
     inp, out = io_specs(64, 1, stride=4)
-    write_sidecar(folder, ModelMeta(arch="hrpe_dense", format=fmt, model_file=f.name, model_sha256=file_sha256(f),
+    write_sidecar(folder, ModelMeta(arch="spire_m", format=fmt, model_file=f.name, model_sha256=file_sha256(f),
                                     precision=precision, input=inp, output=out,
                                     preprocess={"imgsz": 64, "channels": 1}, codec={"type": "prps", "input_size": 64, "thr": 0.5}))
     if report is not None:
@@ -395,3 +395,23 @@ def test_pick_ships_the_better_int8_and_writes_measured_defaults(tmp_path):
     # INT8 only when within 0.5 point and faster: onnx (-0.1, 2.9x) yes, openvino (-0.2, 3.5x) yes,
     # tflite (+2.0 but 0.8x) no
     assert defaults == {"onnx": "m_int8_onnx", "openvino": "m_int8_openvino", "tflite": "m_fp32_tflite"}
+
+
+def test_pick_sets_one_threshold_for_the_checkpoint_and_every_artifact(tmp_path, capsys):
+    from edge.sidecar import read_sidecar
+    from quantize.pick import main
+
+    root = tmp_path / "weights"
+    exp = root / "export"
+    a = _fake_artifact(exp, "m_fp32_onnx", "onnx", "fp32")
+    b = _fake_artifact(exp, "m_int8_onnx", "onnx", "int8", {"fp32_f1": 0.9, "int8_f1": 0.9, "speedup": 2.0})
+    ckpt = _fake_artifact(tmp_path, "weights_ckpt", "onnx", "fp32")  # stands in for best.pt's sidecar
+    (ckpt / "metadata.json").rename(root / "metadata.json")
+    assert main([str(exp), "--thr", "0.3"]) == 2                    # a threshold needs its reason
+    assert "--thr-rule" in capsys.readouterr().err
+    assert main([str(exp), "--thr", "0.3", "--thr-rule", "best F1 on val"]) == 0
+    for folder in (a, b):
+        m = read_sidecar(folder)
+        assert m.codec["thr"] == 0.3 and m.extra["operating_point"] == {"thr": 0.3, "replaces": 0.5,
+                                                                         "rule": "best F1 on val"}
+    assert json.loads((root / "metadata.json").read_text())["codec"]["thr"] == 0.3

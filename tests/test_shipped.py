@@ -102,7 +102,7 @@ def test_shipped_artifact_finds_what_torch_finds(root, folder, meta, frames, tor
     pred = Predictor(folder, backend=RUNNABLE[meta.format], threads=1)
     same, found_same = 0, 0
     for (name, f, gt), ref in zip(frames, torch_points(root, meta.imgsz, "native" if pred.mode == "native" else
-                                                         "auto" if pred._fit_native else "static")):
+                                                         "auto" if pred.fits_native else "static")):
         got, _ = pred.predict(f, name)
         if len(got) == len(ref) and (len(ref) == 0 or _max_pair_dist(got.xy, ref.xy) <= 0.5):
             same += 1

@@ -58,7 +58,9 @@ if [ -n "${QAT_EPOCHS:-}" ]; then
 fi
 # Which INT8 artifact ships (QAT where it beats PTQ) and each backend's default (export/defaults.json,
 # read by edge.zoo): INT8 only where its report shows it faster than FP32 and within 0.5 F1 point.
-$PY -m quantize.pick "$NEW/export" ${QAT_EPOCHS:+--qat "$NEW/qat"}
+# THR=T THR_RULE="why": one decode threshold for the checkpoint and every artifact (chosen on validation;
+# the reason is kept in each sidecar's extra.operating_point).
+$PY -m quantize.pick "$NEW/export" ${QAT_EPOCHS:+--qat "$NEW/qat"} ${THR:+--thr "$THR" --thr-rule "$THR_RULE"}
 if [ -d "$NEW/qat" ]; then
   mv "$NEW/qat/log.csv" "$NEW/qat_log.csv" 2>/dev/null || true
   rm -rf "$NEW/qat"

@@ -30,7 +30,7 @@ from edge.errors import DatasetError, FrameError
 
 from .core import Dataset, Entry
 
-__all__ = ["VIDEO_SUFFIXES", "is_video_layout", "read_point_labels", "clip_frame_count", "decode_frames", "seek_frame",
+__all__ = ["VIDEO_SUFFIXES", "bgr_to_frame", "is_video_layout", "read_point_labels", "clip_frame_count", "decode_frames", "seek_frame",
            "VideoDataset", "open_video_dataset", "split_clip_name"]
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov", ".m4v", ".webm")
@@ -80,8 +80,12 @@ def clip_frame_count(path: Path) -> int:
         cap.release()
 
 
-def _to_frame(bgr: np.ndarray) -> np.ndarray:
-    """A decoded video frame as edge frames are: grey when the clip is grey (thermal), else RGB."""
+def bgr_to_frame(bgr: np.ndarray) -> np.ndarray:
+    """A decoded (BGR) video frame as edge frames are: grey when the clip is grey (thermal), else RGB.
+
+    The one rule for every video frame (clip folders here, video files and cameras in edge.capture),
+    so a clip scores the same read as a file or from a clip folder.
+    """
     if bgr.ndim == 2:
         return bgr
     b, g, r = bgr[:, :, 0], bgr[:, :, 1], bgr[:, :, 2]
@@ -99,7 +103,7 @@ def seek_frame(path: Path, index: int) -> np.ndarray | None:
         if not cap.isOpened() or not cap.set(cv2.CAP_PROP_POS_FRAMES, int(index)):
             return None
         ok, fr = cap.read()
-        return _to_frame(fr) if ok and fr is not None else None
+        return bgr_to_frame(fr) if ok and fr is not None else None
     finally:
         cap.release()
 
@@ -122,7 +126,7 @@ def decode_frames(path: Path, wanted: set[int] | None = None) -> dict[int, np.nd
                 ok, fr = cap.read()
                 if not ok or fr is None:
                     break
-                out[i] = _to_frame(fr)
+                out[i] = bgr_to_frame(fr)
             elif not cap.grab():
                 break
             i += 1

@@ -24,6 +24,8 @@ from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from edge.errors import SpireEdgeError
 from edge.io import atomic_open
+from edge.sidecar import file_sha256
+from edge.zoo import named_checkpoint
 
 from .registry import ModelCfg, create_model, is_model
 
@@ -102,13 +104,7 @@ def save_checkpoint(path: str | os.PathLike, model: nn.Module, meta: dict | None
 def resolve_checkpoint(path: str | os.PathLike) -> Path:
     """The checkpoint file for a file path, an artifact folder (metadata.json `model_file`, else
     its only *.pt / *.pth / *.ckpt file) or a ladder name (`spire-s`, weights/ladder.json)."""
-    p = Path(path)
-    if not p.exists():  # a ladder name ('spire-s'): that rung's committed checkpoint
-        from edge.zoo import CHECKPOINT_NAME, named_weights
-
-        folder = named_weights(path)
-        if folder is not None:
-            p = folder / CHECKPOINT_NAME
+    p = named_checkpoint(path)  # a ladder name ('spire-s'): that rung's committed checkpoint
     if p.is_file():
         return p
     if p.is_dir():
@@ -187,8 +183,6 @@ def _sidecar_operating_point(path: Path, ckpt: dict) -> None:
         d = json.loads(side.read_text())
         if d.get("model_file") != path.name:
             return
-        from edge.sidecar import file_sha256
-
         if d.get("model_sha256") != file_sha256(path):
             return
         thr = d["codec"]["thr"]

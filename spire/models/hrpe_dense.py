@@ -29,8 +29,9 @@ it then learns faster than hrpe_lite (validation F1 0.46 after 5 epochs, lite: 0
 but without the gate it over-fits and plateaus lower (0.80 after 200 epochs, lite 0.85; the train
 loss went to half of lite's). The SE gate, the whole-frame context HRPE's blocks have, was worth
 5-9 points at equal epochs (0.71 / 0.74 / 0.75 at epochs 15 / 20 / 30 against 0.65 / 0.63 /
-0.65); a 500x stronger weight decay instead changed nothing (0.61 / 0.65 / 0.65). Committed in
-`weights/dense/` as the INT8-first alternative to the shipped hrpe_lite (README, "INT8").
+0.65); a 500x stronger weight decay instead changed nothing (0.61 / 0.65 / 0.65). This network is
+the spire ladder (spire_n / spire_s / spire_m: widths 32 / 48 / 64), the default models since the
+ladder replaced hrpe_lite (README, "Models").
 
 Receptive field at the output: 7 px of stem, then 8·d px per 3x3 of dilation d at stride 4:
 87 px with dilations (1, 2, 4), enough to judge a point target against the clutter
@@ -161,9 +162,9 @@ class HRPEDense(nn.Module):
 
 
 _ARCHS: dict[str, HRPEDenseArch] = {
-    "hrpe_dense": HRPEDenseArch(stem1=16, width=64, neck=16, gate=True),
-    "hrpe_dense_s": HRPEDenseArch(stem1=16, width=32, neck=16, gate=True),
-    # The SPIRE-Edge ladder (n < s < m), one family of INT8-first models; `--model spire-s` works too.
+    # The SPIRE-Edge ladder (n < s < m), one family of INT8-first models; `--model spire-s` works too,
+    # and the names of the first version (hrpe_dense = spire_m, hrpe_dense_s = spire_n) are aliases
+    # (spire.models.registry.ALIASES), so their checkpoints still load.
     "spire_n": HRPEDenseArch(stem1=16, width=32, neck=16, gate=True),
     "spire_s": HRPEDenseArch(stem1=16, width=48, neck=16, gate=True),
     "spire_m": HRPEDenseArch(stem1=16, width=64, neck=16, gate=True),
@@ -176,19 +177,6 @@ def _create(name: str, **kwargs) -> HRPEDense:
     model = HRPEDense(_ARCHS[name], **kwargs)
     model.cfg = default_cfgs[name]
     return model
-
-
-@register_model
-def hrpe_dense(**kwargs) -> HRPEDense:
-    """INT8 edge model: width 64, three dilated basic blocks at stride 4, 16-channel neck (0.23 M params)."""
-    return _create("hrpe_dense", **kwargs)
-
-
-@register_model
-def hrpe_dense_s(**kwargs) -> HRPEDense:
-    """Half width (32) for the smallest boards: a quarter of hrpe_dense's MACs, less INT8 gain (see above)."""
-    return _create("hrpe_dense_s", **kwargs)
-
 
 
 @register_model

@@ -140,9 +140,14 @@ def list_models(pattern: str = "*") -> list[str]:
     return sorted(n for n in _model_entrypoints if fnmatch.fnmatch(n, pattern))
 
 
+# Names a network was registered under before; their checkpoints load as the network they are now.
+ALIASES = {"hrpe_dense": "spire_m", "hrpe_dense_s": "spire_n"}
+
+
 def canonical_name(name: str) -> str:
-    """'spire-s' -> 'spire_s': the ladder's short names are typed with a hyphen, registered with '_'."""
-    return str(name).replace("-", "_")
+    """'spire-s' -> 'spire_s' (the ladder's names are typed with a hyphen), old names -> ALIASES."""
+    n = str(name).replace("-", "_")
+    return ALIASES.get(n, n)
 
 
 def is_model(name: str) -> bool:
