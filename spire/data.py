@@ -27,7 +27,7 @@ from edge.preprocess import PreprocessConfig, letterbox, normalize
 
 from .augment import AugmentConfig, augment
 
-__all__ = ["Reporter", "FrameRecord", "FrameStore", "TrainDataset", "PlanSampler", "epoch_plan",
+__all__ = ["HARD", "Reporter", "FrameRecord", "FrameStore", "TrainDataset", "PlanSampler", "epoch_plan",
            "collate_skip", "EvalFrame", "iter_eval_frames"]
 
 
@@ -100,6 +100,7 @@ class FrameStore:
     cache: bool = False
     progress: bool = True
     excluded: int = 0
+    hard: dict = field(default_factory=dict)  # record index -> (k, 2) mined false alarms (spire.mine)
     duplicates: int = 0
     duplicate_names: list = field(default_factory=list)
     _keys: set = field(default_factory=set, repr=False)
@@ -168,6 +169,20 @@ class FrameStore:
                                             frame if self.cache else None, domain))
             yield frame
 
+    def attach_hard_negatives(self, mined: dict, root_names: list[str]) -> int:
+        """Index `spire.mine` rows ({(root name, frame name): xy}) by record; returns the points attached.
+
+        `root_names[d]` is the folder name of domain d (the miner's `root` column); a mined frame
+        that is not in the store (excluded, another split) is ignored.
+        """
+        self.hard = {}
+        for i, r in enumerate(self.records):
+            if r.domain < len(root_names):
+                xy = mined.get((root_names[r.domain], r.name))
+                if xy is not None and len(xy):
+                    self.hard[i] = np.asarray(xy, np.float32).reshape(-1, 2)
+        return int(sum(len(v) for v in self.hard.values()))
+
     def add_frame(self, name: str, frame: np.ndarray, points: np.ndarray, domain: int = 0) -> None:
         """Add an in-memory frame (synthetic data); always kept in memory."""
         pts = np.asarray(points, np.float32).reshape(-1, 2)
@@ -188,9 +203,13 @@ class FrameStore:
         return frame, r.points
 
 
+HARD = 2  # the background flag of a view centred on a mined false alarm (spire.mine)
+
+
 def epoch_plan(n_frames: int, positives: list[int], negatives: list[int], seed: int, epoch: int,
                bg_ratio: float, domains: list[int] | None = None, weights: list[float] | None = None,
-               size: int = 0, bg_weights: list[float] | None = None) -> list[tuple[int, int]]:
+               size: int = 0, bg_weights: list[float] | None = None, hard: list[int] | None = None,
+               hard_ratio: float = 0.0) -> list[tuple[int, int]]:
     """The shuffled (frame index, background flag) items of one epoch.
 
     Without `weights`: every frame with targets appears once (a target-centred view) and
@@ -206,18 +225,36 @@ def epoch_plan(n_frames: int, positives: list[int], negatives: list[int], seed: 
     its frames when it has none, so every domain's clutter is seen. `bg_weights` (default:
     `weights`) splits the background views differently: where the false alarms come from (one
     sensor's cluttered frames) is not where the targets come from.
+
+    `hard` (frames holding mined false alarms) with `hard_ratio` > 0: that share of the background
+    views become `HARD` items, crops around one of the frame's mined false alarms, drawn without
+    replacement while they last; the rest of the background is drawn as before.
     """
     rng = np.random.default_rng([int(seed), int(epoch), 7])
+    ratio = float(hard_ratio) if hard else 0.0
     if weights is not None and domains is not None:
-        return _weighted_plan(rng, n_frames, positives, negatives, bg_ratio, domains, weights, size,
-                              bg_weights if bg_weights is not None else weights)
-    pos = list(positives) if positives else list(range(n_frames))
-    items = [(i, 0) for i in pos]
-    n_bg = int(round(len(pos) * bg_ratio / (1.0 - bg_ratio))) if 0 < bg_ratio < 1 else 0
-    pool = list(negatives) if negatives else list(range(n_frames))
-    items += [(i, 1) for i in _draw(rng, pool, n_bg)]
+        items, n_hard = _weighted_plan(rng, n_frames, positives, negatives, bg_ratio, domains, weights, size,
+                                       bg_weights if bg_weights is not None else weights, ratio)
+    else:
+        pos = list(positives) if positives else list(range(n_frames))
+        items = [(i, 0) for i in pos]
+        n_bg, n_hard = _hard_split(_background_count(len(pos), bg_ratio), ratio)
+        pool = list(negatives) if negatives else list(range(n_frames))
+        items += [(i, 1) for i in _draw(rng, pool, n_bg)]
+    items += [(i, HARD) for i in _draw(rng, list(hard or []), n_hard)]
     order = rng.permutation(len(items))
     return [items[k] for k in order]
+
+
+def _background_count(n_pos: int, bg_ratio: float) -> int:
+    """Background views that make them `bg_ratio` of an epoch with `n_pos` target views."""
+    return int(round(n_pos * bg_ratio / (1.0 - bg_ratio))) if 0 < bg_ratio < 1 else 0
+
+
+def _hard_split(n_bg: int, hard_ratio: float) -> tuple[int, int]:
+    """(plain background views, hard views) of `n_bg` background views at `hard_ratio`."""
+    n_hard = int(round(n_bg * hard_ratio))
+    return n_bg - n_hard, n_hard
 
 
 def _draw(rng: np.random.Generator, pool: list[int], n: int) -> list[int]:
@@ -237,7 +274,8 @@ def _split_counts(total: int, weights: np.ndarray) -> list[int]:
     return counts.tolist()
 
 
-def _weighted_plan(rng, n_frames, positives, negatives, bg_ratio, domains, weights, size, bg_weights):
+def _weighted_plan(rng, n_frames, positives, negatives, bg_ratio, domains, weights, size, bg_weights,
+                   hard_ratio: float = 0.0):
     dom = np.asarray(domains, int)
     ids = sorted(set(dom.tolist()))
     w = np.asarray([float(weights[d]) if d < len(weights) else 0.0 for d in ids])
@@ -247,15 +285,14 @@ def _weighted_plan(rng, n_frames, positives, negatives, bg_ratio, domains, weigh
     is_pos, is_neg = np.zeros(n_frames, bool), np.zeros(n_frames, bool)
     is_pos[list(positives)], is_neg[list(negatives)] = True, True
     n_pos = int(size) if size else len(positives) or n_frames
-    n_bg = int(round(n_pos * bg_ratio / (1.0 - bg_ratio))) if 0 < bg_ratio < 1 else 0
+    n_bg, n_hard = _hard_split(_background_count(n_pos, bg_ratio), hard_ratio)
     items: list[tuple[int, int]] = []
     for d, k_pos, k_bg in zip(ids, _split_counts(n_pos, w), _split_counts(n_bg, wb)):
         mine = np.flatnonzero(dom == d)
         p = (mine[is_pos[mine]] if is_pos[mine].any() else mine).tolist()
         b = (mine[is_neg[mine]] if is_neg[mine].any() else mine).tolist()
         items += [(i, 0) for i in _draw(rng, p, k_pos)] + [(i, 1) for i in _draw(rng, b, k_bg)]
-    order = rng.permutation(len(items))
-    return [items[k] for k in order]
+    return items, n_hard
 
 
 class PlanSampler(Sampler):
@@ -267,8 +304,10 @@ class PlanSampler(Sampler):
     """
 
     def __init__(self, store: FrameStore, seed: int, bg_ratio: float, rank: int = 0, world: int = 1,
-                 weights: list[float] | None = None, size: int = 0, bg_weights: list[float] | None = None):
+                 weights: list[float] | None = None, size: int = 0, bg_weights: list[float] | None = None,
+                 hard_ratio: float = 0.0):
         self.store, self.seed, self.bg_ratio = store, int(seed), float(bg_ratio)
+        self.hard_ratio = float(hard_ratio)
         self.rank, self.world = int(rank), int(world)
         self.epoch, self.skip = 0, 0
         self._pos, self._neg = store.positives, store.negatives
@@ -281,7 +320,8 @@ class PlanSampler(Sampler):
 
     def shard(self) -> list[tuple[int, int, int, int]]:
         plan = epoch_plan(len(self.store), self._pos, self._neg, self.seed, self.epoch, self.bg_ratio,
-                          self._domains, self.weights, self.size, self.bg_weights)
+                          self._domains, self.weights, self.size, self.bg_weights,
+                          sorted(self.store.hard), self.hard_ratio)
         keys = [(f, b, self.epoch, slot) for slot, (f, b) in enumerate(plan)]
         per_rank = len(keys) // self.world
         return keys[self.rank::self.world][:per_rank]
@@ -317,7 +357,11 @@ class TrainDataset(torch.utils.data.Dataset):
             return None
         frame, pts = got
         rng = np.random.default_rng([self.seed, int(epoch), int(slot), int(idx)])
-        frame, pts = augment(frame, pts, self.aug, rng, background=bool(bg))
+        centre = None
+        if bg == HARD and idx in self.store.hard:
+            mined = self.store.hard[idx]
+            centre = tuple(float(v) for v in mined[int(rng.integers(len(mined)))])
+        frame, pts = augment(frame, pts, self.aug, rng, background=bool(bg), centre=centre)
         img, lb = letterbox(frame, self.pre)
         xy = lb.forward(pts)
         s = self.pre.imgsz

@@ -68,6 +68,18 @@ def build_data(cfg: TrainConfig, pre_norm_needed: bool, channels: int, reporter:
     else:
         for _ in frames():
             pass
+    if cfg.hard_negatives:
+        from edge.sidecar import file_sha256
+
+        from .mine import read_hard_negatives
+
+        n = store.attach_hard_negatives(read_hard_negatives(cfg.hard_negatives),
+                                        [Path(str(d.root)).name for d in train_sets])
+        if not n:
+            raise UsageError(f"--hard-negatives {cfg.hard_negatives}: none of its frames is a training frame of "
+                             f"{', '.join(cfg.data)}; mine these roots' --train-split with python -m spire.mine")
+        split["hard_negatives"] = {"file": str(cfg.hard_negatives), "sha256": file_sha256(cfg.hard_negatives),
+                                   "points": n, "frames": len(store.hard), "ratio": cfg.hard_ratio}
     if cfg.synthetic:
         add_synthetic(store, cfg.synthetic, cfg.seed, cfg.imgsz, domain=len(train_sets))
     if not len(store):
@@ -247,7 +259,7 @@ def train(cfg: TrainConfig) -> dict:
                                                        patience=cfg.lr_patience, min_lr=cfg.min_lr)
     sampler = PlanSampler(store, cfg.seed, cfg.bg_ratio, info.rank, info.world,
                           weights=_domain_weights(cfg, store), size=cfg.epoch_size,
-                          bg_weights=_domain_weights(cfg, store, cfg.bg_weights))
+                          bg_weights=_domain_weights(cfg, store, cfg.bg_weights), hard_ratio=cfg.hard_ratio)
     batches = -(-sampler.epoch_len() // cfg.batch)
     warm = engine.Warmup([cfg.lr], min(cfg.warmup_iters, batches))
     st = RunState()

@@ -33,6 +33,8 @@ class TrainConfig:
     bg_weights: list[float] | None = None
     epoch_size: int = 0
     photometric: float = 0.0
+    hard_negatives: str | None = None
+    hard_ratio: float = 0.0
     val_fraction: float = 0.2
     synthetic: int = 0
     imgsz: int = 256
@@ -90,6 +92,10 @@ def build_parser() -> argparse.ArgumentParser:
     a("--epoch-size", type=int, default=0, help="target-centred views per epoch with --data-weights (0: all positives)")
     a("--photometric", type=float, default=0.0,
       help="probability of a sensor-like photometric change per view (AGC gain/offset, gamma, noise, blur)")
+    a("--hard-negatives", default=None,
+      help="a python -m spire.mine CSV of false alarms on the training frames: --hard-ratio of the background views "
+           "are crops around them")
+    a("--hard-ratio", type=float, default=0.0, help="share of background views centred on a mined false alarm")
     a("--val-fraction", type=float, default=d.val_fraction, help="carved from training without --val-data")
     a("--synthetic", type=int, default=d.synthetic, help="add N synthetic frames (edge.synthetic)")
     a("--imgsz", type=int, default=d.imgsz, help="network input / crop side (multiple of 32)")
@@ -167,6 +173,9 @@ def parse_config(argv=None) -> TrainConfig:
     if cfg.bg_weights is not None and (cfg.data_weights is None or len(cfg.bg_weights) != len(cfg.data)
                                        or min(cfg.bg_weights) < 0 or max(cfg.bg_weights) <= 0):
         raise UsageError("--bg-weights: needs --data-weights, one weight >= 0 per --data root, at least one > 0")
+    if not 0.0 <= cfg.hard_ratio < 1.0 or (cfg.hard_ratio > 0) != bool(cfg.hard_negatives):
+        raise UsageError("--hard-ratio R (0 <= R < 1) and --hard-negatives FILE go together: mine the file with "
+                         "python -m spire.mine --data ... --split train --out FILE")
     if cfg.frame_stride < 1 or cfg.val_frame_stride < 1:
         raise UsageError("--frame-stride / --val-frame-stride must be >= 1 (1 keeps every frame)")
     if cfg.threads is not None and cfg.threads < 1:

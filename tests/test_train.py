@@ -326,3 +326,37 @@ def test_background_weights_split_background_views_apart_from_target_views():
     plan = epoch_plan(20, pos, neg, 1, 0, 0.5, domains, [0.5, 0.5], 100, bg_weights=[1.0, 0.0])
     assert sum(1 for i, b in plan if b and i < 10) == 100 and not any(b and i >= 10 for i, b in plan)
     assert sum(1 for i, b in plan if not b and i >= 10) == 50  # target views still split 50 / 50
+
+
+def test_hard_negative_views_are_planned_and_centred_on_the_mined_place(tmp_path):
+    """spire.mine's false alarms become that share of the background views, each a crop holding its place."""
+    from spire.augment import AugmentConfig, augment
+    from spire.cli import UsageError
+    from spire.data import HARD, epoch_plan
+    from spire.mine import false_alarms, read_hard_negatives
+
+    plain = epoch_plan(20, list(range(10)), list(range(10, 20)), 0, 3, 0.5)
+    assert epoch_plan(20, list(range(10)), list(range(10, 20)), 0, 3, 0.5, hard=[], hard_ratio=0.5) == plain
+    mixed = epoch_plan(20, list(range(10)), list(range(10, 20)), 0, 3, 0.5, hard=[4, 15], hard_ratio=0.4)
+    assert len(mixed) == len(plain)
+    assert sum(b == HARD for _, b in mixed) == 4 and {f for f, b in mixed if b == HARD} == {4, 15}
+    assert sum(b == 1 for _, b in mixed) == 6
+
+    frame = np.zeros((600, 900), np.uint8)
+    place = (812.0, 37.0)  # near a corner: a random crop would almost never hold it
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        _, p = augment(frame, np.array([place]), AugmentConfig(crop=64, zoom=(1.0, 1.0), dihedral=False), rng,
+                       background=True, centre=place)
+        assert len(p) == 1  # the mined place is inside every crop
+
+    assert false_alarms([[10, 10], [50, 50]], [0.9, 0.4], np.array([[11.0, 10.0]]), 5.0) == [(50.0, 50.0, 0.4)]
+    csv_file = tmp_path / "hn.csv"
+    csv_file.write_text("root,name,x,y,score\nsirst-v2,a,1.5,2.5,0.7\nsirst-v2,a,3,4,0.5\n")
+    got = read_hard_negatives(csv_file)
+    np.testing.assert_allclose(got[("sirst-v2", "a")], [[1.5, 2.5], [3, 4]])
+    with pytest.raises(UsageError, match="spire.mine"):
+        read_hard_negatives(tmp_path / "missing.csv")
+    (tmp_path / "bad.csv").write_text("a,b\n1,2\n")
+    with pytest.raises(UsageError, match="not a spire.mine CSV"):
+        read_hard_negatives(tmp_path / "bad.csv")
