@@ -122,7 +122,7 @@ def registration_speed(root: Path, split: str, clip: str, cfg: TrackerConfig, fr
     import cv2
 
     from benchmarks.track_data import iter_clip_frames
-    from edge.tracker import estimate_shift, registration_image
+    from edge.ego_motion import estimate_shift, registration_image
 
     imgs = []
     for _, it in iter_clip_frames(root, split, 1, [clip]):

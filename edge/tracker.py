@@ -32,9 +32,9 @@ from dataclasses import asdict, dataclass, field
 import cv2
 import numpy as np
 
-__all__ = ["TrackerConfig", "Track", "Tracker", "estimate_shift", "registration_image", "tracks_to_points", "EGO_METHODS"]
+from .ego_motion import EGO_METHODS, estimate_shift, registration_image
 
-EGO_METHODS = ("phase", "ecc")
+__all__ = ["TrackerConfig", "Track", "Tracker", "estimate_shift", "registration_image", "tracks_to_points", "EGO_METHODS"]
 
 
 @dataclass(frozen=True)
@@ -48,6 +48,11 @@ class TrackerConfig:
     process_noise: std of the white acceleration, px/frame^2 (how fast a target may turn).
     measurement_noise: std of a detection's position, px.
     birth_score: detections below this score may continue a track but never start one.
+    exclusion_px: no track starts within this distance of a track that took a detection in the
+        same frame (nor of a stronger detection starting one): a large or bright target often
+        shows a second peak beside the first, and without this it becomes a second, duplicate
+        track that is a false point in every frame. Two real targets closer than this are told
+        apart once they separate. 0: off.
     ego_motion: compensate camera motion by global frame registration (needs `frame`).
     ego_method: 'phase' (phase correlation) or 'ecc'; ego_min_response: phase correlations
         weaker than this are ignored (featureless sky); ego_scale: registration resolution.
@@ -59,13 +64,14 @@ class TrackerConfig:
     """
 
     gate_px: float = 8.0  # defaults chosen on ir-drone/val (benchmarks.track --sweep): the most false
-    birth_hits: int = 4  # points removed with at most 1 point of recall lost (README, Tracking)
-    birth_window: int = 6
+    birth_hits: int = 3  # points removed with at most 1 point of recall lost (README, Tracking)
+    birth_window: int = 5
     max_misses: int = 10
     coast: int = 0
     process_noise: float = 0.2
     measurement_noise: float = 1.0
     birth_score: float = 0.0
+    exclusion_px: float = 12.0
     ego_motion: bool = False
     ego_method: str = "phase"
     ego_min_response: float = 0.05
@@ -83,6 +89,8 @@ class TrackerConfig:
                              f"coast={self.coast}")
         if self.process_noise <= 0 or self.measurement_noise <= 0:
             raise ValueError("process_noise and measurement_noise must be > 0")
+        if self.exclusion_px < 0:
+            raise ValueError(f"exclusion_px must be >= 0, got {self.exclusion_px}")
         if self.min_travel_px < 0:
             raise ValueError(f"min_travel_px must be >= 0, got {self.min_travel_px}")
         if self.ego_method not in EGO_METHODS:
@@ -132,52 +140,6 @@ class Track:
         return {"id": self.id, "x": float(self.xy[0]), "y": float(self.xy[1]), "score": float(self.score),
                 "age": self.age, "vx": float(self.velocity[0]), "vy": float(self.velocity[1]),
                 "hits": self.hits, "misses": self.misses}
-
-
-def registration_image(frame: np.ndarray, scale: float = 1.0, highpass_px: float = 10.0) -> np.ndarray:
-    """The float32 gray image that `estimate_shift` registers: resized by `scale`, minus a Gaussian
-    blur of `highpass_px` (at full resolution). Why the high-pass: vignetting and the camera's
-    gain gradient do not move with the scene, and with them in, ECC is pulled towards zero shift
-    (by ~1 px of 10 on synthetic clips) and phase correlation locks onto them on a bare sky."""
-    g = np.asarray(frame)
-    if g.ndim == 3:
-        g = cv2.cvtColor(g[:, :, :3].astype(np.float32), cv2.COLOR_RGB2GRAY)
-    g = g.astype(np.float32, copy=False)
-    if scale != 1.0:
-        g = cv2.resize(g, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
-    if highpass_px > 0:
-        g = g - cv2.GaussianBlur(g, (0, 0), highpass_px * scale)
-    return g
-
-
-def estimate_shift(prev: np.ndarray, cur: np.ndarray, method: str = "phase", min_response: float = 0.05,
-                   window: np.ndarray | None = None) -> tuple[np.ndarray, float]:
-    """((dx, dy), confidence): how far the scene moved in the image from `prev` to `cur` (two
-    `registration_image`s of one size). A world point at p in `prev` is at p + (dx, dy) in `cur`.
-
-    phase: `cv2.phaseCorrelate` with a Hanning window (without it the frame borders dominate);
-    a peak response below `min_response` (no texture to register) gives (0, 0).
-    ecc: that estimate refined by `cv2.findTransformECC` (translation; invariant to a gain and
-    offset change of the camera's AGC); where ECC does not converge the phase estimate stays.
-    """
-    if method not in EGO_METHODS:
-        raise ValueError(f"ego method must be one of {EGO_METHODS}, got {method!r}")
-    if window is None:
-        window = cv2.createHanningWindow((cur.shape[1], cur.shape[0]), cv2.CV_32F)
-    (dx, dy), resp = cv2.phaseCorrelate(prev, cur, window)
-    if not np.isfinite(resp) or resp < min_response:
-        return np.zeros(2), float(resp) if np.isfinite(resp) else 0.0
-    if method == "phase":
-        return np.array([dx, dy]), float(resp)
-    # ECC refines the phase estimate (from identity it stalls in a local optimum past a few px);
-    # it maps template (cur) coordinates into input (prev): prev(x - shift) = cur(x)
-    warp = np.array([[1, 0, -dx], [0, 1, -dy]], np.float32)
-    crit = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 50, 1e-4)
-    try:
-        cc, warp = cv2.findTransformECC(cur, prev, warp, cv2.MOTION_TRANSLATION, crit, None, 5)
-    except cv2.error:
-        return np.array([dx, dy]), float(resp)
-    return -warp[:, 2].astype(np.float64), float(cc)
 
 
 def _assign(pred: np.ndarray, det: np.ndarray, gate: float) -> tuple[np.ndarray, np.ndarray]:
@@ -363,13 +325,29 @@ class Tracker:
             elif t.misses >= cfg.max_misses:
                 continue
             alive.append(t)
-        for di in np.flatnonzero(free & (scores >= cfg.birth_score)):
+        for di in self._births(det, scores, free, hit):
             t = _KTrack(det[di], scores[di], cfg, model)
             if cfg.birth_hits == 1:  # M = 1: every detection is a confirmed track at once
                 t.id, self.next_id = self.next_id, self.next_id + 1
             alive.append(t)
         self.tracks = alive
         return self.confirmed()
+
+    def _births(self, det: np.ndarray, scores: np.ndarray, free: np.ndarray, hit: np.ndarray) -> list[int]:
+        """The free detections that start a track: score >= birth_score and, with exclusion_px,
+        not near a track hit this frame nor near a stronger detection that starts one."""
+        cand = np.flatnonzero(free & (scores >= self.cfg.birth_score))
+        r = self.cfg.exclusion_px
+        if r <= 0 or not len(cand):
+            return cand.tolist()
+        taken = [t.trail[-1] for t, h in zip(self.tracks, hit) if h]
+        out = []
+        for di in cand[np.argsort(-scores[cand], kind="stable")]:
+            if taken and (np.hypot(*(np.asarray(taken) - det[di]).T) < r).any():
+                continue
+            out.append(int(di))
+            taken.append((float(det[di, 0]), float(det[di, 1])))
+        return sorted(out)
 
     def confirmed(self) -> list[Track]:
         """The confirmed tracks to report now (hit, or missed for at most `coast` frames; with

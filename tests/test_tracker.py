@@ -77,6 +77,27 @@ def test_one_frame_false_alarm_never_becomes_a_track():
     assert len({t.id for _, tracks in reports for t in tracks}) == 2
 
 
+def test_a_second_peak_beside_a_target_starts_no_duplicate_track():
+    """A large target with two peaks (the detector's commonest false point on ir-drone/val): without
+    an exclusion zone the weaker peak becomes a second confirmed track reported every frame."""
+    clip = make_sequence(40, HW, seed=2, n_targets=1)
+
+    def with_twin(cfg):
+        tr, dup = Tracker(cfg), 0
+        for i, f in enumerate(clip):
+            p = f.points[0]
+            det = np.array([[p[0], p[1], 0.9], [p[0] + 7.0, p[1] + 2.0, 0.6]])
+            tracks = tr.update(det, frame_id=i)
+            dup += sum(np.hypot(*(t.xy - p)) > 3.0 for t in tracks)
+            assert sum(np.hypot(*(t.xy - p)) <= 3.0 for t in tracks) == (i >= cfg.birth_hits - 1)
+        return dup
+
+    assert with_twin(TrackerConfig(exclusion_px=0.0)) >= 30  # off: the twin is tracked as well
+    assert with_twin(TrackerConfig(exclusion_px=12.0)) == 0
+    with pytest.raises(ValueError, match="exclusion_px"):
+        TrackerConfig(exclusion_px=-1)
+
+
 @pytest.mark.parametrize("length", [1, 3, 4])
 def test_occlusion_shorter_than_k_keeps_the_id(length):
     cfg = TrackerConfig(max_misses=5)
@@ -125,7 +146,9 @@ def test_camera_pan_is_compensated():
     for gid in (0, 1):
         h = id_history(on, gid)
         assert len(h) >= n - 4 and len(set(h)) == 1, h
-    assert sum(len(id_history(off, g)) for g in (0, 1)) < n  # without it, tracks are lost
+    # without it, tracks are lost for long stretches and come back under new ids
+    assert sum(len(id_history(off, g)) for g in (0, 1)) < 0.6 * sum(len(id_history(on, g)) for g in (0, 1))
+    assert any(len(set(id_history(off, g))) > 1 for g in (0, 1))
 
 
 def test_state_survives_dropped_frames():
