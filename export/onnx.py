@@ -1,4 +1,10 @@
-"""torch -> ONNX with a static (1, C, S, S) input named `images` and a `heatmap` output.
+"""torch -> ONNX with a (1, C, S, S) input named `images` and a `heatmap` output.
+
+The `onnx` target's files take any frame height and width (multiples of 32; `free_hw`): the
+model's SE gate pools the whole input, so a 320x256 frame padded to 512 scores differently from
+the same frame at its own size, and onnxruntime, unlike a compiled engine, runs each size as it
+comes. The sidecar keeps S, the size larger frames are tiled at. TensorRT and the ONNX behind
+OpenVINO stay static (engines and IRs are built for one shape; OpenVINO reshapes its IR itself).
 
 Why these choices: the dynamo exporter (`torch.onnx.export(dynamo=True)`, torch 2.13) gives the
 cleanest graph here — BatchNorm folded, constant shapes, ~half the nodes of the legacy
@@ -40,8 +46,10 @@ def _dims(vi) -> list:
     return [d.dim_value if d.HasField("dim_value") else (d.dim_param or "?") for d in vi.type.tensor_type.shape.dim]
 
 
-def check_onnx(path: str | Path, input_shape: list[int], output_shape: list[int] | None = None) -> dict:
-    """onnx.checker (full), one static float32 input/output with the expected names and shapes."""
+def check_onnx(path: str | Path, input_shape: list[int], output_shape: list[int] | None = None,
+               free: bool = False) -> dict:
+    """onnx.checker (full), one float32 input/output with the expected names and shapes (static, or
+    with `free` symbolic height and width)."""
     import onnx
     model = onnx.load(str(path))
     try:
@@ -53,6 +61,8 @@ def check_onnx(path: str | Path, input_shape: list[int], output_shape: list[int]
     if len(ins) != 1 or len(outs) != 1:
         raise ExportError(f"{path}: expected one input and one output, got {len(ins)} and {len(outs)}")
     got_in, got_out = _dims(ins[0]), _dims(outs[0])
+    if free and len(got_in) == 4 and all(isinstance(d, str) for d in got_in[2:] + got_out[2:]):
+        got_in, got_out = got_in[:2] + list(input_shape)[2:], got_out[:2] + list(output_shape or got_out)[2:]
     if got_in != list(input_shape) or ins[0].name != INPUT_NAME:
         raise ExportError(f"{path}: input {ins[0].name} {got_in}, expected static {INPUT_NAME} {list(input_shape)}")
     if output_shape is not None and got_out != list(output_shape):
@@ -119,6 +129,50 @@ def downgrade_opset(model, target: int = 17):
     return model
 
 
+HW_NAMES = ("height", "width")
+
+
+def free_hw(path: str | Path) -> bool:
+    """Make a static-shape ONNX file take any input height and width; True when it now does.
+
+    The spire graphs compute no shapes from the input size (convolutions, a global pool and 1x1
+    layers), so naming the input/output H and W symbolically and dropping the stale per-tensor
+    shapes is the whole change; onnxruntime's check that the graph runs at a second, non-square
+    size (the output 1/stride of it) decides. A graph with sizes baked in (a channel shuffle's
+    Reshape) fails that check and the file is left as it was (static, tiled at its size).
+    """
+    import onnx
+
+    path = Path(path)
+    model = onnx.load(str(path))
+    inp = [i for i in model.graph.input if i.name not in {t.name for t in model.graph.initializer}][0]
+    out = model.graph.output[0]
+    in_dims, out_dims = inp.type.tensor_type.shape.dim, out.type.tensor_type.shape.dim
+    if len(in_dims) != 4 or len(out_dims) != 4 or not all(d.HasField("dim_value") for d in in_dims):
+        return all(d.dim_param for d in in_dims[2:]) if len(in_dims) == 4 else False
+    h, w = in_dims[2].dim_value, in_dims[3].dim_value
+    stride = h // max(out_dims[2].dim_value, 1)
+    for dims, names in ((in_dims, HW_NAMES), (out_dims, tuple(f"{n}/{stride}" for n in HW_NAMES))):
+        for d, name in zip(dims[2:], names):
+            d.ClearField("dim_value")
+            d.dim_param = name
+    del model.graph.value_info[:]
+    trial = path.with_name(path.stem + ".free.onnx")
+    onnx.save(model, str(trial))
+    try:
+        c = in_dims[1].dim_value or 1
+        th, tw = h + 64, w - 32 if w > 64 else w + 32
+        y = ort_run(trial, np.zeros((1, c, th, tw), np.float32))
+        ok = tuple(y.shape[2:]) == (th // stride, tw // stride)
+    except Exception:
+        ok = False
+    if ok:
+        trial.replace(path)
+    else:
+        trial.unlink(missing_ok=True)
+    return ok
+
+
 def to_fp16(src_path: Path, dst_path: Path) -> Path:
     """FP16 weights and compute, float32 input/output (onnxruntime.transformers.float16).
 
@@ -147,8 +201,11 @@ def ort_run(path: str | Path, x: np.ndarray, threads: int = 1) -> np.ndarray:
 
 
 def build_onnx(src: Source, folder: Path, file_name: str, precision: str = "fp32",
-               opset: int = DEFAULT_OPSET) -> tuple[Path, dict]:
-    """Write `folder/file_name` (fp32 or fp16) and return (path, golden/graph report)."""
+               opset: int = DEFAULT_OPSET, free: bool = False) -> tuple[Path, dict]:
+    """Write `folder/file_name` (fp32 or fp16) and return (path, golden/graph report).
+
+    free: any input height and width (`free_hw`), golden-checked at a second, non-square size too.
+    """
     if precision not in ("fp32", "fp16"):
         raise ExportError(f"build_onnx: precision {precision!r}; int8 goes through quantize.ptq")
     x = src.example_input()
@@ -157,9 +214,14 @@ def build_onnx(src: Source, folder: Path, file_name: str, precision: str = "fp32
     torch_to_onnx(src.model, x, path, opset)
     if precision == "fp16":
         to_fp16(path, path)
-    info = check_onnx(path, list(x.shape), list(ref.shape))
+    free = free and free_hw(path)
+    info = check_onnx(path, list(x.shape), list(ref.shape), free)
     report = compare(ref, ort_run(path, x), precision, f"onnx {precision}")
-    return path, {**info, **report, "exporter": "torch.onnx.export(dynamo=True)"}
+    if free:
+        x2 = np.ascontiguousarray(x[:, :, : max(32, x.shape[2] // 2), :])  # a frame of another size
+        compare(src.torch_output(x2), ort_run(path, x2), precision, f"onnx {precision} at {list(x2.shape[2:])}")
+    return path, {**info, **report, "exporter": "torch.onnx.export(dynamo=True)",
+                  "input_hw": "any (multiples of 32)" if free else "static"}
 
 
 @timed("onnx")
@@ -168,7 +230,8 @@ def export_onnx(src: Source, out: str | Path, precision: str = "fp32", opset: in
     fmt = FORMATS["onnx"]
     final = fmt.folder(out, src.arch, src.imgsz, precision)
     with staged_folder(final) as tmp:
-        path, report = build_onnx(src, tmp, fmt.model_file(src.arch, src.imgsz, precision), precision, opset)
+        path, report = build_onnx(src, tmp, fmt.model_file(src.arch, src.imgsz, precision), precision, opset,
+                                  free=True)
         write_sidecar(tmp, make_meta(src, "onnx", precision, tmp, path.name, INPUT_NAME, OUTPUT_NAME,
                                      extra={k: v for k, v in report.items() if k != "ops"}))
     return final

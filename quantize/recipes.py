@@ -29,6 +29,7 @@ from edge.errors import BackendUnavailable, SpireEdgeError
 from edge.sidecar import file_sha256
 from edge.targets import Target, target_for_backend
 from export.openvino import onnx_to_ir
+from export.onnx import free_hw
 from export.tensorrt import finish_int8_folder
 from export.tflite import io_names, torch_to_tflite
 from quantize import calibration as cal
@@ -123,6 +124,11 @@ class Int8Recipe(ABC):
         """export's finishing step for a complete INT8 folder (none for most backends)."""
 
 
+def _input_hw(path: Path) -> str:
+    """Calibrated at S, the `onnx` target's INT8 file then takes any frame size, as its FP32 does."""
+    return "any (multiples of 32)" if free_hw(path) else "static"
+
+
 @register_recipe
 class OnnxRuntimeRecipe(Int8Recipe):
     backend = "onnxruntime"
@@ -137,10 +143,17 @@ class OnnxRuntimeRecipe(Int8Recipe):
         cfg = OrtInt8Config(ignored_scope=tuple(ignored_scope), calibrate_method=calibrate_method)
         quantize_onnx(rewritten, path, cal.ort_reader(source.with_progress("calibration (onnxruntime)")), cfg)
         return dict(activations="uint8 asymmetric", weights="int8 symmetric per-channel", format="QDQ",
-                    calibrate_method=calibrate_method, ops=qdq_counts(path), fp32_rewrites=rewrites)
+                    calibrate_method=calibrate_method, ops=qdq_counts(path), fp32_rewrites=rewrites,
+                    input_hw=_input_hw(path))
 
     def from_qdq(self, qdq, qdq_u8, path) -> dict:
-        return {"fp32_rewrites": optimize_for_int8(str(qdq_u8), str(path)), "ops": qdq_counts(path)}
+        return {"fp32_rewrites": optimize_for_int8(str(qdq_u8), str(path)), "ops": qdq_counts(path),
+                "input_hw": _input_hw(path)}
+
+    def _fp32_file(self, src, onnx32: Path, folder: Path) -> str:
+        name = super()._fp32_file(src, onnx32, folder)
+        free_hw(folder / name)  # the reference runs frames as the INT8 file does: at their own size
+        return name
 
 
 @register_recipe

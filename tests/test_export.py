@@ -106,6 +106,27 @@ def test_fp32_artifact_reloads_and_decodes_identical_points(exported, src, frame
         np.testing.assert_allclose(g.scores, r.scores, atol=1e-4)
 
 
+def test_onnx_target_runs_frames_at_their_own_size(tmp_path):
+    """The `onnx` target takes any H x W (what onnxruntime runs: a 320x256 clip at its own size, not
+    padded to S, which changes an SE-gated model's scores); TensorRT's ONNX stays static."""
+    import onnx
+
+    from edge.backends import load_backend
+    from spire.models import create_model
+
+    torch.manual_seed(0)
+    s = source_from_model(create_model("spire_n").eval(), imgsz=S)
+    folder = FORMATS["onnx"].exporter_fn()(s, tmp_path, precision="fp32")
+    assert read_sidecar(folder).extra["input_hw"] == "any (multiples of 32)"
+    be = load_backend(folder)
+    assert be.dynamic_input
+    x = np.random.default_rng(0).standard_normal((1, 1, 96, 160)).astype(np.float32)
+    np.testing.assert_allclose(be.infer(x), s.torch_output(x), atol=1e-4)
+    trt = FORMATS["tensorrt"].exporter_fn()(s, tmp_path, precision="fp32", lint=False)
+    dims = onnx.load(str(trt / read_sidecar(trt).model_file)).graph.input[0].type.tensor_type.shape.dim
+    assert [d.dim_value for d in dims] == [1, 1, S, S]
+
+
 @pytest.mark.parametrize("name", ["onnx", "openvino"])
 def test_fp16_artifacts_agree_with_torch(src, frames, tmp_path, name):
     from edge.backends import load_backend

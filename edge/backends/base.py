@@ -63,9 +63,22 @@ class Backend(abc.ABC):
         self._loaded = False
 
     # ----------------------------------------------------------------- shapes
+    #: the square input the Predictor tiles and letterboxes to, when a dynamic backend is set to one
+    _square: tuple | None = None
+
+    def set_input_size(self, imgsz: int) -> None:
+        """The square input the Predictor tiles and letterboxes to (dynamic backends: any size runs)."""
+        shape = self.sidecar_shape
+        self._square = (shape[0], shape[1], int(imgsz), int(imgsz))
+
     @property
     def input_shape(self) -> tuple[int, int, int, int]:
-        """(1, C, S, S) as the sidecar records it (the layout callers feed, NCHW)."""
+        """(1, C, S, S): the sidecar's, or the size `set_input_size` chose (the layout callers feed, NCHW)."""
+        return self._square or self.sidecar_shape
+
+    @property
+    def sidecar_shape(self) -> tuple[int, int, int, int]:
+        """(1, C, S, S) as the sidecar records it."""
         shape = tuple(int(v) for v in self.meta.input["shape"])
         if len(shape) != 4:
             raise SidecarError(f"{self.folder / 'metadata.json'}: input.shape {list(shape)} is not [1,C,S,S]; "
@@ -140,7 +153,7 @@ class Backend(abc.ABC):
     def check_input(self, shape: list | tuple, where: str = "") -> None:
         """Refuse a model whose real input shape differs from its sidecar's (a stale metadata.json)."""
         real = [int(v) if isinstance(v, (int, np.integer)) and int(v) > 0 else None for v in shape]
-        want = list(self.input_shape)
+        want = list(self.sidecar_shape)  # the file must match its own sidecar
         if len(real) != 4:
             raise SidecarError(f"{self.folder / 'metadata.json'}: model input has shape {list(shape)}, "
                                f"sidecar says {want}; " + EXPORT_HINT.format(fmt=self.format))

@@ -20,7 +20,6 @@ class OpenVINOBackend(Backend):
     # The IR is reshaped to each new frame size (compiled once per size and cached), so a frame
     # runs at its native resolution, as the model was validated, instead of padded or tiled.
     _max_shapes = 4
-    _square: tuple | None = None
     _reshapable: bool | None = None
 
     @property
@@ -30,15 +29,6 @@ class OpenVINOBackend(Backend):
         if self._reshapable is None:
             self.load()
         return bool(self._reshapable)
-
-    @property
-    def input_shape(self) -> tuple[int, int, int, int]:
-        return self._square or super().input_shape
-
-    def set_input_size(self, imgsz: int) -> None:
-        """The square input the Predictor tiles and letterboxes to (the IR is reshaped to it on demand)."""
-        shape = super().input_shape
-        self._square = (shape[0], shape[1], int(imgsz), int(imgsz))
 
     def compile_config(self) -> dict:
         """The compile properties: latency hint, precision hint, thread count."""
@@ -58,12 +48,10 @@ class OpenVINOBackend(Backend):
             raise missing_runtime("openvino", self.extra, str(exc)) from None
         core = ov.Core()
         model = core.read_model(str(self.model_file()))
-        sq, self._square = self._square, None  # the file must match its own sidecar
         self.check_input([d.get_length() if d.is_static else -1 for d in model.inputs[0].get_partial_shape()])
-        self._square = sq
         self.compiled = core.compile_model(model, self.device, self.compile_config())
         self.request = self.compiled.create_infer_request()
-        self._core, self._shape = core, tuple(super().input_shape)
+        self._core, self._shape = core, tuple(self.sidecar_shape)
         self._requests = {self._shape: self.request}
         try:  # shape inference only (no compile): does the graph follow a new input size?
             n, c, h, w = self._shape
