@@ -74,14 +74,25 @@ def write_defaults(export_root: str | Path) -> dict[str, str]:
     return defaults
 
 
+def _operating_point(side: Path) -> dict:
+    return dict(json.loads(side.read_text()).get("extra", {}).get("operating_point") or {})
+
+
 def set_operating_point(export_root: str | Path, thr: float, rule: str) -> list[Path]:
     """Write threshold `thr` into the checkpoint's sidecar (beside `export_root`) and every artifact's."""
     export_root = Path(export_root)
-    sides = [export_root.parent / SIDECAR_NAME] if (export_root.parent / SIDECAR_NAME).is_file() else []
+    checkpoint_side = export_root.parent / SIDECAR_NAME
+    sides = [checkpoint_side] if checkpoint_side.is_file() else []
     sides += [folder / SIDECAR_NAME for folder, _ in sorted(find_artifacts(export_root))]
+    # A re-exported artifact has no operating point yet: it inherits the checkpoint's, so
+    # re-applying the same pick keeps the threshold it first replaced instead of erasing it.
+    inherited = _operating_point(checkpoint_side) if sides and sides[0] == checkpoint_side else {}
     for side in sides:
         meta = json.loads(side.read_text())
         old = meta["codec"].get("thr")
+        prior = meta.get("extra", {}).get("operating_point") or inherited
+        if prior.get("thr") == float(thr) and "replaces" in prior:
+            old = prior["replaces"]
         meta["codec"]["thr"] = float(thr)
         meta.setdefault("extra", {})["operating_point"] = {"thr": float(thr), "replaces": old, "rule": rule}
         atomic_write_json(side, meta)

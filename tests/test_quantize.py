@@ -415,3 +415,26 @@ def test_pick_sets_one_threshold_for_the_checkpoint_and_every_artifact(tmp_path,
         assert m.codec["thr"] == 0.3 and m.extra["operating_point"] == {"thr": 0.3, "replaces": 0.5,
                                                                          "rule": "best F1 on val"}
     assert json.loads((root / "metadata.json").read_text())["codec"]["thr"] == 0.3
+
+
+def test_repicking_the_same_threshold_keeps_what_it_first_replaced(tmp_path):
+    """Re-exporting one artifact and re-applying the pick must not rewrite 'replaces' as the pick itself."""
+    import shutil
+
+    from edge.sidecar import read_sidecar
+    from quantize.pick import main
+
+    root = tmp_path / "weights"
+    exp = root / "export"
+    _fake_artifact(exp, "m_fp32_openvino", "openvino", "fp32")
+    ckpt = _fake_artifact(tmp_path, "weights_ckpt", "onnx", "fp32")
+    (ckpt / "metadata.json").rename(root / "metadata.json")
+    assert main([str(exp), "--thr", "0.3", "--thr-rule", "val"]) == 0
+    shutil.rmtree(exp / "m_fp32_openvino")                         # a re-export: a fresh sidecar at 0.3
+    fresh = _fake_artifact(exp, "m_fp32_openvino", "openvino", "fp32")
+    side = json.loads((fresh / "metadata.json").read_text())
+    side["codec"]["thr"] = 0.3
+    (fresh / "metadata.json").write_text(json.dumps(side))
+    assert main([str(exp), "--thr", "0.3", "--thr-rule", "val"]) == 0
+    assert read_sidecar(fresh).extra["operating_point"]["replaces"] == 0.5
+    assert json.loads((root / "metadata.json").read_text())["extra"]["operating_point"]["replaces"] == 0.5
