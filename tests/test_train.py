@@ -360,3 +360,29 @@ def test_hard_negative_views_are_planned_and_centred_on_the_mined_place(tmp_path
     (tmp_path / "bad.csv").write_text("a,b\n1,2\n")
     with pytest.raises(UsageError, match="not a spire.mine CSV"):
         read_hard_negatives(tmp_path / "bad.csv")
+
+
+@needs_data
+def test_promote_makes_the_last_epoch_a_checkpoint_with_its_own_sidecar(tmp_path, capsys):
+    """spire.promote: best.pt in a new folder holds last.pt's weights, its sidecar names the last epoch's
+    validation and the reason; the run is untouched and an existing --out is refused."""
+    from edge.sidecar import read_sidecar
+    from spire.promote import main
+
+    data = make_fixture(tmp_path / "nuaa")
+    run_train(tmp_path / "run", data, epochs=3)
+    before = {f: (tmp_path / "run" / f).read_bytes() for f in ("best.pt", "metadata.json")}
+    out = tmp_path / "promoted"
+    assert main([str(tmp_path / "run"), "--why", "runtime-path val", "--out", str(out)]) == 0
+    a, b = weights(tmp_path / "run" / "last.pt"), weights(out / "best.pt")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    meta = read_sidecar(out)  # sha256 of the new best.pt checked
+    rows = list(csv.DictReader(open(tmp_path / "run" / "log.csv")))
+    assert meta.training["epoch"] == 3 and meta.training["promoted"]["why"] == "runtime-path val"
+    assert meta.training["best"]["f1"] == float(rows[-1]["val_f1"])
+    assert (out / "log.csv").read_bytes() == (tmp_path / "run" / "log.csv").read_bytes()
+    assert before == {f: (tmp_path / "run" / f).read_bytes() for f in before}
+    from spire.cli import run_main
+
+    assert run_main(main, [str(tmp_path / "run"), "--why", "again", "--out", str(out)]) == 2
+    assert "already exists" in capsys.readouterr().err

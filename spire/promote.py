@@ -1,0 +1,87 @@
+"""`python -m spire.promote RUN --why "..." --out DIR`: a run's last epoch as a shippable checkpoint.
+
+Why: `spire.train` keeps as `best.pt` the epoch with the best worst-set F1 of its quick
+validation (whole frames, one joint threshold). Measured the way the model will run
+(`edge.run`: tiles, the deployment threshold, the built-in clip), another epoch can be the
+better model, and the last one is the only other epoch a run keeps. This writes DIR/best.pt
+(last.pt's weights, without optimiser state), DIR/metadata.json (its sidecar: the last
+epoch's validation row as `training.best`, and `training.promoted` with the reason) and
+copies log.csv and train_args.json, so `bash weights/ship.sh DIR` takes it like any finished
+run. The run itself is left as it is, and DIR must not exist: nothing is overwritten.
+
+    python -m spire.promote runs/abl/n_hard_photo --why "runtime-path val prefers epoch 12" \\
+        --out runs/abl/n_hard_photo_last
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import csv
+import shutil
+import sys
+from pathlib import Path
+
+from .cli import UsageError, run_main
+
+COPIED = ("log.csv", "train_args.json")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m spire.promote", description=__doc__.split("\n\n")[0])
+    p.add_argument("run", help="a spire.train output folder (holds last.pt and log.csv)")
+    p.add_argument("--why", required=True, help="the validation measurement that prefers the last epoch "
+                   "(kept in the sidecar)")
+    p.add_argument("--out", required=True, help="new folder for the promoted checkpoint (must not exist)")
+    return p
+
+
+def last_validation(log: Path, epoch: int) -> dict:
+    """The validation numbers log.csv holds for `epoch`, as `training.best` stores them."""
+    rows = [r for r in csv.DictReader(open(log, newline="")) if r["epoch"] == str(epoch)]
+    if not rows or not rows[-1].get("val_f1"):
+        raise UsageError(f"{log}: epoch {epoch} (last.pt's) was not validated; resume the run to an epoch that "
+                         "is (its --eval-every), then promote it")
+    row = rows[-1]
+    best = {k[4:]: float(v) for k, v in row.items()
+            if k.startswith("val_") and v != "" and not k.startswith(("val_f1_", "val_fppi_", "val_seconds"))}
+    sets = {k[7:]: {"f1": float(v), "fppi": float(row[f"val_fppi_{k[7:]}"])}
+            for k, v in row.items() if k.startswith("val_f1_") and v != ""}
+    return dict(best, sets=sets, epoch=epoch) if sets else dict(best, epoch=epoch)
+
+
+def promote(run: Path, out: Path, why: str) -> Path:
+    from edge.sidecar import ModelMeta, file_sha256, write_sidecar
+    from spire.models import load_checkpoint, save_checkpoint
+
+    run, out = Path(run), Path(out)
+    last = run / "last.pt"
+    for f in (last, *(run / c for c in COPIED)):
+        if not f.is_file():
+            raise UsageError(f"{f}: missing; is {run} a spire.train output folder?")
+    if out.exists():
+        raise UsageError(f"--out {out} already exists; name a new folder (a promoted model is never overwritten)")
+    model, ckpt = load_checkpoint(last)
+    epoch = int(ckpt["state"]["epoch"])
+    best = last_validation(run / "log.csv", epoch)
+    meta = copy.deepcopy(ckpt["meta"])
+    meta["training"].update(best=best, epoch=epoch,
+                            promoted={"from": str(last), "sha256": file_sha256(last), "epoch": epoch, "why": why})
+    if best.get("thr") is not None:
+        meta["codec"]["thr"] = float(best["thr"])
+    out.mkdir(parents=True)
+    path = save_checkpoint(out / "best.pt", model, meta, epoch=epoch, best=best)
+    write_sidecar(out, ModelMeta(model_file=path.name, model_sha256=file_sha256(path), **meta))
+    for c in COPIED:
+        shutil.copy2(run / c, out / c)
+    return path
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    path = promote(Path(args.run), Path(args.out), args.why)
+    print(f"promoted: {args.run}/last.pt -> {path}; next: bash weights/ship.sh {args.out} 512")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run_main(main))
