@@ -386,3 +386,27 @@ def test_promote_makes_the_last_epoch_a_checkpoint_with_its_own_sidecar(tmp_path
 
     assert run_main(main, [str(tmp_path / "run"), "--why", "again", "--out", str(out)]) == 2
     assert "already exists" in capsys.readouterr().err
+
+
+@needs_data
+def test_thresholds_scores_each_root_once_and_matches_evaluate(tmp_path, capsys):
+    """spire.thresholds: one row per threshold per root; at a threshold it agrees with spire.evaluate
+    (same Predictor path) and recall can only fall as the threshold rises."""
+    from spire.evaluate import build_parser as eval_parser, evaluate
+    from spire.thresholds import build_parser, print_table, sweep
+
+    data = make_fixture(tmp_path / "nuaa")
+    run_train(tmp_path / "run", data, epochs=1)
+    w = str(tmp_path / "run" / "best.pt")
+    args = build_parser().parse_args(["--weights", w, "--data", str(data), "--split", "train", "--imgsz", "64",
+                                      "--thr", "0.05", "0.3", "0.9", "--quiet"])
+    table = sweep(args)
+    rows = table["nuaa"]
+    assert list(rows) == [0.05, 0.3, 0.9] and all(r["images"] == 6 for r in rows.values())
+    recalls = [r["recall"] for r in rows.values()]
+    assert recalls == sorted(recalls, reverse=True)
+    ref = evaluate(eval_parser().parse_args(["--weights", w, "--data", str(data), "--split", "train",
+                                             "--mode", "auto", "--imgsz", "64", "--thr", "0.3", "--quiet"]))
+    assert (ref["tp"], ref["fp"], ref["fn"]) == (rows[0.3]["tp"], rows[0.3]["fp"], rows[0.3]["fn"])
+    print_table(table)
+    assert "nuaa: 6 frames" in capsys.readouterr().out
