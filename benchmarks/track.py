@@ -186,7 +186,7 @@ def sweep(clips, base: TrackerConfig, det_conf: float, specs: list[str], ref: di
              "recall_lost_pts": 100 * (ref["recall"] - p["recall"]), "fp_reduction": ref["fppi"] / max(p["fppi"], 1e-9)}
         out.append(r)
         log(" ".join(f"{k}={v}" for k, v in zip(names, combo)) +
-            f"  R {p['recall']:.4f} (-{r['recall_lost_pts']:.2f} pts)  fppi {p['fppi']:.4f} ({r['fp_reduction']:.2f}x)  "
+            f"  R {p['recall']:.4f} ({-r['recall_lost_pts']:+.2f} pts)  fppi {p['fppi']:.4f} ({r['fp_reduction']:.2f}x)  "
             f"F1 {p['f1']:.4f}")
     return out
 
