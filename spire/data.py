@@ -343,8 +343,10 @@ class TrainDataset(torch.utils.data.Dataset):
     cannot be read (dropped by `collate_skip`).
     """
 
-    def __init__(self, store: FrameStore, pre: PreprocessConfig, codec, aug: AugmentConfig, seed: int):
+    def __init__(self, store: FrameStore, pre: PreprocessConfig, codec, aug: AugmentConfig, seed: int,
+                 bank=None, paste=None):
         self.store, self.pre, self.codec, self.aug, self.seed = store, pre, codec, aug, int(seed)
+        self.bank, self.paste = bank, paste  # spire.paste: TargetBank + PasteConfig (copy-paste), or None
 
     def __len__(self) -> int:
         return len(self.store)
@@ -362,6 +364,8 @@ class TrainDataset(torch.utils.data.Dataset):
             mined = self.store.hard[idx]
             centre = tuple(float(v) for v in mined[int(rng.integers(len(mined)))])
         frame, pts = augment(frame, pts, self.aug, rng, background=bool(bg), centre=centre)
+        if bg == 1 and self.bank is not None and rng.random() < self.paste.prob:  # never into a hard view
+            frame, pts = self.bank.paste(frame, pts, rng, self.paste)
         img, lb = letterbox(frame, self.pre)
         xy = lb.forward(pts)
         s = self.pre.imgsz

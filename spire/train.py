@@ -22,6 +22,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from edge.errors import DatasetError
@@ -156,6 +157,19 @@ def _load_init(cfg: TrainConfig, model) -> dict:
     return {**ckpt, "sha256": file_sha256(path)}  # recorded in the sidecar: the path may be overwritten later
 
 
+def copy_paste_bank(cfg: TrainConfig, store, split: dict) -> tuple:
+    """(TargetBank, PasteConfig) for --copy-paste (recorded in split['copy_paste']), else (None, None)."""
+    if not cfg.copy_paste:
+        return None, None
+    from .paste import PasteConfig, TargetBank
+
+    bank = TargetBank.from_store(store, np.random.default_rng([cfg.seed, 7]))
+    paste = PasteConfig(prob=cfg.copy_paste)
+    split["copy_paste"] = {"prob": paste.prob, "patches": len(bank), "max_targets": paste.max_targets,
+                           "scale": list(paste.scale), "gain": list(paste.gain)}
+    return bank, paste
+
+
 def _domain_weights(cfg: TrainConfig, store: FrameStore, weights=None) -> list[float] | None:
     """--data-weights (or `weights`), plus the synthetic frames' domain at the mean weight; None: as the data comes."""
     if not cfg.data_weights:
@@ -271,6 +285,7 @@ def train(cfg: TrainConfig) -> dict:
                 print(f"note: learning rate set to {cfg.set_lr:g} from epoch {st.epoch + 1} (--set-lr)")
     elif cfg.set_lr:
         raise UsageError("--set-lr changes a resumed run's learning rate; use --lr for a new run")
+    bank = copy_paste_bank(cfg, store, split)
     meta = build_meta(model, pre, codec, {
         "model": cfg.model, "imgsz": cfg.imgsz, "epochs": cfg.epochs, "batch": cfg.batch, "world_size": info.world,
         "seed": cfg.seed, "commit": git_commit(), "loss": cfg.loss, "lr": cfg.lr, "split": split,
@@ -285,7 +300,7 @@ def train(cfg: TrainConfig) -> dict:
     if info.distributed:
         net = torch.nn.parallel.DistributedDataParallel(
             model, device_ids=[info.local_rank] if info.device.type == "cuda" else None)
-    ds = TrainDataset(store, pre, codec, aug, cfg.seed)
+    ds = TrainDataset(store, pre, codec, aug, cfg.seed, *bank)
     val_cache = [[] for _ in val_sets] if cfg.cache else None
 
     t_start, stop_flag = time.monotonic(), {"sig": False}

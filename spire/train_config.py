@@ -35,6 +35,7 @@ class TrainConfig:
     photometric: float = 0.0
     hard_negatives: str | None = None
     hard_ratio: float = 0.0
+    copy_paste: float = 0.0
     val_fraction: float = 0.2
     synthetic: int = 0
     imgsz: int = 256
@@ -96,6 +97,9 @@ def build_parser() -> argparse.ArgumentParser:
       help="a python -m spire.mine CSV of false alarms on the training frames: --hard-ratio of the background views "
            "are crops around them")
     a("--hard-ratio", type=float, default=0.0, help="share of background views centred on a mined false alarm")
+    a("--copy-paste", type=float, default=0.0,
+      help="share of the plain background views that get 1-3 real targets pasted in (cut from the training "
+           "frames' labels, spire.paste)")
     a("--val-fraction", type=float, default=d.val_fraction, help="carved from training without --val-data")
     a("--synthetic", type=int, default=d.synthetic, help="add N synthetic frames (edge.synthetic)")
     a("--imgsz", type=int, default=d.imgsz, help="network input / crop side (multiple of 32)")
@@ -176,6 +180,8 @@ def parse_config(argv=None) -> TrainConfig:
     if not 0.0 <= cfg.hard_ratio < 1.0 or (cfg.hard_ratio > 0) != bool(cfg.hard_negatives):
         raise UsageError("--hard-ratio R (0 <= R < 1) and --hard-negatives FILE go together: mine the file with "
                          "python -m spire.mine --data ... --split train --out FILE")
+    if not 0.0 <= cfg.copy_paste <= 1.0:
+        raise UsageError(f"--copy-paste {cfg.copy_paste}: must be a share of the background views in [0, 1]")
     if cfg.frame_stride < 1 or cfg.val_frame_stride < 1:
         raise UsageError("--frame-stride / --val-frame-stride must be >= 1 (1 keeps every frame)")
     if cfg.threads is not None and cfg.threads < 1:

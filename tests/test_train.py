@@ -410,3 +410,37 @@ def test_thresholds_scores_each_root_once_and_matches_evaluate(tmp_path, capsys)
     assert (ref["tp"], ref["fp"], ref["fn"]) == (rows[0.3]["tp"], rows[0.3]["fp"], rows[0.3]["fn"])
     print_table(table)
     assert "nuaa: 6 frames" in capsys.readouterr().out
+
+
+# ----------------------------------------------------------------------------- copy-paste
+def test_pasted_targets_land_where_their_labels_say():
+    """A residual cut around a real target and pasted elsewhere peaks at its new label, and the
+    frame keeps its dtype; a flat patch (no target) is not kept."""
+    from spire.paste import PasteConfig, TargetBank, cut_residual
+
+    src = np.full((40, 40), 60, np.uint8)
+    src[20, 21] = 200
+    src[19:22, 20:23] = np.maximum(src[19:22, 20:23], 120)
+    res, off = cut_residual(src, 21.0, 20.0)
+    assert res.max() > 100 and off == (0.0, 0.0)
+    assert cut_residual(src, 2.0, 2.0) is None                     # leaves the frame
+    bank = TargetBank([res], [off])
+    bg = np.full((96, 96), 80, np.uint8)
+    rng = np.random.default_rng(0)
+    out, pts = bank.paste(bg, np.zeros((0, 2), np.float32), rng, PasteConfig(prob=1.0, max_targets=3, scale=(1, 1), gain=(1, 1)))
+    assert out.dtype == np.uint8 and 1 <= len(pts) <= 3
+    for x, y in pts:
+        assert out[int(round(y)), int(round(x))] >= 200 and int(out[int(y), int(x)]) - 80 > 100
+    assert (out == 80).mean() > 0.9                                # only the pasted patches changed
+
+
+@needs_data
+def test_copy_paste_run_records_its_bank_in_the_sidecar(tmp_path):
+    data = make_fixture(tmp_path / "nuaa")
+    run_train(tmp_path / "run", data, "--copy-paste", "1.0", "--bg-ratio", "0.5", epochs=1)
+    cp = json.loads((tmp_path / "run" / "metadata.json").read_text())["training"]["split"]["copy_paste"]
+    assert cp["prob"] == 1.0 and cp["patches"] >= 1
+    from spire.train import parse_config
+
+    with pytest.raises(Exception, match="copy-paste"):
+        parse_config(["--data", str(data), "--copy-paste", "1.5"])
