@@ -31,6 +31,10 @@ for t in onnx openvino tflite tensorrt; do
   $PY -m export --weights "$W" --target "$t" --precision fp32 --imgsz "$IMGSZ" --out "$NEW/export"
 done
 $PY -m export --weights "$W" --target tflite --precision fp16 --imgsz "$IMGSZ" --out "$NEW/export"
+# THR before PTQ: each fidelity report then compares INT8 with FP32 at the threshold that ships.
+if [ -n "${THR:-}" ]; then
+  $PY -m quantize.pick "$NEW/export" --thr "$THR" --thr-rule "$THR_RULE" >/dev/null
+fi
 # One PTQ run per backend: a converter that cannot produce a faithful INT8 model for this
 # architecture (quantize refuses it with the reason) leaves that artifact out, says why in
 # export/NOT_SHIPPED.txt, and does not stop the others. ONNX Runtime and OpenVINO must succeed.
