@@ -92,8 +92,9 @@ def set_operating_point(export_root: str | Path, thr: float, rule: str) -> list[
         old = meta["codec"].get("thr")
         prior = meta.get("extra", {}).get("operating_point") or inherited
         report = side.parent / "fidelity.json"
-        if report.is_file() and json.loads(report.read_text()).get("int8_thr") is not None:
-            old = float(json.loads(report.read_text())["int8_thr"])  # an INT8 artifact's own pick on validation
+        own = json.loads(report.read_text()).get("int8_thr") if report.is_file() else None
+        if own is not None:
+            old = float(own)  # an INT8 artifact's own pick on validation
         elif old == float(thr) and prior.get("thr") == float(thr) and "replaces" in prior:
             old = prior["replaces"]  # already at this pick (a re-export took it): keep what it first replaced
         meta["codec"]["thr"] = float(thr)

@@ -15,7 +15,7 @@ from edge.cli import run_cli as run_main  # noqa: F401  (spire's CLIs: one error
 from edge.errors import DatasetError, SidecarError, SpireEdgeError
 from edge.io import atomic_write_json
 
-__all__ = ["UsageError", "run_main", "default_weights", "git_commit", "write_json", "carve_split", "REPO_ROOT"]
+__all__ = ["UsageError", "run_main", "add_data_options", "default_weights", "git_commit", "write_json", "carve_split", "REPO_ROOT"]
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -85,6 +85,17 @@ def carve_split(names: list[str], fraction: float, seed: int) -> set[str]:
     k = min(len(uniq) - 1, max(1, int(round(len(uniq) * fraction))))
     order = np.random.default_rng([int(seed), 20]).permutation(len(uniq))
     return {uniq[i] for i in order[:k]}
+
+
+def add_data_options(p, *, data_help: str, split: str, split_help: str, stride: int, stride_help: str) -> None:
+    """--data / --format / --split / --frame-stride: the dataset options of the commands that score
+    frames (evaluate, mine, thresholds), with the layout names from `edge.datasets.FORMATS`."""
+    from edge.datasets import FORMATS
+
+    p.add_argument("--data", nargs="+", required=True, help=data_help)
+    p.add_argument("--format", default="auto", choices=("auto", *FORMATS))
+    p.add_argument("--split", default=split, help=split_help)
+    p.add_argument("--frame-stride", type=int, default=stride, help=stride_help)
 
 
 def open_roots(roots, fmt: str, split: str, exclude=None, reporter=None, stride: int = 1):

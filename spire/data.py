@@ -364,7 +364,7 @@ class TrainDataset(torch.utils.data.Dataset):
             mined = self.store.hard[idx]
             centre = tuple(float(v) for v in mined[int(rng.integers(len(mined)))])
         frame, pts = augment(frame, pts, self.aug, rng, background=bool(bg), centre=centre)
-        if bg == 1 and self.bank is not None and rng.random() < self.paste.prob:  # never into a hard view
+        if bg and bg != HARD and self.bank is not None and rng.random() < self.paste.prob:  # never a hard view
             frame, pts = self.bank.paste(frame, pts, rng, self.paste)
         img, lb = letterbox(frame, self.pre)
         xy = lb.forward(pts)

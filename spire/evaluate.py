@@ -38,7 +38,7 @@ from edge.sidecar import sidecar_describing
 from edge.zoo import export_size
 
 from . import engine
-from .cli import default_weights, open_roots, run_main, write_json
+from .cli import add_data_options, default_weights, open_roots, run_main, write_json
 from .data import Reporter, iter_eval_frames
 from .torch_backend import torch_predictor
 
@@ -52,10 +52,9 @@ def build_parser() -> argparse.ArgumentParser:
     src = p.add_mutually_exclusive_group()
     src.add_argument("--weights", help="checkpoint .pt or its folder (default: the shipped model)")
     src.add_argument("--official", help="an official SPIRE .pth (faithful hrpe, preprocessing and codec)")
-    a("--data", nargs="+", required=True, help="dataset root(s)")
-    a("--format", default="auto", choices=["auto", "nuaa", "basicirstd", "spire-json", "lesps", "video"])
-    a("--split", default="test", help="list name (S.txt in the NUAA layout), a .txt path, or 'all'")
-    a("--frame-stride", type=int, default=1, help="video-clip roots: score every k-th frame of each clip")
+    add_data_options(p, data_help="dataset root(s)", split="test",
+                     split_help="list name (S.txt in the NUAA layout), a .txt path, or 'all'",
+                     stride=1, stride_help="video-clip roots: score every k-th frame of each clip")
     a("--mode", choices=MODES, help="static: as edge.run on the checkpoint's exports (frames that fit padded to S, "
       "larger ones tiled; the default when it has exports, 'native' while it has none, 'resize' for --official) | "
       "auto (torch's own: frames that fit padded to 32, larger ones tiled) | tile | resize (letterbox to S) | "

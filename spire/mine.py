@@ -24,7 +24,7 @@ import numpy as np
 
 from edge.metrics.matching import pairwise_distances
 
-from .cli import UsageError, open_roots, run_main
+from .cli import UsageError, add_data_options, open_roots, run_main
 
 FIELDS = ("root", "name", "x", "y", "score")
 
@@ -33,10 +33,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m spire.mine", description=__doc__.split("\n\n")[0])
     a = p.add_argument
     a("--weights", default=None, help="checkpoint, its folder or a ladder name (default: the shipped model)")
-    a("--data", nargs="+", required=True, help="training dataset root(s)")
-    a("--format", default="auto", choices=["auto", "nuaa", "basicirstd", "spire-json", "lesps", "video"])
-    a("--split", default="train", help="the TRAINING list (never the validation one)")
-    a("--frame-stride", type=int, default=10, help="video-clip roots: every k-th frame (as spire.train)")
+    add_data_options(p, data_help="training dataset root(s)", split="train",
+                     split_help="the TRAINING list (never the validation one)",
+                     stride=10, stride_help="video-clip roots: every k-th frame (as spire.train)")
     a("--thr", type=float, default=0.3, help="keep false alarms scored at least this (below the decode threshold: "
       "near-misses teach as much as the alarms themselves)")
     a("--max-dist", type=float, default=5.0, help="a point within this many px of a label is a hit, not mined")

@@ -39,18 +39,15 @@ class PasteConfig:
             raise ValueError(f"copy-paste probability must be in [0, 1], got {self.prob}")
 
 
-def _grey(frame: np.ndarray) -> np.ndarray:
-    return frame.astype(np.float32).mean(axis=2) if frame.ndim == 3 else frame.astype(np.float32)
-
-
 def cut_residual(frame: np.ndarray, x: float, y: float, r: int = PATCH_RADIUS):
     """(residual patch (2r+1)^2 float32, sub-pixel offset of the label from the patch centre), or None
     when the patch leaves the frame."""
-    g = _grey(frame)
     cx, cy = int(round(x)), int(round(y))
-    if cx - r < 0 or cy - r < 0 or cx + r >= g.shape[1] or cy + r >= g.shape[0]:
+    if cx - r < 0 or cy - r < 0 or cx + r >= frame.shape[1] or cy + r >= frame.shape[0]:
         return None
-    patch = g[cy - r: cy + r + 1, cx - r: cx + r + 1]
+    patch = frame[cy - r: cy + r + 1, cx - r: cx + r + 1].astype(np.float32)
+    if patch.ndim == 3:
+        patch = patch.mean(axis=2)
     border = np.concatenate([patch[0], patch[-1], patch[1:-1, 0], patch[1:-1, -1]])
     return patch - np.median(border), (float(x) - cx, float(y) - cy)
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import csv
 import shutil
 import sys
 from pathlib import Path
@@ -35,23 +34,22 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def last_validation(log: Path, epoch: int) -> dict:
-    """The validation numbers log.csv holds for `epoch`, as `training.best` stores them."""
-    rows = [r for r in csv.DictReader(open(log, newline="")) if r["epoch"] == str(epoch)]
-    if not rows or not rows[-1].get("val_f1"):
-        raise UsageError(f"{log}: epoch {epoch} (last.pt's) was not validated; resume the run to an epoch that "
+def last_validation(state: dict) -> dict:
+    """The validation numbers last.pt's own history holds for its epoch, as `training.best` stores them."""
+    row = (state.get("history") or [{}])[-1]
+    if row.get("val_f1") is None:
+        raise UsageError(f"epoch {state.get('epoch')} (last.pt's) was not validated; resume the run to an epoch that "
                          "is (its --eval-every), then promote it")
-    row = rows[-1]
-    best = {k[4:]: float(v) for k, v in row.items()
-            if k.startswith("val_") and v != "" and not k.startswith(("val_f1_", "val_fppi_", "val_seconds"))}
-    sets = {k[7:]: {"f1": float(v), "fppi": float(row[f"val_fppi_{k[7:]}"])}
-            for k, v in row.items() if k.startswith("val_f1_") and v != ""}
-    return dict(best, sets=sets, epoch=epoch) if sets else dict(best, epoch=epoch)
+    best = {k[4:]: v for k, v in row.items()
+            if k.startswith("val_") and not k.startswith(("val_f1_", "val_fppi_", "val_seconds"))}
+    sets = {k[7:]: {"f1": v, "fppi": row[f"val_fppi_{k[7:]}"]} for k, v in row.items() if k.startswith("val_f1_")}
+    return dict(best, sets=sets) if sets else best
 
 
 def promote(run: Path, out: Path, why: str) -> Path:
-    from edge.sidecar import ModelMeta, file_sha256, write_sidecar
-    from spire.models import load_checkpoint, save_checkpoint
+    from edge.sidecar import file_sha256
+    from spire.engine import RunState, save_best
+    from spire.models import load_checkpoint
 
     run, out = Path(run), Path(out)
     last = run / "last.pt"
@@ -62,15 +60,11 @@ def promote(run: Path, out: Path, why: str) -> Path:
         raise UsageError(f"--out {out} already exists; name a new folder (a promoted model is never overwritten)")
     model, ckpt = load_checkpoint(last)
     epoch = int(ckpt["state"]["epoch"])
-    best = last_validation(run / "log.csv", epoch)
+    st = RunState(best=dict(last_validation(ckpt["state"]), epoch=epoch), best_epoch=epoch)
     meta = copy.deepcopy(ckpt["meta"])
-    meta["training"].update(best=best, epoch=epoch,
-                            promoted={"from": str(last), "sha256": file_sha256(last), "epoch": epoch, "why": why})
-    if best.get("thr") is not None:
-        meta["codec"]["thr"] = float(best["thr"])
+    meta["training"]["promoted"] = {"from": str(last), "sha256": file_sha256(last), "epoch": epoch, "why": why}
     out.mkdir(parents=True)
-    path = save_checkpoint(out / "best.pt", model, meta, epoch=epoch, best=best)
-    write_sidecar(out, ModelMeta(model_file=path.name, model_sha256=file_sha256(path), **meta))
+    path = save_best(out, model, meta, st)  # best.pt + its sidecar, as spire.train writes them
     for c in COPIED:
         shutil.copy2(run / c, out / c)
     return path

@@ -23,7 +23,7 @@ import torch
 from edge.metrics.points import PointMetrics
 
 from . import engine
-from .cli import default_weights, open_roots, run_main, write_json
+from .cli import add_data_options, default_weights, open_roots, run_main, write_json
 from .data import Reporter, iter_eval_frames
 from .evaluate import adjust, load_model
 from .torch_backend import torch_predictor
@@ -35,10 +35,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m spire.thresholds", description=__doc__.split("\n\n")[0])
     a = p.add_argument
     a("--weights", default=None, help="checkpoint .pt or its folder (default: the shipped model)")
-    a("--data", nargs="+", required=True, help="validation root(s), each scored on its own")
-    a("--format", default="auto", choices=["auto", "nuaa", "basicirstd", "spire-json", "lesps", "video"])
-    a("--split", default="val", help="the VALIDATION list (never a test split)")
-    a("--frame-stride", type=int, default=10, help="video-clip roots: every k-th frame")
+    add_data_options(p, data_help="validation root(s), each scored on its own", split="val",
+                     split_help="the VALIDATION list (never a test split)",
+                     stride=10, stride_help="video-clip roots: every k-th frame")
     a("--imgsz", type=int, default=512, help="tile size for frames larger than it (the exports' input)")
     a("--thr", type=float, nargs="+", default=list(DEFAULT_THRS), help="thresholds to report")
     a("--max-dist", type=float, default=5.0, help="hit radius in image px (SPIRE: 5)")
@@ -63,7 +62,7 @@ def sweep(args) -> dict:
         (ds,) = open_roots([root], args.format, args.split, reporter=reporter, stride=args.frame_stride)
         metrics = PointMetrics(max_dist=args.max_dist)
         engine.score_frames(pred, iter_eval_frames(ds, reporter), metrics, floor, None, progress=not args.quiet)
-        out[Path(root).name] = {float(t): metrics.compute(float(t)) for t in sorted(args.thr)}
+        out[Path(root).name] = {r["score_thr"]: r for r in metrics.sweep(args.thr)}
     return out
 
 

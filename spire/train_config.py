@@ -11,6 +11,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from edge.datasets import FORMATS
+
 from .cli import UsageError
 
 # Options that may change when a run is resumed; everything else is taken from train_args.json.
@@ -77,7 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     a = p.add_argument
     a("--model", default=d.model, help="registered model name (spire.models.list_models())")
     a("--data", nargs="+", required=True, help="training dataset root(s)")
-    a("--format", default=d.format, choices=["auto", "nuaa", "basicirstd", "spire-json", "lesps", "video"])
+    a("--format", default=d.format, choices=("auto", *FORMATS))
     a("--train-split", default=d.train_split, help="list name (or .txt path) of every --data root")
     a("--val-data", nargs="+", default=None,
       help="external validation root(s); every training frame showing the same pixels as one of their frames is "
