@@ -10,6 +10,7 @@ row exports (or reuses) its artifact, runs it through `edge.predictor`, and scor
     python -m benchmarks.run --quick                       # CI smoke test (256 px, 8 frames)
     python -m benchmarks.run --data DATA/sirst-v2 --split val --frames 100 --imgsz 512
     python -m benchmarks.run --board jetson-orin-nano      # defaults from boards/<name>/profile.json
+    python -m benchmarks.run --ladder --data VAL_ROOT ...  # one row per model size (benchmarks.ladder)
 """
 from __future__ import annotations
 
@@ -255,10 +256,18 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", help="checkpoint (.pt) of the model to benchmark (default: the shipped one)")
-    p.add_argument("--data", help="labelled dataset root (any edge.datasets layout, ir-drone clips too), or "
-                   "'synthetic'; default: the built-in IR clip (accuracy at 320x256) plus synthetic --imgsz frames "
-                   "(speed only)")
+    p.add_argument("--data", nargs="+", metavar="ROOT",
+                   help="labelled dataset root (any edge.datasets layout, ir-drone clips too), or 'synthetic'; "
+                   "default: the built-in IR clip (accuracy at 320x256) plus synthetic --imgsz frames (speed only); "
+                   "with --ladder: the validation roots, each scored on its own")
     p.add_argument("--split", default="val", help="split of --data to measure on (default: val)")
+    p.add_argument("--ladder", action="store_true",
+                   help="one row per model of the ladder (weights/ladder.json) instead of per backend: val accuracy on "
+                   "every --data root, params, GMAC, --backends/--precisions latency (default openvino int8) and "
+                   "the speed-up over the official architecture in torch (benchmarks.ladder)")
+    p.add_argument("--rungs", nargs="+", metavar="NAME", help="with --ladder: these ladder names only")
+    p.add_argument("--frame-stride", type=int, default=10,
+                   help="with --ladder: every k-th frame of video-clip roots (as edge.run --frame-stride)")
     p.add_argument("--backends", nargs="+", metavar="B",
                    help=f"backends ({', '.join(BACKEND_PRECISIONS)}; default: every installed one)")
     p.add_argument("--precisions", nargs="+", metavar="P", help="precisions (fp32 fp16 int8; default: all)")
@@ -290,6 +299,10 @@ def config_from_args(a: argparse.Namespace) -> BenchConfig:
         from edge.boards import load_board
         board = load_board(a.board).as_defaults()
     quick = a.quick
+    if a.data and len(a.data) > 1 and not a.ladder:
+        raise SpireEdgeError(f"--data {' '.join(a.data)}: one root per backend table; several are scored side by "
+                             "side with --ladder")
+    data = None if a.ladder or not a.data else a.data[0]
     unknown = [b for b in a.backends or () if b not in BACKEND_PRECISIONS]
     unknown += [p for p in a.precisions or () if p not in ("fp32", "fp16", "int8")]
     if unknown:  # before any export or measurement: a typo must not cost the run
@@ -317,10 +330,10 @@ def config_from_args(a: argparse.Namespace) -> BenchConfig:
     if model is not None and not model.exists():
         raise SpireEdgeError(f"{model}: no such checkpoint; pass --model PATH/TO/best.pt")
     return BenchConfig(
-        model=model, out=Path(a.out), imgsz=int(imgsz), frames=int(frames), data=a.data, split=a.split,
+        model=model, out=Path(a.out), imgsz=int(imgsz), frames=int(frames), data=data, split=a.split,
         backends=a.backends, precisions=a.precisions, threads=int(threads), timing=timing,
         official=find_official(a.official), official_imgsz=a.official_imgsz, with_official=not a.no_official,
-        calib_data=a.calib_data or (a.data if a.data != "synthetic" else None), calib_split=a.calib_split,
+        calib_data=a.calib_data or (data if data != "synthetic" else None), calib_split=a.calib_split,
         calib_frames=a.calib_frames or (16 if quick else 300), power=a.power or board.get("power"),
         reuse=not a.no_reuse, log=log, progress=not a.no_progress, verbose=a.verbose)
 
@@ -328,7 +341,16 @@ def config_from_args(a: argparse.Namespace) -> BenchConfig:
 def _main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     command = "python -m benchmarks.run " + " ".join(shlex.quote(x) for x in (sys.argv[1:] if argv is None else argv))
-    rows = run(config_from_args(args), command.strip())
+    cfg = config_from_args(args)
+    if args.ladder:
+        from benchmarks.ladder import run_ladder
+
+        from edge.argcheck import check_count
+
+        check_count(args.frame_stride, "--frame-stride", 1)
+        rungs = run_ladder(cfg, list(args.data or ()), args.frame_stride, args.rungs, command.strip())
+        return 0 if any(r.ok for r in rungs if r.checkpoint) else 1
+    rows = run(cfg, command.strip())
     return exit_code(rows)
 
 

@@ -116,13 +116,14 @@ def broadcast_object(obj, info: DistInfo):
 
 def train_one_epoch(model: nn.Module, loader, optimizer, *, device, loss_kind: str = "mse",
                     warmup: Warmup | None = None, global_step: int = 0, start_step: int = 0,
-                    should_stop=None, progress=None, grad_clip: float = 0.0) -> dict:
+                    should_stop=None, progress=None, grad_clip: float = 0.0, ema=None) -> dict:
     """Run the batches of one epoch.
 
     `start_step`: batches already done in this epoch (resume); `should_stop()` is polled after
     every batch and ends the epoch early (the caller saves `last`). Returns {'loss' (mean over
     this call's batches), 'batches', 'steps' (batches done in the epoch), 'global_step',
-    'stopped', 'skipped' (empty batches)}.
+    'stopped', 'skipped' (empty batches)}. `ema`: a torch.optim.swa_utils.AveragedModel updated
+    after every optimizer step.
     """
     model.train()
     total, n, skipped = 0.0, 0, 0
@@ -145,6 +146,8 @@ def train_one_epoch(model: nn.Module, loader, optimizer, *, device, loss_kind: s
             if grad_clip > 0:
                 nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
             optimizer.step()
+            if ema is not None:
+                ema.update_parameters(model)
             global_step += 1
             total += float(loss.detach())
             n += 1
@@ -303,12 +306,13 @@ def build_meta(model: nn.Module, pre, codec, training: dict) -> dict:
             "preprocess": pre.to_dict(), "codec": codec.to_dict(), "training": training}
 
 
-def save_last(out: Path, model, meta: dict, opt, sched, st: RunState, extra: dict) -> Path:
-    """OUT/last.pt with everything `--resume` needs (written atomically)."""
+def save_last(out: Path, model, meta: dict, opt, sched, st: RunState, extra: dict, ema=None) -> Path:
+    """OUT/last.pt with everything `--resume` needs (written atomically); `ema`'s average rides along."""
     from spire.models import save_checkpoint
 
+    more = {} if ema is None else {"ema": {k: v.detach().cpu() for k, v in ema.state_dict().items()}}
     return save_checkpoint(out / "last.pt", model, meta, optimizer=opt.state_dict(), scheduler=sched.state_dict(),
-                           state=st.to_dict(), rng=rng_state(), train_args=extra)
+                           state=st.to_dict(), rng=rng_state(), train_args=extra, **more)
 
 
 def save_best(out: Path, model, meta: dict, st: RunState) -> Path:

@@ -4,7 +4,7 @@ Why: `spire.train` keeps as `best.pt` the epoch with the best worst-set F1 of it
 validation (whole frames, one joint threshold). Measured the way the model will run
 (`edge.run`: tiles, the deployment threshold, the built-in clip), another epoch can be the
 better model, and the last one is the only other epoch a run keeps. This writes DIR/best.pt
-(last.pt's weights, without optimiser state), DIR/metadata.json (its sidecar: the last
+(last.pt's weights, its EMA average for an --ema run, without optimiser state), DIR/metadata.json (its sidecar: the last
 epoch's validation row as `training.best`, and `training.promoted` with the reason) and
 copies log.csv and train_args.json, so `bash weights/ship.sh DIR` takes it like any finished
 run. The run itself is left as it is, and DIR must not exist: nothing is overwritten.
@@ -59,6 +59,8 @@ def promote(run: Path, out: Path, why: str) -> Path:
     if out.exists():
         raise UsageError(f"--out {out} already exists; name a new folder (a promoted model is never overwritten)")
     model, ckpt = load_checkpoint(last)
+    if ckpt.get("ema") is not None:  # an --ema run validated (and ships) the average, not the raw weights
+        model.load_state_dict({k[len("module."):]: v for k, v in ckpt["ema"].items() if k.startswith("module.")})
     epoch = int(ckpt["state"]["epoch"])
     st = RunState(best=dict(last_validation(ckpt["state"]), epoch=epoch), best_epoch=epoch)
     meta = copy.deepcopy(ckpt["meta"])

@@ -180,6 +180,24 @@ def _domain_weights(cfg: TrainConfig, store: FrameStore, weights=None) -> list[f
     return w
 
 
+def make_ema(model, decay: float, resume=None):
+    """--ema: an AveragedModel of `model` (buffers too, so BN statistics are averaged), restored from
+    last.pt on --resume; None when the decay is 0.
+
+    Why: with a few thousand steps per run and validation every few epochs, the raw weights at an
+    evaluation are one noisy point of the trajectory; the average is what a longer schedule
+    would converge towards, and it is what gets validated and saved as best.pt.
+    """
+    if not decay:
+        return None
+    from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+    ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
+    if resume is not None and resume.ckpt.get("ema") is not None:
+        ema.load_state_dict(resume.ckpt["ema"])
+    return ema
+
+
 def set_learning_rate(opt, sched, lr: float) -> None:
     """Put every param group at `lr`; the plateau scheduler restarts its patience from there."""
     for g in opt.param_groups:
@@ -285,13 +303,14 @@ def train(cfg: TrainConfig) -> dict:
                 print(f"note: learning rate set to {cfg.set_lr:g} from epoch {st.epoch + 1} (--set-lr)")
     elif cfg.set_lr:
         raise UsageError("--set-lr changes a resumed run's learning rate; use --lr for a new run")
+    ema = make_ema(model, cfg.ema, resume)
     bank = copy_paste_bank(cfg, store, split)
     meta = build_meta(model, pre, codec, {
         "model": cfg.model, "imgsz": cfg.imgsz, "epochs": cfg.epochs, "batch": cfg.batch, "world_size": info.world,
         "seed": cfg.seed, "commit": git_commit(), "loss": cfg.loss, "lr": cfg.lr, "split": split,
         "init": ({"path": str(cfg.init), "sha256": init["sha256"]} if init is not None
                  else (resume.meta.get("training") or {}).get("init") if resume is not None else None),
-        "augment": dataclasses.asdict(aug), "bg_ratio": cfg.bg_ratio,
+        "augment": dataclasses.asdict(aug), "bg_ratio": cfg.bg_ratio, "ema": cfg.ema or None,
         "validation": "native resolution, padded to 32" if native else f"letterbox {cfg.imgsz}"})
     if info.is_main:
         out.mkdir(parents=True, exist_ok=True)
@@ -336,7 +355,7 @@ def train(cfg: TrainConfig) -> dict:
             r = engine.train_one_epoch(net, loader, opt, device=info.device, loss_kind=cfg.loss,
                                        warmup=warm, global_step=st.global_step, start_step=st.step,
                                        should_stop=should_stop, progress=None if quiet else bar,
-                                       grad_clip=cfg.grad_clip)
+                                       grad_clip=cfg.grad_clip, ema=ema)
             bar.close()
             if info.distributed:  # log the loss of all ranks, not rank 0's share only
                 t = torch.tensor([r["loss_sum"], float(r["batches"])], dtype=torch.float64, device=info.device)
@@ -346,25 +365,26 @@ def train(cfg: TrainConfig) -> dict:
             if r["stopped"] and st.step < batches:
                 stopped = True
                 if info.is_main:
-                    save_last(out, model, meta, opt, sched, st, dataclasses.asdict(cfg))
+                    save_last(out, model, meta, opt, sched, st, dataclasses.asdict(cfg), ema)
                     print(f"stopped in epoch {epoch + 1} after {st.step}/{batches} batches; "
                           f"continue with --resume", file=sys.stderr)
                 break
             row = st.finish_epoch(opt.param_groups[0]["lr"])
+            scored = model if ema is None else ema.module  # the weights that are validated and shipped
             if (epoch + 1) % cfg.eval_every == 0 or epoch + 1 == cfg.epochs or r["stopped"]:
                 val = None
                 if info.is_main:
                     te = time.monotonic()
-                    val = validate(model, val_sets, pre, codec, info, native, reporter, cfg.max_val_frames,
+                    val = validate(scored, val_sets, pre, codec, info, native, reporter, cfg.max_val_frames,
                                    val_cache, quiet)
                     val["seconds"] = time.monotonic() - te
                 val = engine.broadcast_object(val, info)
                 sched.step(val["f1"])
                 st.record_val(row, val)
             if info.is_main:
-                save_last(out, model, meta, opt, sched, st, dataclasses.asdict(cfg))
+                save_last(out, model, meta, opt, sched, st, dataclasses.asdict(cfg), ema)
                 if st.improved:
-                    save_best(out, model, meta, st)
+                    save_best(out, scored, meta, st)
                 write_log(out / "log.csv", st.history)
                 print(st.epoch_line(cfg.epochs), flush=True)
             stopped = r["stopped"]

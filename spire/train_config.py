@@ -58,6 +58,7 @@ class TrainConfig:
     native_val: bool | None = None
     max_val_frames: int = 0
     grad_clip: float = 0.0
+    ema: float = 0.0
     seed: int = 0
     out: str = "runs/train"
     resume: bool = False
@@ -125,6 +126,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--letterbox-val", dest="native_val", action="store_false", help="validate letterboxed to --imgsz")
     a("--max-val-frames", type=int, default=0, help="validate on the first N frames only (0: all)")
     a("--grad-clip", type=float, default=0.0)
+    a("--ema", type=float, default=d.ema, metavar="DECAY",
+      help="validate and save an exponential moving average of the weights (torch.optim.swa_utils; e.g. 0.998: "
+           "a horizon of ~500 steps); 0: the raw weights")
     a("--seed", type=int, default=d.seed)
     a("--out", default=d.out)
     a("--resume", action="store_true", help="continue OUT/last.pt exactly")
@@ -184,6 +188,8 @@ def parse_config(argv=None) -> TrainConfig:
                          "python -m spire.mine --data ... --split train --out FILE")
     if not 0.0 <= cfg.copy_paste <= 1.0:
         raise UsageError(f"--copy-paste {cfg.copy_paste}: must be a share of the background views in [0, 1]")
+    if not 0.0 <= cfg.ema < 1.0:
+        raise UsageError(f"--ema {cfg.ema}: the decay must be in [0, 1) (0.998 averages the last ~500 steps; 0 is off)")
     if cfg.frame_stride < 1 or cfg.val_frame_stride < 1:
         raise UsageError("--frame-stride / --val-frame-stride must be >= 1 (1 keeps every frame)")
     if cfg.threads is not None and cfg.threads < 1:

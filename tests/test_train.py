@@ -444,3 +444,38 @@ def test_copy_paste_run_records_its_bank_in_the_sidecar(tmp_path):
 
     with pytest.raises(Exception, match="copy-paste"):
         parse_config(["--data", str(data), "--copy-paste", "1.5"])
+
+
+@needs_data
+def test_ema_run_validates_and_saves_the_average_and_resumes_it_exactly(tmp_path):
+    """--ema: best.pt (and a promoted last epoch) hold the moving average, not the raw weights;
+    the average rides in last.pt, so a run cut after one batch and resumed ends bit-identical."""
+    from spire.promote import promote
+
+    data = make_fixture(tmp_path / "nuaa")
+    run_train(tmp_path / "a", data, "--ema", "0.9", epochs=2)
+    ck = torch.load(tmp_path / "a" / "last.pt", map_location="cpu", weights_only=True)
+    avg = {k[len("module."):]: v for k, v in ck["ema"].items() if k.startswith("module.")}
+    raw = ck["model"]
+    assert int(ck["ema"]["n_averaged"]) > 1
+    assert any(not torch.equal(raw[k], avg[k]) for k in raw if raw[k].is_floating_point())
+    promote(tmp_path / "a", tmp_path / "p", "ema test")
+    got = weights(tmp_path / "p" / "best.pt")
+    assert all(torch.equal(got[k], avg[k]) for k in got)
+    best = torch.load(tmp_path / "a" / "best.pt", map_location="cpu", weights_only=True)
+    if best["epoch"] == 2:  # best is the last epoch: its weights are the average saved in last.pt
+        assert all(torch.equal(best["model"][k], avg[k]) for k in avg)
+    assert torch.load(tmp_path / "a" / "best.pt", weights_only=True)["meta"]["training"]["ema"] == 0.9
+    run_train(tmp_path / "b", data, "--ema", "0.9", "--time-limit-min", "1e-7", epochs=2)
+    run_train(tmp_path / "b", data, "--resume", epochs=2)
+    cb = torch.load(tmp_path / "b" / "last.pt", map_location="cpu", weights_only=True)
+    for k in ck["ema"]:
+        assert torch.equal(ck["ema"][k], cb["ema"][k]), k
+
+
+def test_ema_decay_outside_0_1_is_refused():
+    from spire.cli import UsageError
+    from spire.train import parse_config
+
+    with pytest.raises(UsageError, match="--ema"):
+        parse_config(["--data", "x", "--ema", "1.0"])
