@@ -1,4 +1,4 @@
-"""benchmarks.run --ladder: one row per rung, accuracy equal to edge.run's, a failing rung says why."""
+"""The model ladder's short names: every command takes `spire-s` for that rung's checkpoint or artifact."""
 from __future__ import annotations
 
 import json
@@ -7,61 +7,49 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import needs_shared, shared
+from edge import zoo
 
-SIRST = shared("data", "sirst-v2")
-needs_sirst = needs_shared("data", "sirst-v2", "images")
-
-
-def small_val(root: Path, n: int = 6) -> Path:
-    """The first `n` sirst-v2/val frames with their masks, as a val list of their own."""
-    names = (SIRST / "val.txt").read_text().split()[:n]
-    (root / "images").mkdir(parents=True)
-    (root / "masks").mkdir()
-    for name in names:
-        shutil.copy(SIRST / "images" / f"{name}.png", root / "images")
-        for m in (SIRST / "masks").glob(f"{name}_*"):
-            shutil.copy(m, root / "masks")
-    (root / "val.txt").write_text("\n".join(names) + "\n")
-    return root
+REPO = Path(__file__).resolve().parents[1]
 
 
-@needs_sirst
-def test_ladder_rows_score_like_edge_run_and_a_missing_rung_fails_alone(tmp_path, capsys):
-    from benchmarks.run import main
-    from edge.run import main as edge_run
-
-    val = small_val(tmp_path / "val")
-    out = tmp_path / "ladder"
-    argv = ["--ladder", "--data", str(val), "--split", "val", "--rungs", "spire-n", "no-such-rung",
-            "--backends", "onnxruntime", "--precisions", "fp32", "--imgsz", "512", "--frames", "2",
-            "--repeats", "2", "--warmup", "1", "--threads", "1", "--no-official", "--out", str(out), "--no-progress"]
-    assert main(argv) == 0
-    got = json.loads((out / "ladder.json").read_text())
-    n, bad = got["rungs"]
-    assert n["status"] == "ok" and n["params"] > 0 and n["gmac"] > 0 and n["latency_ms_p50"] > 0
-    assert "_512_fp32_onnx" in n["artifact"]  # the rung's committed export, not a fresh one
-    assert bad["status"].startswith("failed") and "no-such-rung" in bad["status"]
-    table = (out / "ladder.md").read_text()
-    assert "| spire-n |" in table and "| no-such-rung |" in table
-    capsys.readouterr()
-    assert edge_run(["--model", n["artifact"], "--backend", "onnxruntime", "--source", str(val), "--split", "val",
-                     "--threads", "1", "--quiet", "--save", str(tmp_path / "run")]) == 0
-    ref = json.loads((tmp_path / "run" / "summary.json").read_text())["metrics"]
-    mine = n["sets"]["val"]
-    for k in ("precision", "recall", "f1", "fppi", "images", "targets"):
-        assert mine[k] == pytest.approx(ref[k]), k
-    assert main(argv) == 0  # a second table never overwrites the first
-    assert (tmp_path / "ladder2" / "ladder.json").is_file()
+@pytest.fixture
+def fake_ladder(tmp_path, monkeypatch):
+    """weights/ladder.json naming one rung whose folder holds a real checkpoint and one ONNX export."""
+    src = REPO / "weights" / "shipped"
+    onnx = [p for p, m in zoo.find_artifacts(src / "export") if m.format == "onnx" and m.precision == "fp32"]
+    if not (src / "best.pt").is_file() or not onnx:
+        pytest.skip("no committed checkpoint with an FP32 ONNX export in weights/shipped")
+    rung = tmp_path / "weights" / "rung-x"
+    (rung / "export").mkdir(parents=True)
+    shutil.copy(src / "best.pt", rung / "best.pt")
+    shutil.copytree(onnx[0], rung / "export" / onnx[0].name)
+    ladder = tmp_path / "weights" / "ladder.json"
+    ladder.write_text(json.dumps({"default": "spire-x", "models": {"spire-x": "rung-x"}}))
+    monkeypatch.setattr(zoo, "LADDER_FILE", ladder)
+    return rung, onnx[0].name
 
 
-def test_ladder_refuses_several_artifacts_per_rung_and_no_roots(tmp_path, capsys):
-    from benchmarks.run import main
+def test_names_resolve_to_the_rung_folder_with_either_spelling(fake_ladder):
+    rung, _ = fake_ladder
+    assert zoo.named_weights("spire-x") == rung and zoo.named_weights("spire_x") == rung
+    assert zoo.named_weights("spire-unknown") is None and zoo.named_weights("runs/x/best.pt") is None
 
-    assert main(["--ladder", "--data", str(tmp_path), "--backends", "openvino", "onnxruntime",
-                 "--out", str(tmp_path / "o")]) == 2
-    assert "one --backends" in capsys.readouterr().err
-    assert main(["--ladder", "--out", str(tmp_path / "o")]) == 2
-    assert "--ladder needs --data" in capsys.readouterr().err
-    assert main(["--data", "a", "b", "--out", str(tmp_path / "o")]) == 2
-    assert "with --ladder" in capsys.readouterr().err
+
+def test_a_name_is_a_checkpoint_for_torch_commands_and_an_artifact_for_the_runtime(fake_ladder):
+    from spire.models.checkpoint import resolve_checkpoint
+
+    rung, art = fake_ladder
+    assert resolve_checkpoint("spire-x") == rung / "best.pt"
+    assert zoo.resolve_artifact("spire-x", "onnx") == rung / "export" / art
+    with pytest.raises(Exception, match="openvino"):
+        zoo.resolve_artifact("spire-x", "openvino")      # that rung has no OpenVINO export: one line says so
+    assert zoo.resolve_artifact("some/path", "onnx") == Path("some/path")  # paths pass through
+
+
+def test_committed_ladder_names_exist_and_the_default_is_the_shipped_folder():
+    lad = zoo.ladder()
+    if not lad:
+        pytest.skip("weights/ladder.json not committed")
+    for name, folder in lad["models"].items():
+        assert (zoo.LADDER_FILE.parent / folder / "best.pt").is_file(), name
+    assert lad["models"][lad["default"]] == "shipped"
