@@ -127,11 +127,14 @@ class Predictor:
         if mode == "native" and not getattr(backend, "dynamic_input", False):
             raise ValueError(f"mode 'native' needs a backend that runs any input size (torch); {backend.name} runs a "
                              "static input: use 'auto' (tiles at native resolution)")
-        # A backend that runs any input size runs a frame that fits the input at its own size (padded
-        # to 32 px, not to S): padding changes what a model with whole-frame context (an SE gate)
-        # sees (on 320x256 clips, padding to 512 cost spire-n 3 F1 points). Larger frames are still
-        # tiled at S, which scored 7 points higher on sirst-v2/val than whole 1920x1080 frames.
-        self.fits_native = mode == "auto" and getattr(backend, "dynamic_input", False) and not cfg.scale_up
+        # A backend that runs any input size runs a frame that fits the input as the model's
+        # preprocessing says (`fit`): at its own size padded to 32 px ("native"), or padded to S
+        # ("pad"), which changes what a model with whole-frame context (an SE gate) sees, so it is
+        # chosen on validation per model (the shipped spire-n: +6 F1 points on sirst-v2/val padded).
+        # Larger frames are tiled at S, which scored 7 points higher on sirst-v2/val than whole
+        # 1920x1080 frames.
+        self.fits_native = (mode == "auto" and getattr(backend, "dynamic_input", False) and not cfg.scale_up
+                            and cfg.fit == "native")
         self.backend = backend
         self.cfg = cfg
         self.size = int(size)

@@ -88,6 +88,9 @@ class Normalization:
                    float(d.get("low_pct", 0.5)), float(d.get("high_pct", 99.5)))
 
 
+FITS = ("native", "pad")  # PreprocessConfig.fit: how a frame smaller than the input is run
+
+
 @dataclass(frozen=True)
 class PreprocessConfig:
     """Network input geometry and normalisation; stored in every sidecar (`to_dict`)."""
@@ -97,6 +100,11 @@ class PreprocessConfig:
     norm: Normalization = field(default_factory=Normalization)
     letterbox: str = "center"
     scale_up: bool = True
+    # How a frame smaller than the input reaches a runtime that takes any size (OpenVINO, onnxruntime
+    # with a free H x W, torch): "native" at its own size padded to 32 px, "pad" padded to the input
+    # size as a fixed-input runtime does. A model with whole-frame context (an SE gate) scores the
+    # two differently, so it is the model's own, chosen on validation (`quantize.pick --fit`).
+    fit: str = "native"
 
     def __post_init__(self) -> None:
         if self.imgsz <= 0 or self.imgsz % 32:
@@ -105,17 +113,19 @@ class PreprocessConfig:
             raise ValueError(f"channels must be 1 or 3, got {self.channels}")
         if self.letterbox not in ("center", "faithful"):
             raise ValueError(f"letterbox must be 'center' or 'faithful', got {self.letterbox!r}")
+        if self.fit not in FITS:
+            raise ValueError(f"fit must be one of {FITS}, got {self.fit!r}")
         if len(self.norm.mean) not in (1, self.channels):
             raise ValueError(f"{self.norm.mode} has {len(self.norm.mean)} mean values for {self.channels} channel(s)")
 
     def to_dict(self) -> dict:
         return {"imgsz": self.imgsz, "channels": self.channels, "norm": self.norm.to_dict(),
-                "letterbox": self.letterbox, "scale_up": self.scale_up}
+                "letterbox": self.letterbox, "scale_up": self.scale_up, "fit": self.fit}
 
     @classmethod
     def from_dict(cls, d: dict) -> "PreprocessConfig":
         return cls(int(d["imgsz"]), int(d["channels"]), Normalization.from_dict(d["norm"]),
-                   d.get("letterbox", "center"), bool(d.get("scale_up", True)))
+                   d.get("letterbox", "center"), bool(d.get("scale_up", True)), d.get("fit", "native"))
 
 
 @dataclass(frozen=True)

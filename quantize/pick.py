@@ -5,7 +5,7 @@ decisions, read from the fidelity reports, and `edge.zoo` follows their output
 (`export/defaults.json`), so they are tested like the rest. Artifacts are found by their sidecars
 (`edge.zoo.find_artifacts`), never by folder-name patterns.
 
-    python -m quantize.pick EXPORT_DIR [--qat QAT_DIR] [--thr T --thr-rule "why"]
+    python -m quantize.pick EXPORT_DIR [--qat QAT_DIR] [--thr T [--fit pad] --thr-rule "why"]
 
 - `--qat`: each QAT INT8 artifact replaces the PTQ artifact of the same name in EXPORT_DIR when its
   fidelity report has the higher INT8 F1 on validation (the PTQ report is kept as fidelity_ptq.json).
@@ -25,6 +25,7 @@ from pathlib import Path
 
 from edge.errors import SpireEdgeError
 from edge.io import atomic_write_json
+from edge.preprocess import FITS
 from edge.sidecar import SIDECAR_NAME
 from edge.zoo import DEFAULTS_NAME, find_artifacts
 
@@ -78,8 +79,9 @@ def _operating_point(side: Path) -> dict:
     return dict(json.loads(side.read_text()).get("extra", {}).get("operating_point") or {})
 
 
-def set_operating_point(export_root: str | Path, thr: float, rule: str) -> list[Path]:
-    """Write threshold `thr` into the checkpoint's sidecar (beside `export_root`) and every artifact's."""
+def set_operating_point(export_root: str | Path, thr: float, rule: str, fit: str | None = None) -> list[Path]:
+    """Write threshold `thr` (and, given, the small-frame policy `fit`: edge.preprocess.FITS) into the
+    checkpoint's sidecar (beside `export_root`) and every artifact's."""
     export_root = Path(export_root)
     checkpoint_side = export_root.parent / SIDECAR_NAME
     sides = [checkpoint_side] if checkpoint_side.is_file() else []
@@ -98,7 +100,11 @@ def set_operating_point(export_root: str | Path, thr: float, rule: str) -> list[
         elif old == float(thr) and prior.get("thr") == float(thr) and "replaces" in prior:
             old = prior["replaces"]  # already at this pick (a re-export took it): keep what it first replaced
         meta["codec"]["thr"] = float(thr)
-        meta.setdefault("extra", {})["operating_point"] = {"thr": float(thr), "replaces": old, "rule": rule}
+        point = {"thr": float(thr), "replaces": old, "rule": rule}
+        if fit is not None:
+            meta["preprocess"]["fit"] = fit
+            point["fit"] = fit
+        meta.setdefault("extra", {})["operating_point"] = point
         atomic_write_json(side, meta)
     return sides
 
@@ -111,6 +117,9 @@ def main(argv=None) -> int:
     p.add_argument("--qat", help="folder of QAT artifacts to compare with the PTQ ones first")
     p.add_argument("--thr", type=float, help="one decode threshold for the checkpoint and all its artifacts")
     p.add_argument("--thr-rule", default="", help="with --thr: how it was chosen (kept in each sidecar)")
+    p.add_argument("--fit", choices=FITS, help="with --thr: how frames smaller than the input are run where the "
+                   "runtime takes any size (native: own size; pad: padded to the input), chosen on validation "
+                   "with the threshold (python -m spire.thresholds --mode auto|static)")
 
     def run(a) -> int:
         for line in prefer_qat(a.qat, a.export) if a.qat else []:
@@ -120,7 +129,10 @@ def main(argv=None) -> int:
         if a.thr is not None:
             if not 0 < a.thr <= 1 or not a.thr_rule.strip():
                 raise SpireEdgeError("--thr must be in (0, 1] and come with --thr-rule saying how it was chosen")
-            print(f"threshold {a.thr:g} in {len(set_operating_point(a.export, a.thr, a.thr_rule))} sidecar(s)")
+            n = len(set_operating_point(a.export, a.thr, a.thr_rule, a.fit))
+            print(f"threshold {a.thr:g}{f', fit {a.fit}' if a.fit else ''} in {n} sidecar(s)")
+        elif a.fit:
+            raise SpireEdgeError("--fit is part of the operating point: pass it with --thr T --thr-rule \"why\"")
         return 0
 
     return run_main(run, p, argv)

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from edge.metrics.points import PointMetrics
+from edge.predictor import MODES
 
 from . import engine
 from .cli import add_data_options, default_weights, open_roots, run_main, write_json
@@ -39,6 +40,9 @@ def build_parser() -> argparse.ArgumentParser:
                      split_help="the VALIDATION list (never a test split)",
                      stride=10, stride_help="video-clip roots: every k-th frame")
     a("--imgsz", type=int, default=512, help="tile size for frames larger than it (the exports' input)")
+    a("--mode", default="auto", choices=MODES,
+      help="how frames reach the network (edge.predictor): auto = what OpenVINO/onnxruntime do (frames that fit at "
+           "their own size), static = what fixed-input runtimes do (frames that fit padded to --imgsz)")
     a("--thr", type=float, nargs="+", default=list(DEFAULT_THRS), help="thresholds to report")
     a("--max-dist", type=float, default=5.0, help="hit radius in image px (SPIRE: 5)")
     a("--json", help="write the table here")
@@ -55,7 +59,7 @@ def sweep(args) -> dict:
     model, pre, codec, _ = load_model(weights, None)
     floor = min(args.thr)
     pre, codec = adjust(pre, codec, args.imgsz, False, floor)
-    pred = torch_predictor(model, pre, codec, "auto", model_path=weights)
+    pred = torch_predictor(model, pre, codec, args.mode, model_path=weights)
     out = {}
     for root in args.data:
         reporter = Reporter()

@@ -170,3 +170,30 @@ def test_a_checkpoint_runs_in_the_predictor_through_its_table_row(tmp_path):
     assert set(t) == {"read", "preprocess", "infer", "decode"} and len(pts) >= 1
     tiled = Predictor(path, threads=1, imgsz=64)  # a size asked for: tiles of it, like an export of that size
     assert tiled.mode == "auto" and tiled.size == 64 and tiled.uses_tiles((100, 130))
+
+
+def test_fit_pad_runs_a_small_frame_padded_to_the_input_on_a_backend_of_any_size(fake_model):
+    """PreprocessConfig.fit: 'native' runs a frame that fits at its own size (padded to 32), 'pad' pads it to
+    S as a fixed-input runtime does; the whole-frame context of the model sees different inputs."""
+    pytest.importorskip("torch")
+    import dataclasses
+
+    from edge.preprocess import PreprocessConfig
+    from spire.torch_backend import torch_predictor
+
+    art = Predictor(fake_model, threads=1)
+    cfg = dataclasses.replace(art.cfg, scale_up=False)
+    seen = {}
+    for fit in ("native", "pad"):
+        pred = torch_predictor(tiny_module(), dataclasses.replace(cfg, fit=fit), art.codec, mode="auto", threads=1)
+        shapes = []
+        infer = pred.backend.infer
+        pred.backend.infer = lambda x, _i=infer, _s=shapes: (_s.append(x.shape), _i(x))[1]
+        pts = pred.predict(_frames()[0])[0]  # 48 x 60 fits the input
+        seen[fit] = (shapes[-1][2:], np.sort(pts.xy[:, 0]))
+    assert seen["native"][0] == (64, 64) and seen["pad"][0] == (IMGSZ, IMGSZ)
+    np.testing.assert_allclose(seen["native"][1], seen["pad"][1], atol=1.0)  # same places, either way
+    assert PreprocessConfig.from_dict(dataclasses.replace(cfg, fit="pad").to_dict()).fit == "pad"
+    assert PreprocessConfig.from_dict({k: v for k, v in cfg.to_dict().items() if k != "fit"}).fit == "native"
+    with pytest.raises(ValueError, match="fit must be one of"):
+        dataclasses.replace(cfg, fit="stretch")

@@ -415,6 +415,11 @@ def test_pick_sets_one_threshold_for_the_checkpoint_and_every_artifact(tmp_path,
         assert m.codec["thr"] == 0.3 and m.extra["operating_point"] == {"thr": 0.3, "replaces": 0.5,
                                                                          "rule": "best F1 on val"}
     assert json.loads((root / "metadata.json").read_text())["codec"]["thr"] == 0.3
+    assert main([str(exp), "--fit", "pad"]) == 2                     # a policy comes with its threshold
+    assert main([str(exp), "--thr", "0.3", "--fit", "pad", "--thr-rule", "padded frames on val"]) == 0
+    for side in (a / "metadata.json", b / "metadata.json", root / "metadata.json"):
+        meta = json.loads(side.read_text())
+        assert meta["preprocess"]["fit"] == "pad" and meta["extra"]["operating_point"]["fit"] == "pad"
 
 
 def test_repicking_the_same_threshold_keeps_what_it_first_replaced(tmp_path):

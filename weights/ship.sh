@@ -33,7 +33,7 @@ done
 $PY -m export --weights "$W" --target tflite --precision fp16 --imgsz "$IMGSZ" --out "$NEW/export"
 # THR before PTQ: each fidelity report then compares INT8 with FP32 at the threshold that ships.
 if [ -n "${THR:-}" ]; then
-  $PY -m quantize.pick "$NEW/export" --thr "$THR" --thr-rule "$THR_RULE" >/dev/null
+  $PY -m quantize.pick "$NEW/export" --thr "$THR" ${FIT:+--fit "$FIT"} --thr-rule "$THR_RULE" >/dev/null
 fi
 # One PTQ run per backend: a converter that cannot produce a faithful INT8 model for this
 # architecture (quantize refuses it with the reason) leaves that artifact out, says why in
@@ -62,9 +62,9 @@ if [ -n "${QAT_EPOCHS:-}" ]; then
 fi
 # Which INT8 artifact ships (QAT where it beats PTQ) and each backend's default (export/defaults.json,
 # read by edge.zoo): INT8 only where its report shows it faster than FP32 and within 0.5 F1 point.
-# THR=T THR_RULE="why": one decode threshold for the checkpoint and every artifact (chosen on validation;
+# THR=T THR_RULE="why" [FIT=pad]: one decode threshold (and small-frame policy) for the checkpoint and every artifact (chosen on validation;
 # the reason is kept in each sidecar's extra.operating_point).
-$PY -m quantize.pick "$NEW/export" ${QAT_EPOCHS:+--qat "$NEW/qat"} ${THR:+--thr "$THR" --thr-rule "$THR_RULE"}
+$PY -m quantize.pick "$NEW/export" ${QAT_EPOCHS:+--qat "$NEW/qat"} ${THR:+--thr "$THR" ${FIT:+--fit "$FIT"} --thr-rule "$THR_RULE"}
 if [ -d "$NEW/qat" ]; then
   mv "$NEW/qat/log.csv" "$NEW/qat_log.csv" 2>/dev/null || true
   rm -rf "$NEW/qat"
