@@ -130,7 +130,8 @@ class Predictor:
         # A backend that runs any input size runs a frame that fits the input as the model's
         # preprocessing says (`fit`): at its own size padded to 32 px ("native"), or padded to S
         # ("pad"), which changes what a model with whole-frame context (an SE gate) sees, so it is
-        # chosen on validation per model (the shipped spire-n: +6 F1 points on sirst-v2/val padded).
+        # chosen on validation per model (spire-n, OpenVINO INT8, threshold re-chosen: sirst-v2/val F1
+        # 0.782 -> 0.852 and ir-drone/val 0.916 -> 0.931 padded; the older stage-1 model had lost 3 points).
         # Larger frames are tiled at S, which scored 7 points higher on sirst-v2/val than whole
         # 1920x1080 frames.
         self.fits_native = (mode == "auto" and getattr(backend, "dynamic_input", False) and not cfg.scale_up
