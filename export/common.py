@@ -13,6 +13,7 @@ import io
 import logging
 import os
 import shutil
+import sys
 import tempfile
 import time
 import warnings
@@ -26,7 +27,7 @@ from edge.errors import SpireEdgeError
 from edge.preprocess import PreprocessConfig
 from edge.sidecar import ModelMeta, file_sha256, io_specs, sidecar_describing, toolchain_versions
 from edge.targets import TARGETS
-from edge.zoo import default_checkpoint
+from edge.zoo import default_checkpoint, export_size
 
 log = logging.getLogger("export")
 GOLDEN_SEED = 0
@@ -92,10 +93,19 @@ def _load_module(weights: Path):
 
 
 def load_source(weights: str | Path | None = None, imgsz: int | None = None) -> Source:
-    """Load a checkpoint (default: the shipped one, `edge.zoo.default_checkpoint()`) for export."""
+    """Load a checkpoint (default: the shipped one, `edge.zoo.default_checkpoint()`) for export.
+
+    `imgsz` None: the size its exports already have (`edge.zoo.export_size`: the shipped
+    checkpoint was trained on 192 px crops and ships at 512, and re-exporting or re-quantizing it
+    must give what ships), else the size it was trained at.
+    """
     if weights is None:
         weights = default_checkpoint()
     weights = Path(weights)
+    if imgsz is None and weights.suffix != ".pth":
+        imgsz = export_size(weights)
+        if imgsz:
+            print(f"export: {weights} at {imgsz} px, the size of its exports (--imgsz to change)", file=sys.stderr)
     model, ckpt = _load_module(weights)
     model.eval()
     meta = dict(ckpt.get("meta") or {})

@@ -24,8 +24,9 @@ def add_common(p: argparse.ArgumentParser, weights_required: bool = False, calib
                    help="validation root for the fidelity report; default: --data when it has the --val-split list")
     p.add_argument("--val-split", default="val", help="validation split name (default: val)")
     p.add_argument("--val-frames", type=int, default=50, help="frames for the fidelity report (default 50)")
-    p.add_argument("--ignored-scope", nargs="*", default=[],
-                   help="module paths or node names kept in FP32 besides the head (e.g. stage4.0)")
+    p.add_argument("--ignored-scope", nargs="*", default=None,
+                   help="module paths or node names kept in FP32 besides the head (e.g. stage4.0); "
+                        "default: the architecture's INT8 recipe (spire.models ModelCfg.int8); alone: none")
     p.add_argument("--threads", type=int, default=2, help="CPU threads for the fidelity/latency runs")
     p.add_argument("--bench-runs", type=int, default=30, help="latency runs per model in the report (0: skip)")
     p.add_argument("--no-fidelity", action="store_true", help="skip the fidelity report")

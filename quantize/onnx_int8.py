@@ -99,9 +99,10 @@ def _chunk(n: int, m: int) -> int:
     return m
 
 
-def _check_histogram_memory(fp32_onnx, frames: int, method: str) -> None:
-    """Percentile/Entropy keep every activation of every frame in memory (onnxruntime 1.31 was
-    OOM-killed at 24 GB on HRPE 512 with 100 frames): refuse before the kill, in one line."""
+def histogram_frame_budget(fp32_onnx) -> int:
+    """How many calibration frames Percentile/Entropy can hold: they keep every activation of every
+    frame in memory (onnxruntime 1.31 was OOM-killed at 24 GB on HRPE 512 with 100 frames), so at
+    most half the free memory is spent on them."""
     import os
 
     m = onnx.shape_inference.infer_shapes(onnx.load(str(fp32_onnx)))
@@ -110,12 +111,16 @@ def _check_histogram_memory(fp32_onnx, frames: int, method: str) -> None:
         dims = [d.dim_value for d in vi.type.tensor_type.shape.dim]
         if dims and all(d > 0 for d in dims):
             per_frame += 4 * int(np.prod(dims))
-    need = per_frame * frames
     avail = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")
-    if need > 0.5 * avail:
-        raise SpireEdgeError(f"{fp32_onnx}: --calibrate-method {method} would hold ~{need / 2**30:.1f} GiB of "
-                             f"activations for {frames} frames ({avail / 2**30:.1f} GiB free); use MinMax or "
-                             f"--frames {max(1, int(0.5 * avail // max(per_frame, 1)))}")
+    return max(1, int(0.5 * avail // max(per_frame, 1)))
+
+
+def _check_histogram_memory(fp32_onnx, frames: int, method: str) -> None:
+    """Refuse a histogram calibration that would not fit before the OOM kill, in one line."""
+    budget = histogram_frame_budget(fp32_onnx)
+    if frames > budget:
+        raise SpireEdgeError(f"{fp32_onnx}: --calibrate-method {method} cannot hold the activations of "
+                             f"{frames} frames in half the free memory; use MinMax or --frames {budget}")
 
 
 def quantize_onnx(fp32_onnx: str | Path, out_onnx: str | Path, reader, cfg: OrtInt8Config = OrtInt8Config()) -> Path:

@@ -12,9 +12,13 @@ calls `run_ptq` too.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
+import sys
 import tempfile
 from pathlib import Path
+
+import numpy as np
 
 from edge.errors import SpireEdgeError
 from edge.preprocess import PreprocessConfig
@@ -30,7 +34,7 @@ def run_ptq(weights: str | Path | None = None, backend: str | list[str] = "all",
             split: str = "train", val_data: str | Path | None = None, val_split: str = "val", frames: int = 300,
             imgsz: int | None = None, out: str | Path = "runs/quantize", ignored_scope: list[str] | None = None,
             val_frames: int = 50, seed: int = 0, threads: int | None = 2, bench_runs: int = 30,
-            fidelity: bool = True, calibrate_method: str = "MinMax", min_frames: int = MIN_FRAMES,
+            fidelity: bool = True, calibrate_method: str | None = None, min_frames: int = MIN_FRAMES,
             src=None, max_drop: float | None = None) -> list[Path]:
     """Quantize a checkpoint to INT8 for one or all backends.
 
@@ -42,7 +46,9 @@ def run_ptq(weights: str | Path | None = None, backend: str | list[str] = "all",
             `val_split`, else synthetic).
         frames: calibration frames; imgsz: input size (default: the checkpoint's).
         out: output root; artifacts go to `<out>/<arch>_<S>_int8_<format>/`.
-        ignored_scope: module paths / node names kept FP32 in addition to the head.
+        ignored_scope: module paths / node names kept FP32 in addition to the head; None: the
+            architecture's own recipe per backend (`ModelCfg.int8`), [] : none.
+        calibrate_method: onnxruntime/TensorRT statistic; None: the recipe's, else MinMax.
         val_frames, threads, bench_runs, fidelity: the fidelity report's size and latency runs.
         src: an already loaded export.common.Source (QAT passes its fine-tuned model).
         max_drop: the fidelity gate: an INT8 F1 more than this many points below FP32 is an error
@@ -70,14 +76,15 @@ def run_ptq(weights: str | Path | None = None, backend: str | list[str] = "all",
     calib = source.info()
     print(f"quantize: {src.arch} at {src.imgsz}px, {calib['frames']} calibration frames from {calib['source']}"
           f"{'/' + str(calib['split']) if calib['split'] else ''} ({calib['target_frames']} with targets)")
-    scope = tuple(ignored_scope or ())
     done, failed = [], []
     with tempfile.TemporaryDirectory(prefix="spire_ptq_") as work:
         work = Path(work)
         onnx32 = fp32_onnx(src, work) if any(RECIPES[n].from_fp32_onnx for n in names) else None
         for n in names:
             try:
-                done.append((n, _one(n, src, onnx32, source, calib, out, scope, calibrate_method, vals, work,
+                scope, method = backend_recipe(src, n, ignored_scope, calibrate_method)
+                n_source = fit_histogram(source, onnx32, method) if n == "onnxruntime" else source
+                done.append((n, _one(n, src, onnx32, n_source, n_source.info(), out, scope, method, vals, work,
                                  threads, bench_runs, max_drop)))
             except SpireEdgeError as e:
                 failed.append(f"{n}: {e}")
@@ -91,6 +98,44 @@ def run_ptq(weights: str | Path | None = None, backend: str | list[str] = "all",
     if failed:
         raise SpireEdgeError("INT8 failed for " + "; ".join(failed))
     return [f for _, f in done]
+
+
+def backend_recipe(src, backend: str, ignored_scope: list[str] | None,
+                   calibrate_method: str | None) -> tuple[tuple[str, ...], str]:
+    """(FP32 scope, calibration statistic) for one backend: what the user passed, else the model's recipe.
+
+    Why the model's: which layers INT8 cannot carry is a fact of the architecture, found once by
+    its fidelity reports (`ModelCfg.int8`); the plain command must give the INT8 model that ships.
+    """
+    recipe = {}
+    try:  # the registry's, not a copy saved in an older checkpoint
+        from spire.models import get_model_cfg
+
+        recipe = get_model_cfg(src.arch).int8_recipe(backend)
+    except (KeyError, ImportError):  # an architecture outside the registry: the quantizers' defaults
+        pass
+    scope = tuple(recipe.get("ignored_scope", ()) if ignored_scope is None else ignored_scope)
+    method = calibrate_method or recipe.get("calibrate_method", "MinMax")
+    if ignored_scope is None and scope:
+        print(f"quantize: {backend} keeps {', '.join(scope)} in FP32 besides the head ({src.arch}'s INT8 "
+              "recipe; --ignored-scope to change, --ignored-scope alone for none)")
+    return scope, method
+
+
+def fit_histogram(source, onnx32, method: str):
+    """The calibration frames a histogram statistic (Percentile, Entropy) can hold in memory: all of
+    them, else an evenly spaced subset, said in one line (the sidecar records the frames used)."""
+    if method == "MinMax" or onnx32 is None:
+        return source
+    from quantize.onnx_int8 import histogram_frame_budget
+
+    budget = histogram_frame_budget(onnx32)
+    if len(source) <= budget:
+        return source
+    keep = sorted({int(i) for i in np.linspace(0, len(source) - 1, budget)})
+    print(f"warning: onnxruntime {method} calibration holds every activation in memory: {len(keep)} of "
+          f"{len(source)} frames, evenly spaced (--calibrate-method MinMax uses all)", file=sys.stderr)
+    return dataclasses.replace(source, frames=[source.frames[i] for i in keep])
 
 
 def _one(n, src, onnx32, source, calib, out, scope, method, vals, work, threads, bench_runs, max_drop=None) -> Path:
@@ -117,8 +162,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--data", default=None, help="calibration dataset root (training/validation split); "
                    "default: synthetic frames with a warning")
     p.add_argument("--out", default="runs/quantize", help="output root (default runs/quantize)")
-    p.add_argument("--calibrate-method", default="MinMax", choices=("MinMax", "Percentile", "Entropy"),
-                   help="onnxruntime/TensorRT calibration statistic")
+    p.add_argument("--calibrate-method", default=None, choices=("MinMax", "Percentile", "Entropy"),
+                   help="onnxruntime/TensorRT calibration statistic (default: the architecture's recipe, else MinMax)")
     return p
 
 

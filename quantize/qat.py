@@ -257,7 +257,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def _main(a: argparse.Namespace) -> int:
     run_qat(a.weights, a.data, a.epochs, a.out, a.backend, a.imgsz, a.split, a.val_data, a.val_split, a.batch,
-            a.lr, a.steps, a.max_val_frames, a.val_frames, a.ignored_scope, a.seed, a.threads, a.bench_runs,
+            a.lr, a.steps, a.max_val_frames, a.val_frames, a.ignored_scope or (), a.seed, a.threads, a.bench_runs,
             not a.no_fidelity, a.quiet, max_drop=None if a.allow_drop else a.max_drop)
     return 0
 

@@ -170,6 +170,55 @@ def test_ptq_artifact_loads_and_agrees_with_fp32(ptq_run, backend):
         assert np.asarray(y).size == (S // 4) ** 2
 
 
+def test_ptq_follows_the_architecture_recipe_unless_told(capsys):
+    """The plain command gives the INT8 model that ships: the rung's FP32 layers and calibration
+    statistic come from its ModelCfg.int8; --ignored-scope / --calibrate-method override it."""
+    from export.common import source_from_model
+    from quantize.ptq import backend_recipe
+    from spire.models import create_model
+
+    s_src = source_from_model(create_model("spire_s"), imgsz=S)
+    assert backend_recipe(s_src, "openvino", None, None) == (("gate", "neck", "conv1"), "MinMax")
+    assert "keeps gate, neck, conv1 in FP32" in capsys.readouterr().out
+    n_src = source_from_model(create_model("spire_n"), imgsz=S)
+    assert backend_recipe(n_src, "openvino", None, None)[0] == ("gate", "neck")
+    assert backend_recipe(n_src, "onnxruntime", None, None) == ((), "Percentile")
+    assert backend_recipe(n_src, "openvino", [], None)[0] == ()  # `--ignored-scope` alone: none
+    assert backend_recipe(n_src, "tensorrt", ["blocks.0"], "Entropy") == (("blocks.0",), "Entropy")
+    assert backend_recipe(blob_source(), "openvino", None, None) == ((), "MinMax")  # no recipe: defaults
+
+
+def test_histogram_calibration_keeps_what_fits_in_memory(monkeypatch, capsys):
+    """Percentile holds every activation: the plain command calibrates on an evenly spaced subset
+    that fits (and says so) instead of failing; MinMax keeps every frame."""
+    import quantize.onnx_int8 as oi
+    from quantize.calibration import calibration_source
+    from quantize.ptq import fit_histogram
+
+    source = calibration_source(None, "train", 8, CFG, 0, 1)
+    monkeypatch.setattr(oi, "histogram_frame_budget", lambda onnx32: 3)
+    sub = fit_histogram(source, "model.onnx", "Percentile")
+    assert len(sub) == 3 and sub.info()["frames"] == 3
+    assert [f.frame is source.frames[i].frame for f, i in zip(sub.frames, (0, 3, 7))] == [True] * 3
+    assert "3 of 8 frames" in capsys.readouterr().err
+    assert fit_histogram(source, "model.onnx", "MinMax") is source
+    with pytest.raises(SpireEdgeError, match="--frames 3"):
+        oi._check_histogram_memory("model.onnx", 8, "Percentile")
+
+
+def test_ptq_writes_the_recipe_it_used_into_the_sidecar(tmp_path):
+    from edge.sidecar import read_sidecar
+    from export.common import source_from_model
+    from quantize.ptq import run_ptq
+    from spire.models import create_model
+
+    torch.manual_seed(0)
+    src = source_from_model(create_model("spire_s").eval(), imgsz=S)
+    (folder,) = run_ptq(backend="openvino", data=None, frames=8, out=tmp_path, bench_runs=0, threads=1,
+                        src=src, fidelity=False)
+    assert read_sidecar(folder).extra["ignored_scope"] == ["gate", "neck", "conv1"]
+
+
 def test_ptq_int8_is_really_int8(ptq_run):
     import onnx
     from onnx import numpy_helper

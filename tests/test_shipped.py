@@ -95,6 +95,25 @@ def test_shipped_set_is_complete_and_consistent(root):
             assert m.codec["thr"] == pytest.approx(meta.codec["thr"]), folder.name
 
 
+@pytest.mark.parametrize("root", SETS, ids=[r.name for r in SETS])
+def test_plain_commands_rebuild_what_ships(root):
+    """`python -m export` / `quantize.ptq` on a shipped checkpoint with no --imgsz build at the size
+    its exports have (not its 192 px training crops), and every shipped INT8 artifact keeps exactly
+    the FP32 layers and calibration its architecture's recipe names, so the plain PTQ command rebuilds it."""
+    from export.common import load_source
+    from quantize.ptq import backend_recipe
+
+    src = load_source(root / "best.pt")
+    sizes = {m.imgsz for _, m in find_artifacts(root / "export") if m.precision == "fp32"}
+    assert sizes == {src.imgsz}
+    backend = {"onnx": "onnxruntime"}
+    for folder, m in find_artifacts(root / "export"):
+        if m.precision == "int8":
+            scope, method = backend_recipe(src, backend.get(m.format, m.format), None, None)
+            assert list(scope) == list(m.extra["ignored_scope"]), folder.name
+            assert m.extra.get("calibrate_method") in (None, method), folder.name
+
+
 @pytest.mark.parametrize("root,folder,meta", ARTIFACTS, ids=[f"{r.name}/{p.name}" for r, p, _ in ARTIFACTS])
 def test_shipped_artifact_finds_what_torch_finds(root, folder, meta, frames, torch_points):
     from edge.predictor import Predictor

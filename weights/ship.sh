@@ -40,8 +40,9 @@ fi
 # export/NOT_SHIPPED.txt, and does not stop the others. ONNX Runtime and OpenVINO must succeed.
 # --allow-drop (here and for QAT): every INT8 artifact is kept with its fidelity.json, and
 # quantize.pick below is the gate (INT8 is a backend's default only within 0.5 F1 point of FP32).
-# PTQ_ARGS_<backend> adds quantize.ptq options for one backend, e.g. (weights/dense):
-#   PTQ_ARGS_onnxruntime="--calibrate-method Percentile --frames 120" PTQ_ARGS_tflite="--ignored-scope gate neck"
+# Each backend follows the architecture's INT8 recipe (spire.models ModelCfg.int8: the layers kept in
+# FP32, the calibration statistic); PTQ_ARGS_<backend> adds or overrides quantize.ptq options, e.g.
+#   PTQ_ARGS_onnxruntime="--calibrate-method MinMax --frames 120" PTQ_ARGS_tflite="--ignored-scope gate"
 ptq_args() { local v="PTQ_ARGS_$1"; echo "${!v:-}"; }
 for b in onnxruntime openvino tensorrt tflite; do
   if ! $PY -m quantize.ptq --weights "$W" --backend "$b" --imgsz "$IMGSZ" \

@@ -169,7 +169,24 @@ _ARCHS: dict[str, HRPEDenseArch] = {
     "spire_s": HRPEDenseArch(stem1=16, width=48, neck=16, gate=True),
     "spire_m": HRPEDenseArch(stem1=16, width=64, neck=16, gate=True),
 }
-default_cfgs.update({name: _cfg() for name in _ARCHS})
+# PTQ recipe per backend (ModelCfg.int8), from each rung's fidelity reports on sirst-v2/val: the SE
+# gate's global mean and the 16-channel neck before it lose the most to INT8 (plain NNCF PTQ of
+# spire-n: -2.7 F1 points, gate + neck in FP32: +2.0), TensorRT's rules need only the gate, and
+# onnxruntime's MinMax ranges are set by rare hot pixels, so it calibrates on percentiles.
+# spire-s's OpenVINO INT8 keeps its first convolution too (gate + neck only: -1.2 points, with
+# conv1: -0.4, at 3.65x the FP32 speed).
+_INT8_FAMILY = {
+    "onnxruntime": {"calibrate_method": "Percentile"},
+    "openvino": {"ignored_scope": ["gate", "neck"]},
+    "tflite": {"ignored_scope": ["gate", "neck"]},
+    "tensorrt": {"ignored_scope": ["gate"]},
+}
+_INT8 = {
+    "spire_n": _INT8_FAMILY,
+    "spire_s": {**_INT8_FAMILY, "openvino": {"ignored_scope": ["gate", "neck", "conv1"]}},
+    "spire_m": {**_INT8_FAMILY, "openvino": {}},  # the round before's plain NNCF INT8 (-4.8: its FP32 ships)
+}
+default_cfgs.update({name: _cfg(int8=_INT8[name]) for name in _ARCHS})
 
 
 def _create(name: str, **kwargs) -> HRPEDense:

@@ -41,6 +41,10 @@ class ModelCfg:
         letterbox: 'faithful' (official 3-point affine, needed by the released weights) or 'center'.
         scale_up: True letterboxes every frame to S; False keeps native resolution (pad only).
         faithful: True when the variant reproduces the published network bit for bit.
+        int8: the variant's PTQ recipe per backend ({'openvino': {'ignored_scope': [...]},
+            'onnxruntime': {'calibrate_method': 'Percentile'}}), found by its fidelity reports:
+            what `python -m quantize.ptq` uses unless told otherwise, so the plain command gives
+            the INT8 model that ships.
     """
 
     in_chans: int
@@ -51,6 +55,7 @@ class ModelCfg:
     letterbox: str = "center"
     scale_up: bool = True
     faithful: bool = False
+    int8: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.in_chans not in (1, 3):
@@ -93,6 +98,10 @@ class ModelCfg:
         from edge.codecs.base import build_codec
 
         return build_codec(self.codec_cfg(imgsz))
+
+    def int8_recipe(self, backend: str) -> dict:
+        """This variant's PTQ options for one backend (empty: the quantizer's defaults)."""
+        return copy.deepcopy(dict(self.int8.get(backend, {})))
 
 
 _model_entrypoints: dict[str, Callable[..., nn.Module]] = {}
