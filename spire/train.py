@@ -206,9 +206,18 @@ def set_learning_rate(opt, sched, lr: float) -> None:
     sched._last_lr = [float(lr) for _ in opt.param_groups]
 
 
-def validate(model, val_sets, pre, codec, info, native: bool, reporter, max_frames: int, cache, quiet) -> dict:
-    """Validation metrics of the unwrapped model on whole frames (rank 0 only), through edge's Predictor
-    (mode 'native' or 'resize', as `native` says: the same path spire.evaluate and edge.run take).
+def validation_path(cfg: TrainConfig, mcfg, pre, codec, native: bool):
+    """(preprocess, codec, Predictor mode) of validation: with --val-fit, edge.run's path on the
+    exports (their --val-imgsz input, the model's fit, larger frames tiled); else whole frames
+    ('native') or letterboxed to the crop size ('resize')."""
+    if not cfg.val_fit:
+        return pre, codec, "native" if native else "resize"
+    return dataclasses.replace(pre, imgsz=cfg.val_imgsz), mcfg.build_codec(cfg.val_imgsz), "auto"
+
+
+def validate(model, val_sets, pre, codec, info, mode: str, reporter, max_frames: int, cache, quiet) -> dict:
+    """Validation metrics of the unwrapped model (rank 0 only), through edge's Predictor in `mode`
+    (validation_path: the same path spire.evaluate and edge.run take).
 
     Each validation set is scored on its own; one decode threshold is chosen for all of them and
     the model's score is the worst set's F1 (`edge.metrics.operating.joint_operating_point`), so
@@ -220,7 +229,7 @@ def validate(model, val_sets, pre, codec, info, native: bool, reporter, max_fram
     from edge.metrics.points import PointMetrics
     from spire.torch_backend import torch_predictor
 
-    pred = torch_predictor(model, pre, codec, mode="native" if native else "resize", device=info.device)
+    pred = torch_predictor(model, pre, codec, mode=mode, device=info.device)
     per_set = {}
     for k, ds in enumerate(val_sets):
         metrics = PointMetrics()
@@ -276,6 +285,11 @@ def train(cfg: TrainConfig) -> dict:
     mcfg = mcfg.replace(codec=codec.to_dict())
     model.cfg = mcfg
     native = (not mcfg.scale_up) if cfg.native_val is None else cfg.native_val
+    if cfg.val_fit:  # how frames reach the exports is the model's own: the sidecar carries it to them
+        pre = dataclasses.replace(pre, fit=cfg.val_fit)
+    val_pre, val_codec, val_mode = validation_path(cfg, mcfg, pre, codec, native)
+    val_desc = (f"as edge.run on {cfg.val_imgsz} px exports, fit {cfg.val_fit}" if cfg.val_fit else
+                "native resolution, padded to 32" if native else f"letterbox {cfg.imgsz}")
     aug = AugmentConfig(zoom=cfg.zoom, dihedral=not cfg.no_flip, crop=None if mcfg.scale_up else cfg.imgsz,
                         photometric=cfg.photometric)
     if info.is_main:
@@ -283,7 +297,7 @@ def train(cfg: TrainConfig) -> dict:
               f"{len(store.negatives)} background); {split['val_frames_excluded_from_train']} frame(s) showing "
               f"validation pixels excluded from training, {split['exact_duplicates_skipped']} exact duplicate(s) "
               f"skipped; val: {split['val_frames']} frames "
-              f"({'native resolution' if native else f'letterbox {cfg.imgsz}'}); norm {pre.norm.to_dict()}")
+              f"({val_desc}); norm {pre.norm.to_dict()}")
 
     model.to(info.device)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -311,7 +325,7 @@ def train(cfg: TrainConfig) -> dict:
         "init": ({"path": str(cfg.init), "sha256": init["sha256"]} if init is not None
                  else (resume.meta.get("training") or {}).get("init") if resume is not None else None),
         "augment": dataclasses.asdict(aug), "bg_ratio": cfg.bg_ratio, "ema": cfg.ema or None,
-        "validation": "native resolution, padded to 32" if native else f"letterbox {cfg.imgsz}"})
+        "validation": val_desc})
     if info.is_main:
         out.mkdir(parents=True, exist_ok=True)
         write_json(out / "train_args.json", dataclasses.asdict(cfg))
@@ -375,8 +389,8 @@ def train(cfg: TrainConfig) -> dict:
                 val = None
                 if info.is_main:
                     te = time.monotonic()
-                    val = validate(scored, val_sets, pre, codec, info, native, reporter, cfg.max_val_frames,
-                                   val_cache, quiet)
+                    val = validate(scored, val_sets, val_pre, val_codec, info, val_mode, reporter,
+                                   cfg.max_val_frames, val_cache, quiet)
                     val["seconds"] = time.monotonic() - te
                 val = engine.broadcast_object(val, info)
                 sched.step(val["f1"])

@@ -56,6 +56,8 @@ class TrainConfig:
     zoom: tuple[float, float] = (1.0, 1.15)
     no_flip: bool = False
     native_val: bool | None = None
+    val_fit: str | None = None
+    val_imgsz: int = 512
     max_val_frames: int = 0
     grad_clip: float = 0.0
     ema: float = 0.0
@@ -124,6 +126,11 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--native-val", dest="native_val", action="store_true", default=None,
                    help="validate whole frames at native resolution (default for scale_up=False models)")
     g.add_argument("--letterbox-val", dest="native_val", action="store_false", help="validate letterboxed to --imgsz")
+    a("--val-fit", default=None, choices=["native", "pad"],
+      help="validate as edge.run runs the exports: frames that fit the --val-imgsz input at their own size "
+           "(native) or padded to it (pad), larger ones tiled; recorded in the checkpoint's preprocess.fit, so "
+           "the epoch kept and its threshold are the runtime's (default: --native-val / --letterbox-val)")
+    a("--val-imgsz", type=int, default=d.val_imgsz, help="the exports' input size for --val-fit (default 512)")
     a("--max-val-frames", type=int, default=0, help="validate on the first N frames only (0: all)")
     a("--grad-clip", type=float, default=0.0)
     a("--ema", type=float, default=d.ema, metavar="DECAY",

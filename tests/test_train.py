@@ -388,6 +388,29 @@ def test_promote_makes_the_last_epoch_a_checkpoint_with_its_own_sidecar(tmp_path
     assert "already exists" in capsys.readouterr().err
 
 
+def test_val_fit_validates_as_the_exports_run_and_records_the_policy(tmp_path):
+    """--val-fit pad: validation is edge.run's path on the exports (their input size, frames padded to
+    it, larger ones tiled) and the checkpoint's sidecar says fit pad, so its exports run that way."""
+    from edge.sidecar import read_sidecar
+    from spire.train import parse_config, validation_path
+    from spire.models import create_model
+
+    data = make_fixture(tmp_path / "nuaa")
+    run_train(tmp_path / "run", data, "--val-fit", "pad", "--val-imgsz", "128")
+    meta = read_sidecar(tmp_path / "run")
+    assert meta.preprocess["fit"] == "pad" and meta.imgsz == 64  # trained on 64 px crops, run padded
+    assert "128 px exports, fit pad" in meta.training["validation"]
+    rows = list(csv.DictReader(open(tmp_path / "run" / "log.csv")))
+    assert rows[-1]["val_f1"] != ""
+    cfg = parse_config(["--data", str(data), "--imgsz", "64", "--val-fit", "native", "--val-imgsz", "96"])
+    mcfg = create_model("hrpe_nano").cfg.replace(input_size=64)
+    pre, codec = mcfg.preprocess_config(64), mcfg.build_codec(64)
+    vpre, vcodec, mode = validation_path(cfg, mcfg, pre, codec, True)
+    assert (vpre.imgsz, mode) == (96, "auto") and vcodec.to_dict()["input_size"] == 96
+    plain = parse_config(["--data", str(data), "--imgsz", "64"])
+    assert validation_path(plain, mcfg, pre, codec, True) == (pre, codec, "native")
+
+
 @needs_data
 def test_thresholds_scores_each_root_once_and_matches_evaluate(tmp_path, capsys):
     """spire.thresholds: one row per threshold per root; at a threshold it agrees with spire.evaluate
