@@ -133,7 +133,8 @@ def finetune(src, data: list[str], epochs: int, out: Path, split: str = "train",
         with tqdm(total=n_steps, desc=f"qat epoch {epoch + 1}/{epochs}", unit="batch", leave=False,
                   disable=quiet) as bar:
             r = engine.train_one_epoch(net, loader, opt, device=info.device, should_stop=should_stop, progress=bar)
-        val = validate(net, val_sets, pre, codec, info, native, reporter, max_val_frames, None, quiet)
+        val = validate(net, val_sets, pre, codec, info, "native" if native else "resize", reporter,
+                       max_val_frames, None, quiet)
         row = {"epoch": epoch + 1, "lr": opt.param_groups[0]["lr"], "train_loss": r["loss"],
                **{f"val_{k}": v for k, v in val.items()}, "seconds": time.monotonic() - t0}
         history.append(row)
