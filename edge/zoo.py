@@ -154,6 +154,8 @@ def export_size(checkpoint: str | Path) -> int | None:
     side = path if path.is_dir() else path.parent
     try:
         meta = read_sidecar(path, verify=False)
+        if path.is_file() and path.name != meta.model_file:  # the folder's sidecar describes another file
+            return None
         sha = file_sha256(side / meta.model_file)
     except (SidecarError, OSError):
         return None

@@ -102,7 +102,7 @@ def load_source(weights: str | Path | None = None, imgsz: int | None = None) -> 
     if weights is None:
         weights = default_checkpoint()
     weights = Path(weights)
-    if imgsz is None and weights.suffix != ".pth":
+    if imgsz is None:
         imgsz = export_size(weights)
         if imgsz:
             print(f"export: {weights} at {imgsz} px, the size of its exports (--imgsz to change)", file=sys.stderr)

@@ -83,7 +83,7 @@ def run_ptq(weights: str | Path | None = None, backend: str | list[str] = "all",
         for n in names:
             try:
                 scope, method = backend_recipe(src, n, ignored_scope, calibrate_method)
-                n_source = fit_histogram(source, onnx32, method) if n == "onnxruntime" else source
+                n_source = fit_histogram(source, onnx32, method) if RECIPES[n].ort_calibration else source
                 done.append((n, _one(n, src, onnx32, n_source, n_source.info(), out, scope, method, vals, work,
                                  threads, bench_runs, max_drop)))
             except SpireEdgeError as e:
@@ -107,13 +107,12 @@ def backend_recipe(src, backend: str, ignored_scope: list[str] | None,
     Why the model's: which layers INT8 cannot carry is a fact of the architecture, found once by
     its fidelity reports (`ModelCfg.int8`); the plain command must give the INT8 model that ships.
     """
-    recipe = {}
-    try:  # the registry's, not a copy saved in an older checkpoint
-        from spire.models import get_model_cfg
+    from spire.models import get_model_cfg
 
+    try:  # the registry's, not a copy saved in an older checkpoint
         recipe = get_model_cfg(src.arch).int8_recipe(backend)
-    except (KeyError, ImportError):  # an architecture outside the registry: the quantizers' defaults
-        pass
+    except KeyError:  # an architecture outside the registry: the quantizers' defaults
+        recipe = {}
     scope = tuple(recipe.get("ignored_scope", ()) if ignored_scope is None else ignored_scope)
     method = calibrate_method or recipe.get("calibrate_method", "MinMax")
     if ignored_scope is None and scope:
@@ -133,7 +132,7 @@ def fit_histogram(source, onnx32, method: str):
     if len(source) <= budget:
         return source
     keep = sorted({int(i) for i in np.linspace(0, len(source) - 1, budget)})
-    print(f"warning: onnxruntime {method} calibration holds every activation in memory: {len(keep)} of "
+    print(f"warning: {method} calibration holds every activation in memory: {len(keep)} of "
           f"{len(source)} frames, evenly spaced (--calibrate-method MinMax uses all)", file=sys.stderr)
     return dataclasses.replace(source, frames=[source.frames[i] for i in keep])
 

@@ -110,7 +110,7 @@ def finetune(src, data: list[str], epochs: int, out: Path, split: str = "train",
     sampler = PlanSampler(store, seed, cfg.bg_ratio)
     net = _fake_quant_model(src.model, pre.channels, src.imgsz, ignored_scope)
     info = engine.DistInfo()
-    native = not pre.scale_up
+    val_mode = "resize" if pre.scale_up else "native"  # spire.train's validation of such a model
     opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=cfg.weight_decay)
     per_epoch = -(-sampler.epoch_len() // batch)
     n_steps = min(per_epoch, steps) if steps else per_epoch
@@ -133,8 +133,7 @@ def finetune(src, data: list[str], epochs: int, out: Path, split: str = "train",
         with tqdm(total=n_steps, desc=f"qat epoch {epoch + 1}/{epochs}", unit="batch", leave=False,
                   disable=quiet) as bar:
             r = engine.train_one_epoch(net, loader, opt, device=info.device, should_stop=should_stop, progress=bar)
-        val = validate(net, val_sets, pre, codec, info, "native" if native else "resize", reporter,
-                       max_val_frames, None, quiet)
+        val = validate(net, val_sets, pre, codec, info, val_mode, reporter, max_val_frames, None, quiet)
         row = {"epoch": epoch + 1, "lr": opt.param_groups[0]["lr"], "train_loss": r["loss"],
                **{f"val_{k}": v for k, v in val.items()}, "seconds": time.monotonic() - t0}
         history.append(row)

@@ -57,6 +57,8 @@ class Int8Recipe(ABC):
         quantizer: the tool, for messages and the sidecar.
         from_fp32_onnx: `build` starts from export's FP32 ONNX (else from the torch module).
         qat: `from_qdq` can turn QAT's QDQ model into this backend's artifact.
+        ort_calibration: calibrated by onnxruntime.quantization, so `calibrate_method` applies and a
+            histogram statistic (Percentile, Entropy) holds every calibration activation in memory.
         runtime: what runs the fidelity report here (the report's `runtime` field).
     """
 
@@ -65,6 +67,7 @@ class Int8Recipe(ABC):
     quantizer: str = ""
     from_fp32_onnx: bool = True
     qat: bool = False
+    ort_calibration: bool = False
 
     @property
     def target(self) -> Target:
@@ -135,6 +138,7 @@ class OnnxRuntimeRecipe(Int8Recipe):
     needs = (("onnx", "onnx"), ("onnxruntime", "onnx"), ("onnxscript", "onnx"))
     quantizer = "onnxruntime.quantization QDQ (u8 activations, s8 per-channel weights)"
     qat = True
+    ort_calibration = True
 
     def build(self, src, onnx32, source, path, ignored_scope, calibrate_method) -> dict:
         # onnxruntime only: its uint8 5-D transpose is slow (OpenVINO crashes on the Gather form)
@@ -213,6 +217,7 @@ class TensorRTRecipe(Int8Recipe):
     needs = (("onnx", "onnx"), ("onnxruntime", "onnx"), ("onnxscript", "onnx"), ("polygraphy", "tensorrt"))
     quantizer = "onnxruntime.quantization QDQ, signed symmetric (TensorRT explicit quantization)"
     qat = True
+    ort_calibration = True
 
     @property
     def runtime(self) -> str:

@@ -207,12 +207,15 @@ def set_learning_rate(opt, sched, lr: float) -> None:
 
 
 def validation_path(cfg: TrainConfig, mcfg, pre, codec, native: bool):
-    """(preprocess, codec, Predictor mode) of validation: with --val-fit, edge.run's path on the
-    exports (their --val-imgsz input, the model's fit, larger frames tiled); else whole frames
-    ('native') or letterboxed to the crop size ('resize')."""
-    if not cfg.val_fit:
-        return pre, codec, "native" if native else "resize"
-    return dataclasses.replace(pre, imgsz=cfg.val_imgsz), mcfg.build_codec(cfg.val_imgsz), "auto"
+    """(preprocess, codec, Predictor mode, description) of validation: with --val-fit, edge.run's
+    path on the exports (their --val-imgsz input, the model's fit, larger frames tiled); else whole
+    frames ('native') or letterboxed to the crop size ('resize')."""
+    if cfg.val_fit:
+        return (dataclasses.replace(pre, imgsz=cfg.val_imgsz), mcfg.build_codec(cfg.val_imgsz), "auto",
+                f"as edge.run on {cfg.val_imgsz} px exports, fit {cfg.val_fit}")
+    if native:
+        return pre, codec, "native", "native resolution, padded to 32"
+    return pre, codec, "resize", f"letterbox {pre.imgsz}"
 
 
 def validate(model, val_sets, pre, codec, info, mode: str, reporter, max_frames: int, cache, quiet) -> dict:
@@ -287,9 +290,7 @@ def train(cfg: TrainConfig) -> dict:
     native = (not mcfg.scale_up) if cfg.native_val is None else cfg.native_val
     if cfg.val_fit:  # how frames reach the exports is the model's own: the sidecar carries it to them
         pre = dataclasses.replace(pre, fit=cfg.val_fit)
-    val_pre, val_codec, val_mode = validation_path(cfg, mcfg, pre, codec, native)
-    val_desc = (f"as edge.run on {cfg.val_imgsz} px exports, fit {cfg.val_fit}" if cfg.val_fit else
-                "native resolution, padded to 32" if native else f"letterbox {cfg.imgsz}")
+    val_pre, val_codec, val_mode, val_desc = validation_path(cfg, mcfg, pre, codec, native)
     aug = AugmentConfig(zoom=cfg.zoom, dihedral=not cfg.no_flip, crop=None if mcfg.scale_up else cfg.imgsz,
                         photometric=cfg.photometric)
     if info.is_main:

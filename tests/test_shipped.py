@@ -114,6 +114,20 @@ def test_plain_commands_rebuild_what_ships(root):
             assert m.extra.get("calibrate_method") in (None, method), folder.name
 
 
+def test_export_size_is_only_read_from_the_sidecar_of_that_file(tmp_path):
+    """A checkpoint in a folder whose metadata.json describes another file gets no export size."""
+    import shutil
+
+    from edge.zoo import export_size
+
+    assert export_size(SHIPPED / "best.pt") == export_size(SHIPPED) == 512
+    shutil.copy(SHIPPED / "metadata.json", tmp_path / "metadata.json")
+    shutil.copytree(SHIPPED / "export", tmp_path / "export")
+    shutil.copy(SHIPPED / "best.pt", tmp_path / "best.pt")
+    (tmp_path / "other.pth").write_bytes(b"not the described checkpoint")
+    assert export_size(tmp_path / "best.pt") == 512 and export_size(tmp_path / "other.pth") is None
+
+
 @pytest.mark.parametrize("root,folder,meta", ARTIFACTS, ids=[f"{r.name}/{p.name}" for r, p, _ in ARTIFACTS])
 def test_shipped_artifact_finds_what_torch_finds(root, folder, meta, frames, torch_points):
     from edge.predictor import Predictor

@@ -405,10 +405,10 @@ def test_val_fit_validates_as_the_exports_run_and_records_the_policy(tmp_path):
     cfg = parse_config(["--data", str(data), "--imgsz", "64", "--val-fit", "native", "--val-imgsz", "96"])
     mcfg = create_model("hrpe_nano").cfg.replace(input_size=64)
     pre, codec = mcfg.preprocess_config(64), mcfg.build_codec(64)
-    vpre, vcodec, mode = validation_path(cfg, mcfg, pre, codec, True)
+    vpre, vcodec, mode, _ = validation_path(cfg, mcfg, pre, codec, True)
     assert (vpre.imgsz, mode) == (96, "auto") and vcodec.to_dict()["input_size"] == 96
     plain = parse_config(["--data", str(data), "--imgsz", "64"])
-    assert validation_path(plain, mcfg, pre, codec, True) == (pre, codec, "native")
+    assert validation_path(plain, mcfg, pre, codec, True)[:3] == (pre, codec, "native")
 
 
 @needs_data
