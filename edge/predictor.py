@@ -35,6 +35,12 @@ def _ms(t0: float) -> float:
     return (time.perf_counter() - t0) * 1000.0
 
 
+def _model_file(model_path: Path, meta) -> Path:
+    """The file the sidecar describes, for a folder or a file argument."""
+    p = Path(model_path)
+    return (p if p.is_dir() else p.parent) / meta.model_file
+
+
 def resolve_model(model_path: str | Path | None, backend: str | None, precision: str | None = None) -> Path:
     """The artifact to run: `model_path`, else the shipped one for the backend's format (edge.zoo)."""
     if model_path is not None:
@@ -74,7 +80,7 @@ class Predictor:
             become round((raw - offset) / scale) in 0..255, the camera's own 8-bit frame, so both bit
             depths give the same points (None: the percentile AGC; see edge.preprocess).
         imgsz: input / tile size for a backend that takes any size (torch); None: the size of the
-            checkpoint's exports when it has some (`edge.zoo.export_size`), else its own.
+            checkpoint's deployment contract when it states one (`edge.contract`), else its own.
     """
 
     raw16: tuple[float, float] | None = None  # the sensor's raw -> 8-bit map (None: percentile AGC)
@@ -95,10 +101,10 @@ class Predictor:
         be = load_backend(self.model_path, backend, threads, meta=self.meta)
         size = int(self.meta.input["shape"][2])
         if getattr(be, "dynamic_input", False):
-            from edge.zoo import export_size
+            from edge.contract import deployed_size
 
-            # an exported artifact is deployed at its own input size; a checkpoint at its exports'
-            deployed = size if self.meta.format != "torch" else export_size(self.model_path)
+            # an exported artifact is deployed at its own input size; a checkpoint as its contract says
+            deployed = deployed_size(self.meta.to_dict(), _model_file(self.model_path, self.meta))
             size = int(imgsz or deployed or size)
             be.set_input_size(size)
             mode = default_mode(mode, deployed, self.meta.preprocess_config().scale_up, imgsz)

@@ -32,7 +32,8 @@ from edge.io import atomic_write
 from edge.targets import TARGETS
 
 SIDECAR_NAME = "metadata.json"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: a torch checkpoint's preprocess is its deployed input (edge.contract)
+READABLE_SCHEMAS = (1, 2)  # 1 reads as 2 (edge.contract.upgrade_meta); nothing else changed
 PRECISIONS = ("fp32", "fp16", "int8")
 REQUIRED_KEYS = ("schema_version", "arch", "format", "model_file", "model_sha256", "precision",
                  "input", "output", "preprocess", "codec")
@@ -79,7 +80,7 @@ def _need(cond: bool, where: str, msg: str) -> None:
 
 @dataclass(frozen=True)
 class ModelMeta:
-    """One artifact's metadata (schema_version 1; field meanings in docs/ARCHITECTURE.md).
+    """One artifact's metadata (schema_version 2; field meanings in docs/ARCHITECTURE.md and edge.contract).
 
     `input` is {name, shape [1,C,S,S], layout 'NCHW', dtype}; `output` is {name, shape
     [1,1,S/stride,S/stride], stride}; `preprocess` is PreprocessConfig.to_dict(); `codec` is
@@ -113,8 +114,8 @@ class ModelMeta:
     # ---- validation -------------------------------------------------------------------------
     def validate(self, where: str) -> None:
         """Check types and the geometry rules; `where` names the file in the error message."""
-        _need(self.schema_version == SCHEMA_VERSION, where,
-              f"schema_version {self.schema_version!r} is not {SCHEMA_VERSION}; re-export the model "
+        _need(self.schema_version in READABLE_SCHEMAS, where,
+              f"schema_version {self.schema_version!r} is not one of {READABLE_SCHEMAS}; re-export the model "
               "with this spire-edge or upgrade spire-edge (`pip install -U spire-edge`)")
         _need(isinstance(self.arch, str) and bool(self.arch), where, "'arch' must be a model name")
         _need(self.format in TARGETS, where, f"'format' is {self.format!r}; expected one of {', '.join(TARGETS)}")
@@ -165,9 +166,9 @@ class ModelMeta:
         where = str(source)
         _need(isinstance(d, dict), where, "not a JSON object; re-export the model")
         ver = d.get("schema_version")
-        _need(ver == SCHEMA_VERSION, where,
-              f"schema_version {ver!r} is not {SCHEMA_VERSION}; re-export the model with this spire-edge "
-              "or upgrade spire-edge (`pip install -U spire-edge`)")
+        _need(ver in READABLE_SCHEMAS, where,
+              f"schema_version {ver!r} is not one of {READABLE_SCHEMAS}; re-export the model with this "
+              "spire-edge or upgrade spire-edge (`pip install -U spire-edge`)")
         missing = [k for k in REQUIRED_KEYS if k not in d]
         _need(not missing, where, f"missing key(s) {', '.join(missing)}; re-export the model")
         names = {f.name for f in dataclasses.fields(cls)}

@@ -139,34 +139,6 @@ def default_artifact(fmt: str, precision: str | None = None, root: str | Path | 
                        "or pass --model PATH")
 
 
-def export_size(checkpoint: str | Path) -> int | None:
-    """The input size of the FP32 exports made from `checkpoint` (matched by its sha256), if any.
-
-    Why: a checkpoint is trained on crops of one size and deployed at another (the shipped spire-n:
-    192 px crops, 512 px exports), and the tile size changes accuracy. The exports' sidecars record
-    the deployed size, so a checkpoint run through torch (spire.evaluate, edge.run on best.pt)
-    tiles like its exports and scores what the device scores. Searched: the checkpoint's own
-    `export/` folder, then export_roots(). None: no export of this checkpoint is found.
-    """
-    from edge.sidecar import file_sha256
-
-    path = Path(checkpoint)
-    side = path if path.is_dir() else path.parent
-    try:
-        meta = read_sidecar(path, verify=False)
-        if path.is_file() and path.name != meta.model_file:  # the folder's sidecar describes another file
-            return None
-        sha = file_sha256(side / meta.model_file)
-    except (SidecarError, OSError):
-        return None
-    for root in dict.fromkeys([side / "export", *export_roots()]):
-        sizes = [m.imgsz for _, m in find_artifacts(root) if (m.source_checkpoint or {}).get("sha256") == sha
-                 and m.precision == "fp32"]
-        if sizes:
-            return max(set(sizes), key=sizes.count)
-    return None
-
-
 def _measured_default(fmt: str, cands: list[tuple[Path, ModelMeta]]) -> Path | None:
     """The candidate named by a `defaults.json` beside it (first root that has one), if any."""
     import json

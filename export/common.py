@@ -25,9 +25,9 @@ import numpy as np
 
 from edge.errors import SpireEdgeError
 from edge.preprocess import PreprocessConfig
-from edge.sidecar import ModelMeta, file_sha256, io_specs, sidecar_describing, toolchain_versions
+from edge.sidecar import ModelMeta, file_sha256, io_specs, toolchain_versions
 from edge.targets import TARGETS
-from edge.zoo import default_checkpoint, export_size
+from edge.zoo import default_checkpoint
 
 log = logging.getLogger("export")
 GOLDEN_SEED = 0
@@ -56,6 +56,7 @@ class Source:
     checkpoint: dict | None = None
     training: dict = field(default_factory=dict)
     weights: Path | None = None
+    operating_point: dict | None = None  # why codec.thr is what it is (the sidecar's record), carried to exports
 
     def example_input(self, seed: int = GOLDEN_SEED) -> np.ndarray:
         """A fixed float32 (1, C, S, S) input for golden-output checks (normalised-scale noise)."""
@@ -93,28 +94,22 @@ def _load_module(weights: Path):
 
 
 def load_source(weights: str | Path | None = None, imgsz: int | None = None) -> Source:
-    """Load a checkpoint (default: the shipped one, `edge.zoo.default_checkpoint()`) for export.
+    """Load a checkpoint (default: the shipped one; a ladder name or a path) for export.
 
-    `imgsz` None: the size its exports already have (`edge.zoo.export_size`: the shipped
-    checkpoint was trained on 192 px crops and ships at 512, and re-exporting or re-quantizing it
-    must give what ships), else the size it was trained at.
+    `imgsz` None: the size the model is deployed at (its contract, `edge.contract`: the shipped
+    spire-s was trained on 192 px crops and is deployed at 512; a checkpoint fine-tuned from it
+    inherits 512), so exporting or quantising a model by name gives what ships. A model whose
+    deployed size is not known (an old checkpoint without exports) keeps its own size.
     """
-    if weights is None:
-        weights = default_checkpoint()
-    weights = Path(weights)
-    if imgsz is None:
-        imgsz = export_size(weights)
-        if imgsz:
-            print(f"export: {weights} at {imgsz} px, the size of its exports (--imgsz to change)", file=sys.stderr)
+    from spire.models.checkpoint import resolve_checkpoint
+
+    weights = resolve_checkpoint(default_checkpoint() if weights is None else weights)
     model, ckpt = _load_module(weights)
     model.eval()
     meta = dict(ckpt.get("meta") or {})
-    if weights.is_dir() or weights.suffix != ".pth":
-        from spire.models.checkpoint import resolve_checkpoint
-
-        side = sidecar_describing(resolve_checkpoint(weights))
-        if side is not None:  # what the runtime reads (a threshold chosen after training): exports keep it
-            meta.update(preprocess=side.preprocess, codec=side.codec)
+    if imgsz is None and ckpt.get("deployed"):
+        imgsz = int(meta["preprocess"]["imgsz"])
+        print(f"export: {weights} at {imgsz} px, the size it is deployed at (--imgsz to change)", file=sys.stderr)
     return source_from_model(model, meta=meta, imgsz=imgsz, weights=weights,
                              arch=ckpt.get("arch"), arch_kwargs=ckpt.get("arch_kwargs"))
 
@@ -144,7 +139,8 @@ def source_from_model(model, meta: dict | None = None, imgsz: int | None = None,
     return Source(model=model.eval(), arch=str(arch or getattr(model, "arch", "model")),
                   arch_kwargs=dict(arch_kwargs if arch_kwargs is not None else getattr(model, "arch_kwargs", {})),
                   imgsz=size, channels=int(pre["channels"]), stride=stride, preprocess=pre, codec=codec,
-                  checkpoint=ck, training=dict(meta.get("training") or {}), weights=weights)
+                  checkpoint=ck, training=dict(meta.get("training") or {}), weights=weights,
+                  operating_point=(meta.get("extra") or {}).get("operating_point"))
 
 
 def _normalise_codec(codec: dict) -> dict:
@@ -167,7 +163,8 @@ def make_meta(src: Source, fmt: str, precision: str, folder: Path, model_file: s
                      model_sha256=file_sha256(Path(folder) / model_file), precision=precision, input=inp,
                      output=out, preprocess=dict(src.preprocess), codec=dict(src.codec),
                      calibration=calibration, source_checkpoint=src.checkpoint,
-                     training=dict(src.training), extra=dict(extra or {}),
+                     training=dict(src.training),
+                     extra={**({"operating_point": src.operating_point} if src.operating_point else {}), **(extra or {})},
                      files=hash_files(folder, needed_files(folder, fmt, model_file)))
 
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import dataclasses
 import math
 import tempfile
 import time
@@ -91,24 +92,26 @@ def finetune(src, data: list[str], epochs: int, out: Path, split: str = "train",
         torch.set_num_threads(threads)
     torch.manual_seed(seed)
 
-    pre = PreprocessConfig.from_dict(src.preprocess)
-    codec = build_codec(src.codec)
-    # The FP32 run's sampling and zoom carry over (its background share sets the false-alarm rate).
+    # The FP32 run's crops, sampling and zoom carry over (its background share sets the false-alarm
+    # rate); the model is exported at its deployed size (src.imgsz, edge.contract), trained on crops.
     trained = src.training or {}
+    crop = int(trained.get("imgsz") or src.imgsz)
+    pre = dataclasses.replace(PreprocessConfig.from_dict(src.preprocess), imgsz=crop)
+    codec = build_codec({**src.codec, "input_size": crop})
     extra = {}
     if "bg_ratio" in trained:
         extra["bg_ratio"] = float(trained["bg_ratio"])
     if (trained.get("augment") or {}).get("zoom"):
         extra["zoom"] = tuple(trained["augment"]["zoom"])
     cfg = TrainConfig(data=[str(d) for d in data], train_split=split, val_data=val_data, val_split=val_split,
-                      imgsz=src.imgsz, epochs=epochs, batch=batch, lr=lr, max_val_frames=max_val_frames,
+                      imgsz=crop, epochs=epochs, batch=batch, lr=lr, max_val_frames=max_val_frames,
                       seed=seed, out=str(out), quiet=quiet, **extra)
     reporter = Reporter()
     store, val_sets, split_info, _ = build_data(cfg, False, pre.channels, reporter, quiet)
-    aug = AugmentConfig(zoom=cfg.zoom, dihedral=True, crop=None if pre.scale_up else src.imgsz)
+    aug = AugmentConfig(zoom=cfg.zoom, dihedral=True, crop=None if pre.scale_up else crop)
     ds = TrainDataset(store, pre, codec, aug, seed)
     sampler = PlanSampler(store, seed, cfg.bg_ratio)
-    net = _fake_quant_model(src.model, pre.channels, src.imgsz, ignored_scope)
+    net = _fake_quant_model(src.model, pre.channels, crop, ignored_scope)
     info = engine.DistInfo()
     val_mode = "resize" if pre.scale_up else "native"  # spire.train's validation of such a model
     opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=cfg.weight_decay)
@@ -117,7 +120,7 @@ def finetune(src, data: list[str], epochs: int, out: Path, split: str = "train",
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, epochs * n_steps), eta_min=lr * 0.01)
     history, best, best_state, best_thr = [], -math.inf, None, None
     out.mkdir(parents=True, exist_ok=True)
-    print(f"qat: {src.arch} at {src.imgsz}px, {len(store)} training frames, {split_info['val_frames']} validation "
+    print(f"qat: {src.arch} on {crop} px crops, exported at {src.imgsz} px, {len(store)} training frames, {split_info['val_frames']} validation "
           f"frames, {_count_fake_quant(net)} fake-quant modules, {epochs} epoch(s) x {n_steps} step(s), lr {lr:g}")
     for epoch in range(epochs):
         t0 = time.monotonic()

@@ -297,11 +297,15 @@ class RunState:
 
 
 def build_meta(model: nn.Module, pre, codec, training: dict) -> dict:
-    """The sidecar fields of a torch checkpoint (everything but model_file / model_sha256)."""
+    """The sidecar fields of a torch checkpoint (everything but model_file / model_sha256).
+
+    `pre` and `codec` are the model as deployed (edge.contract: schema 2), not its training crops.
+    """
+    from edge.contract import DEPLOY_SCHEMA
     from edge.sidecar import io_specs
 
     inp, out = io_specs(pre.imgsz, pre.channels, codec.stride)
-    return {"arch": model.arch, "arch_kwargs": dict(getattr(model, "arch_kwargs", {}) or {}),
+    return {"schema_version": DEPLOY_SCHEMA, "arch": model.arch, "arch_kwargs": dict(getattr(model, "arch_kwargs", {}) or {}),
             "format": "torch", "precision": "fp32", "input": inp, "output": out,
             "preprocess": pre.to_dict(), "codec": codec.to_dict(), "training": training}
 

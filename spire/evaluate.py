@@ -34,8 +34,6 @@ from edge.metrics.matching import match
 from edge.metrics.points import PointMetrics
 from edge.predictor import MODES, default_mode
 from edge.preprocess import PreprocessConfig
-from edge.sidecar import sidecar_describing
-from edge.zoo import export_size
 
 from . import engine
 from .cli import add_data_options, default_weights, open_roots, run_main, write_json
@@ -91,14 +89,12 @@ def load_model(weights: str | None, official: str | None):
         if "no 'arch'" not in str(e):
             raise
         return load_model(None, str(path))  # an official release passed as --weights
-    meta = dict(ckpt.get("meta") or {})
-    side = sidecar_describing(resolve_checkpoint(path))
-    if side is not None:  # what the runtime reads (e.g. a decode threshold chosen after training)
-        meta.update(preprocess=side.preprocess, codec=side.codec)
+    meta = dict(ckpt.get("meta") or {})  # the model's contract (its sidecar's threshold and fit win)
     cfg = model.cfg
     pre = PreprocessConfig.from_dict(meta["preprocess"]) if meta.get("preprocess") else cfg.preprocess_config()
     codec = build_codec(meta["codec"]) if meta.get("codec") else cfg.build_codec()
-    return model, pre, codec, {"weights": str(path), "epoch": ckpt.get("epoch")}
+    return model, pre, codec, {"weights": str(resolve_checkpoint(path)), "epoch": ckpt.get("epoch"),
+                               "deployed": pre.imgsz if ckpt.get("deployed") else None}
 
 
 def adjust(pre: PreprocessConfig, codec, imgsz: int | None, no_vr: bool, thr: float | None):
@@ -148,7 +144,7 @@ def evaluate(args) -> dict:
         torch.set_num_threads(args.threads)
     info = engine.setup_distributed(args.device)
     model, pre, codec, source = load_model(args.weights, args.official)
-    deployed = export_size(source["weights"]) if "weights" in source else None
+    deployed = source.get("deployed")  # its contract's input size, whatever folders exist here
     mode = pick_mode(args, source, deployed, pre.scale_up)
     size = args.imgsz or deployed or pre.imgsz
     pre, codec = adjust(pre, codec, size, args.no_vr, args.thr)

@@ -76,8 +76,6 @@ def mine(args) -> int:
     import torch
     from tqdm import tqdm
 
-    from edge.zoo import export_size
-
     from .data import Reporter, iter_eval_frames
     from .evaluate import adjust, load_model
     from .torch_backend import torch_predictor
@@ -91,7 +89,7 @@ def mine(args) -> int:
 
     weights = named_checkpoint(args.weights) if args.weights else None
     model, pre, codec, source = load_model(str(weights) if weights else None, None)
-    size = export_size(source["weights"]) or pre.imgsz
+    size = source.get("deployed") or pre.imgsz
     pre, codec = adjust(pre, codec, size, False, None)
     pred = torch_predictor(model, pre, codec, "auto", model_path=source["weights"])
     reporter = Reporter()

@@ -153,8 +153,31 @@ def _load_init(cfg: TrainConfig, model) -> dict:
         raise UsageError(f"--init {path}: a {ckpt.get('arch')!r} checkpoint cannot start a --model {cfg.model} run")
     model.load_state_dict(ckpt["model"])
     from edge.sidecar import file_sha256
+    from spire.models.checkpoint import apply_contract
 
-    return {**ckpt, "sha256": file_sha256(path)}  # recorded in the sidecar: the path may be overwritten later
+    apply_contract(path, ckpt)  # its sidecar's fit, size and threshold: how the model is deployed
+    return {**ckpt, "sha256": file_sha256(path)}
+
+
+def deployment(cfg: TrainConfig, mcfg, pre, codec):
+    """(preprocess, codec) of the model as it is deployed, stored in its checkpoint (edge.contract).
+
+    Why: the network is trained on --imgsz crops but runs on --val-imgsz inputs (frames that fit
+    at their own size or padded, as --val-fit says; larger ones tiled); exporting, quantising and
+    evaluating the checkpoint must use that size without being told. A model that letterboxes
+    whole frames (scale_up) is deployed at its training size.
+    """
+    if cfg.val_fit or not pre.scale_up:
+        return dataclasses.replace(pre, imgsz=cfg.val_imgsz), mcfg.build_codec(cfg.val_imgsz)
+    return pre, codec
+
+
+def inherit_deployment(cfg: TrainConfig, init: dict | None) -> TrainConfig:
+    """--init without --val-fit: validate and deploy as the model it starts from is deployed."""
+    if init is None or cfg.val_fit or not init.get("deployed"):
+        return cfg
+    ipre = init["meta"]["preprocess"]
+    return dataclasses.replace(cfg, val_fit=ipre.get("fit") or "native", val_imgsz=int(ipre["imgsz"]))  # recorded in the sidecar: the path may be overwritten later
 
 
 def copy_paste_bank(cfg: TrainConfig, store, split: dict) -> tuple:
@@ -276,6 +299,7 @@ def train(cfg: TrainConfig) -> dict:
         mcfg = mcfg.replace(codec={**mcfg.codec, "type": cfg.codec})
     pre = mcfg.preprocess_config(cfg.imgsz)
     init = _load_init(cfg, model) if cfg.init and resume is None else None
+    cfg = inherit_deployment(cfg, init)
     need_stats = pre.norm.mode == "mean-std" and resume is None and init is None
     store, val_sets, split, norm = build_data(cfg, need_stats, pre.channels, reporter, quiet)
     if resume is not None:
@@ -320,7 +344,7 @@ def train(cfg: TrainConfig) -> dict:
         raise UsageError("--set-lr changes a resumed run's learning rate; use --lr for a new run")
     ema = make_ema(model, cfg.ema, resume)
     bank = copy_paste_bank(cfg, store, split)
-    meta = build_meta(model, pre, codec, {
+    meta = build_meta(model, *deployment(cfg, mcfg, pre, codec), {
         "model": cfg.model, "imgsz": cfg.imgsz, "epochs": cfg.epochs, "batch": cfg.batch, "world_size": info.world,
         "seed": cfg.seed, "commit": git_commit(), "loss": cfg.loss, "lr": cfg.lr, "split": split,
         "init": ({"path": str(cfg.init), "sha256": init["sha256"]} if init is not None
@@ -406,7 +430,7 @@ def train(cfg: TrainConfig) -> dict:
     finally:
         for s, h in old.items():
             signal.signal(s, h)
-    summary = {"epochs_done": st.epoch, "epochs": cfg.epochs, "stopped_early": stopped, "best": st.best,
+    summary = {"out": str(out), "epochs_done": st.epoch, "epochs": cfg.epochs, "stopped_early": stopped, "best": st.best,
                "best_epoch": st.best_epoch, "world_size": info.world, "data_problems": reporter.messages,
                "seconds": time.monotonic() - t_start, "stopped_by_signal": stop_flag["sig"] or None}
     sums = [engine.param_checksum(model)]
@@ -420,6 +444,19 @@ def train(cfg: TrainConfig) -> dict:
     return summary
 
 
+def print_next(cfg: TrainConfig, summary: dict) -> None:
+    """`saved:` the model kept and its operating point, then `next:` the command that deploys it."""
+    best = Path(summary["out"]) / "best.pt"
+    b = summary.get("best") or {}
+    if not best.is_file():
+        print(f"saved: nothing yet (no validation finished); continue with --resume --out {summary['out']}")
+        return
+    print(f"saved: {best} (epoch {summary.get('best_epoch')}: F1 {b.get('f1', 0):.3f}, recall "
+          f"{b.get('recall', 0):.3f}, {b.get('fppi', 0):.3f} false pts/frame on the validation frames, at "
+          f"threshold {b.get('thr')} picked on them)")
+    print(f"next: python -m export --weights {best} --target openvino --precision int8 --data {cfg.data[0]}")
+
+
 def main(argv=None) -> int:
     cfg = parse_config(argv)
     try:
@@ -427,6 +464,7 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:  # a second Ctrl-C / SIGTERM: stopped at once (last.pt is the last epoch's)
         print("interrupted: stopped at once; continue with --resume", file=sys.stderr)
         return 130
+    print_next(cfg, summary)
     sig = summary.get("stopped_by_signal")
     return 128 + int(sig) if sig else 0  # 130 after Ctrl-C, 143 after SIGTERM, as a shell reports them
 

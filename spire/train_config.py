@@ -15,6 +15,14 @@ from edge.datasets import FORMATS
 
 from .cli import UsageError
 
+# --finetune: a small dataset of the user's own camera on top of a trained model (--init). A lower
+# learning rate than training from scratch (the README's fine-tune recipes used 2e-3 to 5e-4),
+# every frame of a short clip (neighbours differ enough once there are only a few hundred), a
+# short warm-up, validation every epoch (a few minutes of training must leave a best.pt), and the
+# training crop size of the family. Options given on the command line win over these.
+FINETUNE = {"lr": 5e-4, "epochs": 20, "frame_stride": 1, "val_frame_stride": 1, "warmup_iters": 50,
+            "eval_every": 1, "lr_patience": 2, "imgsz": 192, "batch": 16, "bg_ratio": 0.3, "photometric": 0.3}
+
 # Options that may change when a run is resumed; everything else is taken from train_args.json.
 RUN_CONTROL = ("epochs", "time_limit_min", "threads", "workers", "device", "resume", "out", "quiet", "set_lr")
 
@@ -71,6 +79,7 @@ class TrainConfig:
     time_limit_min: float = 0.0
     set_lr: float | None = None
     init: str | None = None
+    finetune: bool = False
     cache: bool = False
     quiet: bool = False
 
@@ -80,7 +89,8 @@ def build_parser() -> argparse.ArgumentParser:
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     d = TrainConfig()
     a = p.add_argument
-    a("--model", default=d.model, help="registered model name (spire.models.list_models())")
+    a("--model", default=None, help=f"registered model name (spire.models.list_models()); default: --init's "
+      f"architecture, else {d.model}")
     a("--data", nargs="+", required=True, help="training dataset root(s)")
     a("--format", default=d.format, choices=("auto", *FORMATS))
     a("--train-split", default=d.train_split, help="list name (or .txt path) of every --data root")
@@ -149,6 +159,10 @@ def build_parser() -> argparse.ArgumentParser:
     a("--init", default=None,
       help="start from this spire.train checkpoint's weights and normalisation (fine-tuning; a new run, "
            "new optimiser)")
+    a("--finetune", action="store_true",
+      help="fine-tune --init on a small dataset of your own: " + ", ".join(f"--{k.replace('_', '-')} {v}"
+                                                                           for k, v in FINETUNE.items())
+      + " unless given; validates as the model is deployed")
     a("--set-lr", type=float, default=None,
       help="with --resume: continue at this learning rate (a manual step decay; the plateau schedule "
            "goes on from it)")
@@ -157,12 +171,42 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def explicit_options(argv) -> set[str]:
+    """The options given on the command line: every default set to a marker no user can type."""
+    unset = object()
+    p = build_parser()
+    p.set_defaults(**{f.name: unset for f in dataclasses.fields(TrainConfig)})
+    return {k for k, v in vars(p.parse_known_args(argv)[0]).items() if v is not unset}
+
+
+def init_arch(init: str) -> str:
+    """The architecture of an --init checkpoint (a ladder name or a path), so --model need not repeat it."""
+    from spire.models.checkpoint import read_checkpoint_file, resolve_checkpoint
+
+    ckpt = read_checkpoint_file(resolve_checkpoint(init))
+    arch = ckpt.get("arch") if isinstance(ckpt, dict) else None
+    if not arch:
+        raise UsageError(f"--init {init}: not a spire.train checkpoint (no architecture inside); pass a "
+                         "ladder name (spire-s) or a best.pt written by spire.train")
+    return str(arch)
+
+
 def parse_config(argv=None) -> TrainConfig:
     """CLI -> TrainConfig; with --resume, OUT/train_args.json wins except for RUN_CONTROL options."""
     parser = build_parser()
     ns = parser.parse_args(argv)
     from spire.models.registry import is_model, list_models
 
+    if ns.finetune:
+        if not ns.init:
+            raise UsageError("--finetune starts from a trained model: add --init spire-s (a ladder name or a "
+                             "checkpoint)")
+        given = explicit_options(argv)
+        for k, v in FINETUNE.items():
+            if k not in given:
+                setattr(ns, k, v)
+    if ns.model is None:
+        ns.model = init_arch(ns.init) if ns.init else TrainConfig.model
     if not is_model(ns.model):
         raise UsageError(f"--model {ns.model!r}: unknown model; choose one of {', '.join(list_models())}")
     from spire.models.registry import canonical_name

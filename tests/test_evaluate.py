@@ -114,3 +114,47 @@ def test_missing_default_model_is_one_error_line(tmp_path):
     assert r.returncode == 2
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and "--weights" in lines[0], r.stderr
+
+
+SHIPPED = Path(__file__).resolve().parents[1] / "weights" / "shipped"
+DEMO = Path(__file__).resolve().parents[1] / "edge" / "demo"
+needs_shipped = pytest.mark.skipif(not (SHIPPED / "best.pt").is_file(), reason="needs the committed weights/shipped")
+
+
+def _decoy_exports(where: Path) -> None:
+    """./runs/export holding a sidecar that claims a 192 px export of the shipped checkpoint."""
+    src = next((SHIPPED / "export").glob("*_fp32_onnx"))
+    dst = where / "runs" / "export" / "decoy_192_fp32_onnx"
+    shutil.copytree(src, dst)
+    side = json.loads((dst / "metadata.json").read_text())
+    side["input"]["shape"][2:] = [192, 192]
+    side["output"]["shape"][2:] = [48, 48]
+    side["preprocess"]["imgsz"] = side["codec"]["input_size"] = 192
+    (dst / "metadata.json").write_text(json.dumps(side))
+
+
+@needs_shipped
+def test_evaluate_and_edge_run_agree_whatever_folders_the_working_directory_holds(tmp_path):
+    """The checkpoint is scored as it is deployed (its contract), from an empty folder and from one
+    whose ./runs/export claims another export size, and edge.run on its export scores the same frames
+    the same; a low threshold gives false points, so equal F1s are not all 1.0."""
+    args = ["--data", str(DEMO), "--split", "all", "--frame-stride", "25", "--thr", "0.2", "--quiet"]
+    f1s = []
+    for name, decoy in (("empty", False), ("decoy", True)):
+        cwd = tmp_path / name
+        cwd.mkdir()
+        if decoy:
+            _decoy_exports(cwd)
+        r = subprocess.run([sys.executable, "-m", "spire.evaluate", "--weights", str(SHIPPED / "best.pt"), *args,
+                            "--json", str(cwd / "m.json")], cwd=cwd, capture_output=True, text=True, timeout=300)
+        assert r.returncode == 0, r.stderr[-500:]
+        m = json.loads((cwd / "m.json").read_text())
+        assert "512 px exports" in m["resolution"], m["resolution"]
+        f1s.append((m["f1"], m["tp"], m["fp"]))
+    run = subprocess.run([sys.executable, "-m", "edge.run", "--model", str(next((SHIPPED / "export").glob("*_fp32_onnx"))),
+                          "--source", str(DEMO / "videos" / "IR_DRONE_154.mp4"), "--frame-stride", "25", "--conf", "0.2",
+                          "--threads", "1", "--quiet", "--save", str(tmp_path / "run")],
+                         cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-500:]
+    s = json.loads((tmp_path / "run" / "summary.json").read_text())["metrics"]
+    assert f1s[0] == f1s[1] == (s["f1"], s["tp"], s["fp"]) and 0 < s["f1"] < 1

@@ -102,8 +102,8 @@ def test_int8_recipes_follow_the_table():
 
 @needs_shared("data", "nuaa-sirst", "images")
 def test_evaluate_and_edge_run_give_the_same_f1(tmp_path, capsys):
-    """spire.evaluate on a checkpoint = edge.run on its ONNX export: same tiles (the export's size, found by
-    the checkpoint's sha256), same decoder, same frames -> same counts."""
+    """spire.evaluate on a checkpoint = edge.run on its ONNX export: same tiles (the size the checkpoint
+    is deployed at, its contract, which the export takes without --imgsz), same decoder, same frames."""
     pytest.importorskip("onnxruntime")
     import shutil
 
@@ -120,11 +120,11 @@ def test_evaluate_and_edge_run_give_the_same_f1(tmp_path, capsys):
     torch.manual_seed(0)
     model = create_model("hrpe_nano")
     model.cfg = model.cfg.replace(input_size=32)
-    meta = build_meta(model, model.cfg.preprocess_config(32), model.cfg.build_codec(32), {"note": "test"})
+    meta = build_meta(model, model.cfg.preprocess_config(64), model.cfg.build_codec(64), {"imgsz": 32})
     ck = tmp_path / "ck"
     path = save_checkpoint(ck / "best.pt", model, meta)
     write_sidecar(ck, ModelMeta(model_file=path.name, model_sha256=file_sha256(path), **meta))
-    onnx = export_model(ExportConfig(target="onnx", weights=path, imgsz=64, out=ck / "export"))
+    onnx = export_model(ExportConfig(target="onnx", weights=path, out=ck / "export"))
 
     data = tmp_path / "nuaa"
     for sub in ("images", "masks"):
@@ -138,7 +138,7 @@ def test_evaluate_and_edge_run_give_the_same_f1(tmp_path, capsys):
     assert evaluate(["--weights", str(ck), "--data", str(data), "--split", "test", "--thr", thr, "--threads", "1",
                      "--quiet", "--json", str(tmp_path / "e.json")]) == 0
     e = json.loads((tmp_path / "e.json").read_text())
-    assert e["mode"] == "static" and e["preprocess"]["imgsz"] == 64  # the export's size, not the checkpoint's 32
+    assert e["mode"] == "static" and e["preprocess"]["imgsz"] == 64  # the deployed size, not the 32 px crops
     assert edge_run.main(["--model", str(onnx), "--source", str(data), "--split", "test", "--conf", thr, "--quiet",
                           "--threads", "1", "--warmup", "0", "--save", str(tmp_path / "run")]) == 0
     r = json.loads((tmp_path / "run" / "summary.json").read_text())["metrics"]
@@ -162,6 +162,7 @@ def test_a_checkpoint_runs_in_the_predictor_through_its_table_row(tmp_path):
     model = create_model("hrpe_nano")
     model.cfg = model.cfg.replace(input_size=32)
     meta = build_meta(model, model.cfg.preprocess_config(32), model.cfg.build_codec(32), {"note": "test"})
+    meta["schema_version"] = 1  # the old shape: a checkpoint that states no deployed size
     path = save_checkpoint(tmp_path / "best.pt", model, meta)
     write_sidecar(tmp_path, ModelMeta(model_file=path.name, model_sha256=file_sha256(path), **meta))
     pred = Predictor(path, threads=1)
@@ -170,6 +171,10 @@ def test_a_checkpoint_runs_in_the_predictor_through_its_table_row(tmp_path):
     assert set(t) == {"read", "preprocess", "infer", "decode"} and len(pts) >= 1
     tiled = Predictor(path, threads=1, imgsz=64)  # a size asked for: tiles of it, like an export of that size
     assert tiled.mode == "auto" and tiled.size == 64 and tiled.uses_tiles((100, 130))
+    deployed = build_meta(model, model.cfg.preprocess_config(64), model.cfg.build_codec(64), {"imgsz": 32})
+    write_sidecar(tmp_path, ModelMeta(model_file=path.name, model_sha256=file_sha256(path), **deployed))
+    pred = Predictor(path, threads=1)  # schema 2: runs as its contract says it is deployed
+    assert pred.mode == "auto" and pred.size == 64 and pred.uses_tiles((100, 130))
 
 
 def test_fit_pad_runs_a_small_frame_padded_to_the_input_on_a_backend_of_any_size(fake_model):

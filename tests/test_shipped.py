@@ -114,18 +114,25 @@ def test_plain_commands_rebuild_what_ships(root):
             assert m.extra.get("calibrate_method") in (None, method), folder.name
 
 
-def test_export_size_is_only_read_from_the_sidecar_of_that_file(tmp_path):
-    """A checkpoint in a folder whose metadata.json describes another file gets no export size."""
+def test_deployed_size_is_the_contract_of_that_file_not_of_the_working_directory(tmp_path, monkeypatch):
+    """A schema-1 checkpoint reads its deployed size from the exports of that very file in its own
+    folder; another file in the folder, or exports under ./runs/export of the cwd, give nothing."""
+    import json
     import shutil
 
-    from edge.zoo import export_size
+    from edge.contract import deployed_size
 
-    assert export_size(SHIPPED / "best.pt") == export_size(SHIPPED) == 512
-    shutil.copy(SHIPPED / "metadata.json", tmp_path / "metadata.json")
-    shutil.copytree(SHIPPED / "export", tmp_path / "export")
+    meta = json.loads((SHIPPED / "metadata.json").read_text())
+    assert deployed_size(meta, SHIPPED / "best.pt") == 512
     shutil.copy(SHIPPED / "best.pt", tmp_path / "best.pt")
+    assert deployed_size(meta, tmp_path / "best.pt") is None  # no exports beside it
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "runs").mkdir()
+    shutil.copytree(SHIPPED / "export", tmp_path / "runs" / "export")
+    assert deployed_size(meta, tmp_path / "best.pt") is None  # the cwd's exports are not the model's contract
+    shutil.copytree(SHIPPED / "export", tmp_path / "export")
     (tmp_path / "other.pth").write_bytes(b"not the described checkpoint")
-    assert export_size(tmp_path / "best.pt") == 512 and export_size(tmp_path / "other.pth") is None
+    assert deployed_size(meta, tmp_path / "best.pt") == 512 and deployed_size(meta, tmp_path / "other.pth") is None
 
 
 @pytest.mark.parametrize("root,folder,meta", ARTIFACTS, ids=[f"{r.name}/{p.name}" for r, p, _ in ARTIFACTS])

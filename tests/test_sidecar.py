@@ -29,7 +29,7 @@ def test_round_trip_folder_and_file(tmp_path):
     assert read_sidecar(folder) == meta
     assert read_sidecar(f) == meta
     d = json.loads((folder / SIDECAR_NAME).read_text())
-    assert d["schema_version"] == 1 and d["input"]["shape"] == [1, 3, 64, 64]
+    assert d["schema_version"] == 2 and d["input"]["shape"] == [1, 3, 64, 64]
     assert d["output"]["shape"] == [1, 1, 16, 16] and d["calibration"]["frames"] == 32
     assert meta.imgsz == 64 and meta.channels == 3 and meta.stride == 4
     assert not list(folder.glob(".metadata.*")), "atomic write left a temp file"
@@ -73,7 +73,7 @@ def test_openvino_bin_and_missing_model(tmp_path):
 
 
 @pytest.mark.parametrize("mutate,pattern", [
-    (lambda d: d.update(schema_version=2), "schema_version 2"),
+    (lambda d: d.update(schema_version=3), "schema_version 3"),
     (lambda d: d.pop("codec"), "missing key.*codec"),
     (lambda d: d.update(precision="int4"), "'precision' is 'int4'"),
     (lambda d: d.update(format="coreml"), "'format' is 'coreml'"),

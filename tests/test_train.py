@@ -398,7 +398,8 @@ def test_val_fit_validates_as_the_exports_run_and_records_the_policy(tmp_path):
     data = make_fixture(tmp_path / "nuaa")
     run_train(tmp_path / "run", data, "--val-fit", "pad", "--val-imgsz", "128")
     meta = read_sidecar(tmp_path / "run")
-    assert meta.preprocess["fit"] == "pad" and meta.imgsz == 64  # trained on 64 px crops, run padded
+    assert meta.preprocess["fit"] == "pad" and meta.training["imgsz"] == 64  # trained on 64 px crops,
+    assert meta.imgsz == meta.preprocess["imgsz"] == 128 and meta.schema_version == 2  # deployed at 128
     assert "128 px exports, fit pad" in meta.training["validation"]
     rows = list(csv.DictReader(open(tmp_path / "run" / "log.csv")))
     assert rows[-1]["val_f1"] != ""
@@ -409,6 +410,42 @@ def test_val_fit_validates_as_the_exports_run_and_records_the_policy(tmp_path):
     assert (vpre.imgsz, mode) == (96, "auto") and vcodec.to_dict()["input_size"] == 96
     plain = parse_config(["--data", str(data), "--imgsz", "64"])
     assert validation_path(plain, mcfg, pre, codec, True)[:3] == (pre, codec, "native")
+
+
+@needs_data
+def test_finetuned_model_is_deployed_as_its_init_and_exports_at_that_size(tmp_path, capsys):
+    """--init without --model or --val-fit: the architecture, the fit and the deployed size come from
+    the starting model, validation runs that way, and export with no --imgsz builds that size."""
+    from edge.sidecar import read_sidecar
+    from export.common import load_source
+    from spire.train import parse_config, train
+
+    data = make_fixture(tmp_path / "nuaa")
+    run_train(tmp_path / "a", data, "--val-fit", "pad", "--val-imgsz", "128")
+    cfg = parse_config(["--init", str(tmp_path / "a"), "--data", str(data), "--imgsz", "64", "--epochs", "1",
+                        "--batch", "2", "--eval-every", "1", "--out", str(tmp_path / "b"), "--threads", "1", "--quiet"])
+    assert cfg.model == "hrpe_nano" and cfg.val_fit is None
+    train(cfg)
+    meta = read_sidecar(tmp_path / "b")
+    assert (meta.arch, meta.preprocess["fit"], meta.imgsz) == ("hrpe_nano", "pad", 128)
+    assert "128 px exports, fit pad" in meta.training["validation"]
+    assert load_source(tmp_path / "b" / "best.pt").imgsz == 128  # not its 64 px training crops
+    assert load_source(tmp_path / "b" / "best.pt", imgsz=96).imgsz == 96
+
+
+def test_finetune_presets_yield_to_given_options_and_need_init(tmp_path):
+    from spire.cli import UsageError
+    from spire.train_config import FINETUNE, parse_config
+
+    src = tmp_path / "a"
+    with pytest.raises(UsageError, match="--init"):
+        parse_config(["--data", "x", "--finetune"])
+    from spire.models import create_model, save_checkpoint
+
+    save_checkpoint(src / "best.pt", create_model("hrpe_nano"))
+    cfg = parse_config(["--data", "x", "--init", str(src / "best.pt"), "--finetune", "--lr", "1e-3"])
+    assert cfg.model == "hrpe_nano" and cfg.lr == 1e-3  # given wins
+    assert (cfg.frame_stride, cfg.epochs, cfg.eval_every) == (FINETUNE["frame_stride"], FINETUNE["epochs"], 1)
 
 
 @needs_data

@@ -30,7 +30,7 @@ from edge.zoo import named_checkpoint
 from .registry import ModelCfg, create_model, is_model
 
 __all__ = ["CheckpointError", "save_checkpoint", "load_checkpoint", "read_checkpoint_file", "fuse_bn",
-           "unwrap_model", "resolve_checkpoint"]
+           "unwrap_model", "resolve_checkpoint", "apply_contract"]
 
 _PLAIN = (str, int, float, bool, type(None), torch.Tensor)
 _SUFFIXES = (".pt", ".pth", ".ckpt")
@@ -141,7 +141,9 @@ def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu",
                     strict: bool = True) -> tuple[nn.Module, dict]:
     """Rebuild the model a checkpoint describes and load its weights -> (model in eval mode, ckpt).
 
-    `model.cfg` is the `ModelCfg` saved with it (so trained normalisation stats survive).
+    `model.cfg` is the `ModelCfg` saved with it (so trained normalisation stats survive);
+    `ckpt['meta']` is the model's deployment contract (edge.contract), `ckpt['deployed']` whether
+    its deployed input size is known.
     """
     path = resolve_checkpoint(path)
     ckpt = read_checkpoint_file(path, map_location)
@@ -163,32 +165,38 @@ def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu",
                               f"({str(e).splitlines()[0][:160]}); was the file edited?") from None
     if ckpt.get("model_cfg"):
         model.cfg = ModelCfg.from_dict(ckpt["model_cfg"])
-    _sidecar_operating_point(path, ckpt)
+    apply_contract(path, ckpt)
     return model.eval(), ckpt
 
 
-def _sidecar_operating_point(path: Path, ckpt: dict) -> None:
-    """The decode threshold of the sidecar beside the checkpoint wins over the one saved inside it.
+def apply_contract(path: Path, ckpt: dict) -> None:
+    """Put the model's one deployment contract in `ckpt['meta']` (and `ckpt['deployed']`).
 
-    Why: the sidecar is what travels with a model and what the runtime reads; a threshold chosen on
-    validation after training (weights/shipped: one threshold for the checkpoint and all its
-    exports) is written there, and the checkpoint file itself (whose sha256 the exports record)
-    is never rewritten. Only a sidecar that names this very file (model_file and sha256) counts.
+    Why: the sidecar is what travels with a model and what the runtime reads; what is chosen after
+    training (the decode threshold and its rule, how frames that fit are run) is written there, and
+    the checkpoint file itself (whose sha256 the exports record) is never rewritten. So the
+    sidecar's preprocess, codec and operating point win over the meta saved inside the file, but
+    only a sidecar that names this very file (model_file and sha256) counts. A schema-1 meta is
+    then read once into the schema-2 shape (`edge.contract.upgrade_meta`: preprocess.imgsz is the
+    deployed input size); `ckpt['deployed']` says whether that size is known.
     """
-    side = path.parent / "metadata.json"
+    from edge.contract import upgrade_meta
+
     meta = ckpt.get("meta")
-    if not side.is_file() or not isinstance(meta, dict) or not isinstance(meta.get("codec"), dict):
+    if not isinstance(meta, dict):
+        ckpt["deployed"] = False
         return
+    side = path.parent / "metadata.json"
     try:
-        d = json.loads(side.read_text())
-        if d.get("model_file") != path.name:
-            return
-        if d.get("model_sha256") != file_sha256(path):
-            return
-        thr = d["codec"]["thr"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return
-    meta["codec"] = {**meta["codec"], "thr": float(thr)}
+        d = json.loads(side.read_text()) if side.is_file() else {}
+        if d.get("model_file") == path.name and d.get("model_sha256") == file_sha256(path):
+            meta.update({k: d[k] for k in ("schema_version", "preprocess", "codec", "input", "output")
+                         if isinstance(d.get(k), (dict, int))})
+            if isinstance(d.get("extra"), dict):
+                meta["extra"] = d["extra"]
+    except (OSError, ValueError, AttributeError):
+        pass
+    ckpt["meta"], ckpt["deployed"] = upgrade_meta(meta, path)
 
 
 # ----------------------------------------------------------------------------- BN folding
