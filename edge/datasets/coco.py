@@ -110,7 +110,7 @@ def write_coco(items: list[PreLabels]) -> dict[str, str]:
             images.append(im)
             for d in by_frame.get(f, []):
                 a = {"id": len(anns) + 1, "image_id": im["id"], "category_id": 1, "iscrowd": 0,
-                     "keypoints": [round(d.x, 3), round(d.y, 3), 2], "num_keypoints": 1,
+                     "keypoints": [float(d.x), float(d.y), 2], "num_keypoints": 1,
                      "bbox": [round(d.x - BOX_PX / 2, 3), round(d.y - BOX_PX / 2, 3), BOX_PX, BOX_PX],
                      "area": BOX_PX * BOX_PX, "score": round(d.score, 4)}
                 if d.track is not None:

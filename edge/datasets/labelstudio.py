@@ -150,7 +150,7 @@ def read_labelstudio(src, finder: MediaFinder) -> list[MediaLabels]:
 
 
 def _pct(v: float, size: int) -> float:
-    return round(100.0 * v / size, 4)
+    return round(100.0 * v / size, 6)
 
 
 def _video_result(p: PreLabels) -> list[dict]:
