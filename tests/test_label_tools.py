@@ -1,4 +1,4 @@
-"""Labels in from CVAT / Label Studio / COCO (`edge.datasets convert --from`) and pre-labels out (`edge.run --labels-out`)."""
+"""Labels in from CVAT / Label Studio / COCO (`edge.datasets convert --from`), pre-labels out (`edge.run --labels-out`)."""
 from __future__ import annotations
 
 import csv

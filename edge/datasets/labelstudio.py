@@ -16,8 +16,12 @@ pre-annotations, `predictions[].result`). Read as Label Studio stores regions (l
   prediction, so a pre-label file written here imports back.
 
 Labeling configs the writer's pre-labels match (the `from_name` / `to_name` below):
-images `<Image name="image" value="$image"/><KeyPointLabels name="kp" toName="image"><Label value="target"/></KeyPointLabels>`;
-videos `<Video name="video" value="$video"/><VideoRectangle name="box" toName="video"/><Labels name="videoLabels" toName="video"><Label value="target"/></Labels>`.
+
+    images  <Image name="image" value="$image"/>
+            <KeyPointLabels name="kp" toName="image"><Label value="target"/></KeyPointLabels>
+    videos  <Video name="video" value="$video"/><VideoRectangle name="box" toName="video"/>
+            <Labels name="videoLabels" toName="video"><Label value="target"/></Labels>
+
 `data.image` / `data.video` hold the file name: point them at where Label Studio serves the files
 (e.g. `/data/local-files/?d=...`) before importing.
 """

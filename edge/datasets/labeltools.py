@@ -34,13 +34,13 @@ from edge.errors import DatasetError
 from .video import VIDEO_SUFFIXES, clip_frame_count
 
 __all__ = ["Mark", "MediaLabels", "MediaFinder", "VideoInfo", "Detection", "PreLabels", "interpolate",
-           "check_out_name", "check_out_folder", "write_labels_dataset", "import_labels", "tool_function", "READERS", "WRITERS", "TOOLS", "BOX_PX", "FILE_SUFFIXES"]
+           "check_out_name", "check_out_folder", "write_labels_dataset", "import_labels", "tool_function",
+           "READERS", "WRITERS", "TOOLS", "BOX_PX", "FILE_SUFFIXES"]
 
 TOOLS = ("cvat", "labelstudio", "coco")
 BOX_PX = 8.0  # the box drawn around a detected point in pre-labels (the demo clip's drone boxes are 8-9 px)
 FILE_SUFFIXES = (".json", ".xml", ".csv", ".txt", ".zip", ".tar", ".gz", ".yaml", ".yml", ".png", ".jpg",
                  *VIDEO_SUFFIXES)
-IMAGE_SUFFIXES = (".png", ".bmp", ".jpg", ".jpeg", ".tif", ".tiff")
 
 
 @dataclass
@@ -230,7 +230,8 @@ def write_labels_dataset(items: list[MediaLabels], out, split: str = "train") ->
         raise DatasetError(f"{out}: the export holds no video or image; nothing to write")
     kinds = {m.kind for m in items}
     if len(kinds) > 1:
-        raise DatasetError(f"{items[0].src}: the exports mix video and image tasks; convert each kind into its own folder")
+        raise DatasetError(f"{items[0].src}: the exports mix video and image tasks; convert each kind into "
+                           "its own folder")
     for m in items:
         _check(m)
     out.parent.mkdir(parents=True, exist_ok=True)
