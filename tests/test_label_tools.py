@@ -194,11 +194,13 @@ def test_out_is_refused_when_it_holds_files_or_names_a_file(tmp_path, capsys):
     assert sorted(p.suffix for p in (tmp_path / "pts" / "images").iterdir()) == [".png", ".png"]
 
 
-def run_detections(save) -> dict[int, list[tuple[float, float]]]:
+def run_detections(save, clip=None) -> dict[int, list[tuple[float, float]]]:
     out: dict[int, list] = {}
     for line in open(save / "frames.jsonl"):
         r = json.loads(line)
-        k = int(r["name"].split("#")[1])
+        name, k = r["name"].split("#")[0], int(r["name"].split("#")[1])
+        if clip is not None and name != clip:
+            continue
         out.setdefault(k, []).extend((p["x"], p["y"]) for p in r["points"])
     return {k: sorted(v) for k, v in out.items() if v}
 
@@ -269,3 +271,25 @@ def test_labels_out_of_an_image_folder_round_trip(tmp_path, capsys, tool):
     assert ds.names == ["f2", "f3"]
     for i, name in enumerate(("f2.png", "f3.png")):
         np.testing.assert_allclose(sorted(ds[i].points.tolist()), want[name], atol=0.006)
+
+
+def test_labels_out_of_a_clip_folder_writes_one_cvat_task_per_video(tmp_path, capsys):
+    src = tmp_path / "clips"
+    for sub in ("videos", "labels"):
+        (src / sub).mkdir(parents=True)
+    for c in ("A", "B"):
+        (src / "videos" / f"{c}.mp4").write_bytes((demo_root() / "videos" / "IR_DRONE_154.mp4").read_bytes())
+        (src / "labels" / f"{c}.csv").write_text((demo_root() / "labels" / "IR_DRONE_154.csv").read_text())
+    save = tmp_path / "run"
+    assert edge_run.main(["--source", str(src), "--frame-stride", "60", "--save", str(save), "--labels-out", "cvat",
+                          "--quiet", "--warmup", "1", "--overlay-every", "0"]) == 0
+    assert "labels_cvat/" in capsys.readouterr().out
+    assert sorted(p.name for p in (save / "labels_cvat").iterdir()) == ["A.xml", "B.xml"]
+    assert convert(save / "labels_cvat", "cvat", tmp_path / "ds", src / "videos") == 0
+    ds = open_dataset(tmp_path / "ds")
+    assert ds.clips == ["A", "B"]
+    for c in ("A", "B"):
+        want, got = run_detections(save, c), read_csv(tmp_path / "ds" / "labels" / f"{c}.csv")
+        assert sorted(got) == sorted(want) and got
+        for k in want:
+            np.testing.assert_allclose(got[k], want[k], atol=0.006)
