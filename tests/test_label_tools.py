@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import csv
 import json
+import zipfile
 
 import cv2
 import numpy as np
@@ -78,6 +79,10 @@ def test_cvat_video_interpolates_keyframes_and_outside_ends_a_track(tmp_path, ca
     assert (tmp_path / "ds" / "train.txt").read_text() == "clip\n"
     ds = open_dataset(tmp_path / "ds")
     assert ds.format == "video" and len(ds) == 12
+    with zipfile.ZipFile(tmp_path / "task.zip", "w") as z:  # CVAT's download, as it comes
+        z.writestr("annotations.xml", CVAT_VIDEO)
+    assert convert(tmp_path / "task.zip", "cvat", tmp_path / "ds2") == 0
+    assert read_csv(tmp_path / "ds2" / "labels" / "clip.csv") == got
     row = next(csv.DictReader(open(tmp_path / "ds" / "labels" / "clip.csv")))
     assert row["cls"] == "drone" and row["w"] == ""
 

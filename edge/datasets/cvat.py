@@ -14,7 +14,8 @@ Read as CVAT defines it (docs.cvat.ai, "XML annotation format", version 1.1):
 - shapes: `<points points="x,y;x,y">` (each point a target) and `<box xtl ytl xbr ybr>` (its
   centre); other shapes (polygons, masks, tags) are not point labels and are skipped.
 
-SRC is one XML or a folder of them (one task each, as CVAT exports a task). The writer emits a
+SRC is one XML (or CVAT's zip holding annotations.xml) or a folder of them (one task each, as
+CVAT exports a task). The writer emits a
 video task's `<track>`s (with --track one per track, else CVAT's single-frame tracks: the shape,
 then `outside` on the next frame) or an image task's `<image>`s, `source="auto"`, label `target`.
 """
@@ -34,7 +35,7 @@ __all__ = ["read_cvat", "write_cvat"]
 
 def _xml_files(src: Path) -> list[Path]:
     if src.is_dir():
-        files = sorted(src.glob("*.xml"))
+        files = sorted([*src.glob("*.xml"), *src.glob("*.zip")])
         if not files:
             raise DatasetError(f"{src}: holds no .xml file; pass a CVAT 1.1 XML export or a folder of them")
         return files
@@ -119,8 +120,14 @@ def _task_media(root: ET.Element, xml: Path, finder: MediaFinder) -> tuple[str |
 
 def _read_one(xml: Path, finder: MediaFinder) -> list[MediaLabels]:
     try:
-        root = ET.parse(xml).getroot()
-    except (ET.ParseError, OSError) as e:
+        if xml.suffix.lower() == ".zip":  # CVAT's download: annotations.xml (+ images/) zipped
+            import zipfile
+
+            with zipfile.ZipFile(xml) as z:
+                root = ET.fromstring(z.read("annotations.xml"))
+        else:
+            root = ET.parse(xml).getroot()
+    except (ET.ParseError, OSError, KeyError, ValueError) as e:
         raise DatasetError(f"{xml}: not readable XML ({e}); pass a CVAT 1.1 XML export") from None
     if root.tag != "annotations":
         raise DatasetError(f"{xml}: the root element is <{root.tag}>, not <annotations>; pass a CVAT 1.1 XML export")
