@@ -41,6 +41,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--show", action="store_true", help="show the annotated frames in a window (where a display "
                    "and a GUI OpenCV exist)")
     p.add_argument("--save", help="folder for frames.jsonl, frames.csv, summary.json and overlays")
+    p.add_argument("--labels-out", choices=("cvat", "labelstudio", "coco"), help="also write the points (with "
+                   "--track the tracks) as pre-labels the tool imports: --save/labels_cvat.xml, ... (edge.labels_out)")
     p.add_argument("--track", action="store_true", help="report confirmed point tracks (edge.tracker) instead of "
                    "per-frame points: ids, ages, velocities, fewer flickering false alarms; --save adds tracks.csv "
                    "and tracks.png")
@@ -164,6 +166,10 @@ class Run:
         video_fps = (self.source.fps_out or 25.0) if self.source.is_video else None
         self.writer = RunWriter(args.save, self.source.spec, args.overlay_every, video_fps, args.summary_every,
                                 show=args.show, labelled=self.source.labelled)
+        if getattr(args, "labels_out", None):  # pre-labels for a labelling tool, written on close
+            from edge.labels_out import LabelsOut
+
+            self.writer = LabelsOut(self.writer, args.labels_out, self.source, args.frame_stride)
         self.track = None
         if getattr(args, "track", False):  # the confirmed tracks' points are what is reported and scored
             from edge.track_outputs import TrackRun, draw_tracks

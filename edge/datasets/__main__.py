@@ -1,18 +1,21 @@
-"""`python -m edge.datasets`: inspect a dataset folder or convert it to SPIRE COCO-keypoint JSON.
+"""`python -m edge.datasets`: inspect a dataset folder, convert it to SPIRE COCO-keypoint JSON, or import labels.
 
     python -m edge.datasets info SRC [--format F] [--split S]
     python -m edge.datasets convert SRC --format F --split S[,S2...] --out DST [--exclude LIST]
+    python -m edge.datasets convert EXPORT --from cvat|labelstudio|coco --out DS [--videos DIR] [--split train]
 """
 from __future__ import annotations
 
 import argparse
 import sys
 import warnings
+from pathlib import Path
 
 from edge.cli import run_cli
 
 from . import FORMATS, open_dataset, write_spire_json
 from .core import DatasetWarning
+from .labeltools import TOOLS, check_out_name, import_labels
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -27,13 +30,24 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--centroid", default="geometric", choices=("geometric", "intensity"))
         p.add_argument("--stride", type=int, default=1, help="video-clip layout: every k-th frame of each clip")
         if name == "convert":
-            p.add_argument("--out", required=True, help="destination folder (SPIRE JSON layout)")
+            p.add_argument("--out", required=True, help="destination folder (SPIRE JSON layout; with --from the "
+                           "video layout for video tasks)")
+            p.add_argument("--from", dest="tool", choices=TOOLS, help="SRC is a labelling tool's export (a file or a "
+                           "folder of them): CVAT 1.1 XML, Label Studio JSON or COCO keypoints; --split names the "
+                           "list written (default train)")
+            p.add_argument("--videos", "--images", dest="media", help="with --from: the folder holding the videos "
+                           "or images the export names (default: the export's folder)")
     return ap
 
 
 def _main(argv=None) -> int:
     args = _parser().parse_args(argv)
     warnings.simplefilter("ignore", DatasetWarning)  # problems are printed below instead
+    if args.cmd == "convert" and args.tool:
+        print(import_labels(args.src, args.tool, args.out, args.media, args.split))
+        return 0
+    if args.cmd == "convert":
+        check_out_name(Path(args.out))  # `--out points.json` once made a folder of that name (issue 25)
     for split in args.split.split(","):
         ds = open_dataset(args.src, args.format, split, exclude=args.exclude, centroid=args.centroid,
                           stride=args.stride)

@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 
 from .core import mask_components
+from .video import VIDEO_SUFFIXES
 
 __all__ = ["write_spire_json"]
 
@@ -30,9 +31,13 @@ def _progress(it, total: int, desc: str):
 
 
 def _write_image(sample, dst: Path) -> str:
-    """Copy the source file when there is one (bit depth kept), else encode the array as PNG."""
+    """Copy the source file when it is this image (bit depth kept), else encode the array as PNG.
+
+    A video frame's path is its clip: copying that made one MP4 per frame (issue 25), so frames
+    of videos are encoded.
+    """
     src = Path(sample.path) if sample.path is not None else None
-    if src is not None and src.is_file():
+    if src is not None and src.is_file() and src.suffix.lower() not in VIDEO_SUFFIXES:
         name = f"{sample.name}{src.suffix.lower()}"
         if not (dst / name).exists() or not (dst / name).samefile(src):
             shutil.copy2(src, dst / name)
