@@ -40,7 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "frame, drops are counted (a video file is played at its frame rate)")
     p.add_argument("--show", action="store_true", help="show the annotated frames in a window (where a display "
                    "and a GUI OpenCV exist)")
-    p.add_argument("--save", help="folder for frames.jsonl, frames.csv, summary.json and overlays")
+    p.add_argument("--save", help="folder for frames.jsonl, frames.csv (one row per detection), "
+                   "frames_summary.csv (one row per frame), summary.json and overlays")
     p.add_argument("--track", action="store_true", help="report confirmed point tracks (edge.tracker) instead of "
                    "per-frame points: ids, ages, velocities, fewer flickering false alarms; --save adds tracks.csv "
                    "and tracks.png")
@@ -164,7 +165,7 @@ class Run:
         self.stats = RunStats()
         video_fps = (self.source.fps_out or 25.0) if self.source.is_video else None
         self.writer = RunWriter(args.save, self.source.spec, args.overlay_every, video_fps, args.summary_every,
-                                show=args.show, labelled=self.source.labelled)
+                                show=args.show, labelled=self.source.labelled, tracking=bool(getattr(args, "track", False)))
         self.track = None
         if getattr(args, "track", False):  # the confirmed tracks' points are what is reported and scored
             from edge.track_outputs import TrackRun, draw_tracks
