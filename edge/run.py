@@ -63,6 +63,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--warmup", type=int, default=3, help="untimed warm-up inferences (default 3)")
     p.add_argument("--summary-every", type=int, default=25, help="rewrite summary.json every N frames")
     p.add_argument("--quiet", action="store_true", help="no progress bar (skipped frames are still logged)")
+    from edge.archive import add_archive_options
+
+    add_archive_options(p)  # --workers (a --source folder of video files: edge.archive)
     p.set_defaults(mode="auto")
     return p
 
@@ -334,6 +337,12 @@ def _main(argv: list[str] | None = None) -> int:
                     setattr(args, k, v)
         args.imgsz = getattr(args, "imgsz", None)
         _check_args(args)
+        from edge.archive import archive_videos, check_workers, run_archive
+
+        videos = archive_videos(args.source)
+        check_workers(args, videos)
+        if videos:  # a folder of video files: one run per file and a merged summary (edge.archive)
+            return run_archive(args, videos)
         run = Run(args, stop)
         try:
             run.loop()
