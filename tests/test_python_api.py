@@ -64,6 +64,18 @@ def test_predictor_takes_a_ladder_name_and_is_callable(demo_frame):
     assert "spire-n" in str(n.model_path) or "spire_n" in str(n.model_path)
 
 
+def test_predictor_runs_a_checkpoint_where_torch_is_installed(demo_frame):
+    pytest.importorskip("torch")
+    from edge import Predictor, zoo
+
+    frame, target = demo_frame
+    for spec in (zoo.named_checkpoint("spire-s"), "spire-s"):
+        model = Predictor(spec, backend="torch") if spec == "spire-s" else Predictor(spec)
+        assert model.backend.name == "torch" and Path(model.model_path).name == "best.pt"
+    pts = model(frame)
+    assert len(pts) and np.linalg.norm(pts.sorted().xy[0] - target) < 3.0
+
+
 def test_predictor_unknown_name_is_one_line():
     from edge import Predictor
     from edge.errors import SpireEdgeError
