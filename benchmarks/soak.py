@@ -245,4 +245,6 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from edge.cli import run_cli
+
+    sys.exit(run_cli(main))

@@ -126,16 +126,16 @@ def plot_f1_latency(rows: list[Row], path: Path) -> Path | None:
     fig, ax = plt.subplots(figsize=(8.5, 4.5), dpi=110)
     for r in pts:  # one legend entry per row: labels beside clustered points would overlap
         marker = "s" if r.model == "official" else ("^" if r.precision == "int8" else "o")
-        ax.scatter(r.latency_ms_p50, 100 * r.f1, marker=marker, s=45, label=r.name)
+        ax.scatter(r.latency_ms_p50, r.f1, marker=marker, s=45, label=r.name)
     if pts:
         ax.set_xscale("log")
-        f1s = [100 * r.f1 for r in pts]
+        f1s = [r.f1 for r in pts]
         lo, hi = min(f1s), max(f1s)
-        pad = max(2.0, (hi - lo) * 0.15)
-        ax.set_ylim(max(0.0, lo - pad), min(100.0, hi + pad) if hi + pad > lo else lo + pad)
+        pad = max(0.02, (hi - lo) * 0.15)
+        ax.set_ylim(max(0.0, lo - pad), min(1.0, hi + pad) if hi + pad > lo else lo + pad)
         ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
     ax.set_xlabel("end-to-end latency p50 (ms, log scale)")
-    ax.set_ylabel("F1 (%)")
+    ax.set_ylabel("F1")
     dev = next((r.device for r in rows if r.device), "")
     ax.set_title(f"F1 vs latency{' - ' + dev if dev else ''}", fontsize=9)
     ax.grid(True, which="both", alpha=0.3)

@@ -28,17 +28,12 @@ def check_threads(threads, flag: str = "--threads") -> int | None:
 
 
 def check_conf(conf, flag: str = "--conf") -> float | None:
-    """None (the sidecar's threshold) or a score threshold in (0, 1]."""
+    """None (the sidecar's threshold) or a score threshold in edge.codecs.base.SCORE_RANGE."""
     if conf is None:
         return None
-    try:
-        v = float(conf)
-    except (TypeError, ValueError):
-        raise ArgumentError(f"{flag} {conf!r}: must be a number in (0, 1]") from None
-    if not math.isfinite(v) or not 0.0 < v <= 1.0:
-        raise ArgumentError(f"{flag} {conf}: must be a score threshold in (0, 1] (heatmap peaks are scores in "
-                            "0..1; leave it out for the model's validated threshold)")
-    return v
+    from edge.codecs.base import check_threshold
+
+    return check_threshold(conf, flag)
 
 
 def check_raw16(pair, flag: str = "--raw16") -> tuple[float, float] | None:

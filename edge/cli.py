@@ -4,6 +4,9 @@ Why: docs/ARCHITECTURE.md promises that a user error (a missing file, a bad opti
 that is not installed) is `error: <message>` on stderr and exit code 2, never a traceback. Each
 tool used to carry its own copy of that try/except; they all call `run_cli` now.
 SPIRE_EDGE_DEBUG=1 lets the exception through, traceback and all.
+`--version` is answered here too, so every command (`python -m edge.run`, spire.train, export,
+quantize.*, benchmarks.*, edge.datasets, `spire-edge ...`) prints the same version line without
+each parser declaring it.
 """
 from __future__ import annotations
 
@@ -13,13 +16,32 @@ from typing import Callable, Sequence
 
 from edge.errors import SpireEdgeError
 
-__all__ = ["run_cli", "DEBUG_ENV"]
+__all__ = ["run_cli", "DEBUG_ENV", "version_line"]
 
 DEBUG_ENV = "SPIRE_EDGE_DEBUG"
 
 
+def version_line(command: str) -> str:
+    """'<command> (spire-edge X.Y.Z, Python A.B)': what `--version` prints."""
+    from edge import __version__
+
+    return f"{command} (spire-edge {__version__}, Python {sys.version.split()[0]})"
+
+
+def _command(main) -> str:
+    """The command as typed: `python -m <module>` (the __main__ module when run with -m)."""
+    spec = getattr(sys.modules.get("__main__"), "__spec__", None)
+    module = spec.name if spec is not None else (getattr(main, "__module__", "") or os.path.basename(sys.argv[0]))
+    return f"python -m {module.removesuffix('.__main__')}"
+
+
 def run_cli(main: Callable[[Sequence[str] | None], int | None], argv: Sequence[str] | None = None) -> int:
-    """`main(argv)`'s exit code; a `SpireEdgeError` becomes `error: <message>` on stderr and exit code 2."""
+    """`main(argv)`'s exit code; a `SpireEdgeError` becomes `error: <message>` on stderr and exit code 2;
+    `--version` anywhere in argv prints `version_line` and exits 0."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if "--version" in args[: args.index("--") if "--" in args else len(args)]:
+        print(version_line(_command(main)))
+        return 0
     try:
         return int(main(argv) or 0)
     except SpireEdgeError as e:

@@ -5,6 +5,10 @@ clip folder `annotated.mp4` (every frame with detections, labels, score, frame i
 FPS); for image folders an overlay PNG every `--overlay-every` frames; for labelled sources
 `contact_sheet.png` (the frames with misses and false alarms); `--show` a live window.
 
+`frames.csv` holds one row per detection (edge.results: frame, name, x, y, score, and with
+--track track_id, age, vx, vy); `frames_summary.csv` one row per frame (points found, stage
+latencies, the error of a skipped frame); `frames.jsonl` both, per frame.
+
 Written so that a run killed at any moment leaves usable files: the JSONL/CSV are line-buffered
 and flushed after every frame (only whole lines), and `summary.json` is rewritten atomically
 (temp file + os.replace) every few frames and once more at the end, Ctrl-C and crashes included.
@@ -128,26 +132,20 @@ def overlay_image(frame: np.ndarray, pts, gt: np.ndarray | None = None, label: s
     return annotate(frame, pts, gt, FrameInfo(name=label), scale=1)
 
 
-def _point_text(p: dict) -> str:
-    """A point in frames.csv: 'x y score', plus ' id age vx vy' for a tracked point (--track)."""
-    s = f"{p['x']:.2f} {p['y']:.2f} {p['score']:.4f}"
-    return s + f" {p['id']} {p['age']} {p['vx']:.3f} {p['vy']:.3f}" if "id" in p else s
-
-
 class RunWriter:
     """Files of one run under `save_dir` (None: write nothing, keep only the stats), and the --show window.
 
     `video_fps` (set for video-like sources) turns the overlays into `annotated.mp4` with every
     frame (`overlay_every` 0: none); `labelled` adds `contact_sheet.png`. `layers` are extra
     drawing steps for every picture (edge.annotate.Layer: a tracker appends its own), and
-    `frame(..., extra=)` hands them per-frame data.
+    `frame(..., extra=)` hands them per-frame data. `tracking` adds the track columns to frames.csv.
     """
 
-    CSV_FIELDS = ["frame_id", "name", "n_points", *[f"{s}_ms" for s in STAGES], "total_ms", "points", "error"]
+    SUMMARY_FIELDS = ["frame", "name", "n_points", *[f"{s}_ms" for s in STAGES], "total_ms", "error"]
 
     def __init__(self, save_dir: str | Path | None, source: str, overlay_every: int = 0,
                  video_fps: float | None = None, summary_every: int = 25, show: bool = False,
-                 labelled: bool = False):
+                 labelled: bool = False, tracking: bool = False):
         from edge.video_out import AnnotatedVideo, ContactSheet, LiveFps, Viewer
 
         self.dir = Path(save_dir) if save_dir else None
@@ -157,7 +155,7 @@ class RunWriter:
         self.live_fps = LiveFps()
         self.viewer = Viewer() if show else None
         self.video = self.sheet = None
-        self._jsonl = self._csv_file = self._csv = None
+        self._jsonl = self._csv_file = self._csv = self._sum_file = self._sum = None
         if self.dir is None:
             return
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -166,10 +164,17 @@ class RunWriter:
         if labelled:
             self.sheet = ContactSheet()
         self._jsonl = open(self.dir / "frames.jsonl", "w", encoding="utf-8", buffering=1)
-        self._csv_file = open(self.dir / "frames.csv", "w", encoding="utf-8", newline="", buffering=1)
-        self._csv = csv.DictWriter(self._csv_file, fieldnames=self.CSV_FIELDS)
-        self._csv.writeheader()
-        self._csv_file.flush()
+        from edge.results import DETECTION_FIELDS, TRACK_FIELDS
+
+        self._csv_file, self._csv = self._open_csv("frames.csv", DETECTION_FIELDS + (TRACK_FIELDS if tracking else []))
+        self._sum_file, self._sum = self._open_csv("frames_summary.csv", self.SUMMARY_FIELDS)
+
+    def _open_csv(self, name: str, fields: list[str]):
+        f = open(self.dir / name, "w", encoding="utf-8", newline="", buffering=1)
+        w = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
+        w.writeheader()
+        f.flush()
+        return f, w
 
     @property
     def summary_path(self) -> Path | None:
@@ -193,11 +198,13 @@ class RunWriter:
             rec["gt"] = np.asarray(gt, np.float32).reshape(-1, 2).round(3).tolist()
         self._jsonl.write(json.dumps(rec) + "\n")
         self._jsonl.flush()
-        self._csv.writerow({"frame_id": frame_id, "name": name, "n_points": len(pts),
-                            **{f"{s}_ms": lat[s] for s in STAGES}, "total_ms": lat["total"],
-                            "points": ";".join(_point_text(p) for p in pts.to_list()),
-                            "error": ""})
+        from edge.results import detection_rows
+
+        self._csv.writerows(detection_rows(frame_id, name, pts))
         self._csv_file.flush()
+        self._sum.writerow({"frame": frame_id, "name": name, "n_points": len(pts),
+                            **{f"{s}_ms": lat[s] for s in STAGES}, "total_ms": lat["total"], "error": ""})
+        self._sum_file.flush()
 
     def _pictures(self, frame_id: int, name: str, pts, image: np.ndarray, gt, fps, extra) -> None:
         """Draw the frame once for whichever of video, PNG overlay, contact sheet and window want it."""
@@ -231,8 +238,8 @@ class RunWriter:
         self._jsonl.write(json.dumps({"frame_id": frame_id, "source": self.source, "name": name,
                                       "skipped": True, "error": error}) + "\n")
         self._jsonl.flush()
-        self._csv.writerow({"frame_id": frame_id, "name": name, "n_points": 0, "error": error})
-        self._csv_file.flush()
+        self._sum.writerow({"frame": frame_id, "name": name, "n_points": 0, "error": error})
+        self._sum_file.flush()
 
     def report(self) -> dict:
         """What the pictures are, for summary.json."""
@@ -249,7 +256,7 @@ class RunWriter:
 
     def files(self) -> list[str]:
         """Names of what this run writes into its folder."""
-        names = ["summary.json", "frames.jsonl", "frames.csv"]
+        names = ["summary.json", "frames.jsonl", "frames.csv", "frames_summary.csv"]
         if self.video is not None and self.video.frames:
             names.append(self.video.path.name)
         if self.sheet is not None:
@@ -262,7 +269,7 @@ class RunWriter:
             write_json_atomic(self.summary_path, data)
 
     def close(self) -> None:
-        for f in (self._jsonl, self._csv_file):
+        for f in (self._jsonl, self._csv_file, self._sum_file):
             if f is not None and not f.closed:
                 f.close()
         if self.video is not None:

@@ -13,7 +13,8 @@ import numpy as np
 
 @dataclass
 class Points:
-    """N points: `xy` float32 (N, 2) as (x, y), `scores` float32 (N,) (map value at each peak)."""
+    """N points: `xy` float32 (N, 2) as (x, y), `scores` float32 (N,) (map value at each peak: about 1
+    at a target, not bounded by 1, see edge.codecs.base.SCORE_RANGE)."""
 
     xy: np.ndarray = field(default_factory=lambda: np.zeros((0, 2), np.float32))
     scores: np.ndarray | None = None
@@ -64,8 +65,19 @@ class Points:
         """The points by descending score (stable)."""
         return self[np.argsort(-self.scores, kind="stable")]
 
+    def to_records(self) -> list[dict]:
+        """JSON-ready list of {'x', 'y', 'score'} (python floats; tracked points add id, age, vx, vy).
+        Scores are heatmap peak values (edge.codecs.base.SCORE_RANGE): about 1 at a target, may exceed 1."""
+        return self.to_list()
+
+    def to_json(self) -> str:
+        """`to_records()` as a JSON array."""
+        import json
+
+        return json.dumps(self.to_records())
+
     def to_list(self) -> list[dict]:
-        """JSON-ready list of {'x', 'y', 'score'} (python floats)."""
+        """JSON-ready list of {'x', 'y', 'score'} (python floats); `to_records` is the public name."""
         return [
             {"x": float(x), "y": float(y), "score": float(s)}
             for (x, y), s in zip(self.xy.tolist(), self.scores.tolist())

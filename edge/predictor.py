@@ -42,12 +42,18 @@ def _model_file(model_path: Path, meta) -> Path:
 
 
 def resolve_model(model_path: str | Path | None, backend: str | None, precision: str | None = None) -> Path:
-    """The artifact to run: `model_path`, else the shipped one for the backend's format (edge.zoo)."""
-    if model_path is not None:
-        return Path(model_path)
-    from edge.zoo import default_artifact
+    """The artifact to run: a path as given; a ladder name ('spire-s') -> that rung's artifact for
+    the backend; None -> the default rung's. Without a backend, the first installed of
+    edge.zoo.BACKEND_PREFERENCE (openvino, onnxruntime, tflite) picks the format."""
+    from edge import zoo
 
-    return default_artifact(BACKENDS[backend].format if backend in BACKENDS else "onnx", precision)
+    name = backend or zoo.default_backend()
+    fmt = BACKENDS[name].format if name in BACKENDS else "onnx"  # an unknown name fails in load_backend
+    if model_path is None:
+        return zoo.default_artifact(fmt, precision)
+    if fmt == "torch":
+        return zoo.named_checkpoint(model_path)
+    return zoo.resolve_artifact(model_path, fmt, precision)
 
 
 def default_mode(mode: str, deployed: int | None, scale_up: bool, imgsz: int | None = None) -> str:
@@ -67,8 +73,12 @@ def default_mode(mode: str, deployed: int | None, scale_up: bool, imgsz: int | N
 class Predictor:
     """A loaded model plus its preprocessing and decoder.
 
+    `Predictor("spire-s")(frame)` is the Python API (edge.__init__): a ladder name, an artifact
+    folder / model file, or a checkpoint (`best.pt`, with torch installed); calling it returns Points.
+
     Args:
-        model_path: artifact folder or model file (None: the shipped artifact for `backend`).
+        model_path: ladder name, artifact folder or model file (None: the default rung's artifact
+            for `backend`, or for the first installed runtime of openvino, onnxruntime, tflite).
         backend: 'onnxruntime' | 'openvino' | 'tflite' | 'tensorrt' | 'torch' (edge.targets; None: from the sidecar).
         threads: runtime CPU threads.
         mode: 'auto' (pad/letterbox frames that fit, tile larger ones) | 'tile' | 'resize' | 'native'.
@@ -209,8 +219,9 @@ class Predictor:
         for _ in range(max(0, int(n))):
             self.backend.infer(x)
 
-    def __call__(self, frame, name: str | None = None) -> Points:
-        return self.predict(frame, name)[0]
+    def __call__(self, frame, name: str | None = None, thr: float | None = None) -> Points:
+        """`predict` without the timings: Points in image px (the Python API's one call)."""
+        return self.predict(frame, name, thr)[0]
 
     def _run_one(self, img: np.ndarray, timings: dict, thr: float | None = None) -> Points:
         """preprocess -> infer -> decode on a whole frame (pad or letterbox as the sidecar says,

@@ -40,7 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "frame, drops are counted (a video file is played at its frame rate)")
     p.add_argument("--show", action="store_true", help="show the annotated frames in a window (where a display "
                    "and a GUI OpenCV exist)")
-    p.add_argument("--save", help="folder for frames.jsonl, frames.csv, summary.json and overlays")
+    p.add_argument("--save", help="folder for frames.jsonl, frames.csv (one row per detection), "
+                   "frames_summary.csv (one row per frame), summary.json and overlays")
     p.add_argument("--labels-out", choices=("cvat", "labelstudio", "coco"), help="also write the points (with "
                    "--track the tracks) as pre-labels the tool imports: --save/labels_cvat.xml, ... (edge.labels_out)")
     p.add_argument("--track", action="store_true", help="report confirmed point tracks (edge.tracker) instead of "
@@ -54,7 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--tile", dest="mode", action="store_const", const="tile", help="always tile at native resolution")
     g.add_argument("--resize", dest="mode", action="store_const", const="resize", help="always letterbox to the input")
     p.add_argument("--frames", type=int, help="stop after N frames")
-    p.add_argument("--conf", type=float, help="score threshold (default: the sidecar codec's thr)")
+    p.add_argument("--conf", type=float, help="score threshold in (0, 10]: scores are heatmap peak values, "
+                   "about 1 at a target, possibly above 1 (default: the sidecar codec's thr)")
     p.add_argument("--raw16", type=float, nargs=2, metavar=("SCALE", "OFFSET"),
                    help="16-bit frames: the camera's linear 8-bit map, 8-bit = (raw - OFFSET) / SCALE, so 8-bit and "
                         "16-bit output give the same points (default: percentile AGC; see edge.preprocess)")
@@ -63,6 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--warmup", type=int, default=3, help="untimed warm-up inferences (default 3)")
     p.add_argument("--summary-every", type=int, default=25, help="rewrite summary.json every N frames")
     p.add_argument("--quiet", action="store_true", help="no progress bar (skipped frames are still logged)")
+    from edge.archive import add_archive_options
+
+    add_archive_options(p)  # --workers (a --source folder of video files: edge.archive)
     p.set_defaults(mode="auto")
     return p
 
@@ -165,7 +170,7 @@ class Run:
         self.stats = RunStats()
         video_fps = (self.source.fps_out or 25.0) if self.source.is_video else None
         self.writer = RunWriter(args.save, self.source.spec, args.overlay_every, video_fps, args.summary_every,
-                                show=args.show, labelled=self.source.labelled)
+                                show=args.show, labelled=self.source.labelled, tracking=bool(getattr(args, "track", False)))
         if getattr(args, "labels_out", None):  # pre-labels for a labelling tool, written on close
             from edge.labels_out import LabelsOut
 
@@ -338,6 +343,12 @@ def _main(argv: list[str] | None = None) -> int:
                     setattr(args, k, v)
         args.imgsz = getattr(args, "imgsz", None)
         _check_args(args)
+        from edge.archive import archive_videos, check_workers, run_archive
+
+        videos = archive_videos(args.source)
+        check_workers(args, videos)
+        if videos:  # a folder of video files: one run per file and a merged summary (edge.archive)
+            return run_archive(args, videos)
         run = Run(args, stop)
         try:
             run.loop()

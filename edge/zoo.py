@@ -5,6 +5,12 @@ checkout, and a user with their own weights folder must be able to point everyth
 one environment variable (`SPIRE_EDGE_WEIGHTS`). This module is the single place that knows the
 layout: `<weights>/best.pt` (+ metadata.json) and `<weights>/export/<artifact folders>`; local
 exports in `runs/export/` are found too, after the shipped ones.
+
+Installed from a wheel there is no checkout: the default model's OpenVINO and ONNX artifacts and
+weights/ladder.json travel as package data under `edge/_weights/` (copied at build time by
+setup.py from weights/, so the repository keeps one copy) and are found through
+importlib.resources. What the wheel leaves out (other rungs, checkpoints, TFLite/TensorRT) is
+named with where to get it (`not_in_wheel`).
 """
 from __future__ import annotations
 
@@ -25,9 +31,53 @@ PRECISION_ORDER = ("int8", "fp32", "fp16")
 # benchmark run, so the default per backend is the one measured fastest at equal accuracy (e.g.
 # LiteRT INT8 of HRPE is slower than its FP32 on XNNPACK) instead of a fixed precision order.
 DEFAULTS_NAME = "defaults.json"
+# The package-data folder a wheel carries instead of weights/ (setup.py's build step fills it).
+PACKAGE_WEIGHTS = "_weights"
+# Backends tried, in order, when a model is named without one (`Predictor("spire-s")`): the first
+# whose runtime is installed runs it.
+BACKEND_PREFERENCE = ("openvino", "onnxruntime", "tflite")
+
+
+def _weights_root() -> Path:
+    """<checkout>/weights when this is a checkout, else the wheel's package data (edge/_weights)."""
+    repo = REPO_ROOT / "weights"
+    if (repo / "ladder.json").is_file():
+        return repo
+    from importlib.resources import files
+
+    return Path(str(files("edge") / PACKAGE_WEIGHTS))
+
+
+WEIGHTS_ROOT = _weights_root()
 # The model ladder's short names (spire-n, spire-s, ...) -> their folders under weights/; one file,
 # so the default rung and the names every command takes are stated once.
-LADDER_FILE = REPO_ROOT / "weights" / "ladder.json"
+LADDER_FILE = WEIGHTS_ROOT / "ladder.json"
+
+
+def from_package() -> bool:
+    """Whether the models come from the wheel's package data (no checkout's weights/ folder)."""
+    return LADDER_FILE.parent.name == PACKAGE_WEIGHTS
+
+
+def not_in_wheel(what: str, repo_path: str) -> str:
+    """The one line that says a model file is not in the wheel and where to get it."""
+    return (f"{what} is not in the installed wheel (it carries only the default model's OpenVINO and ONNX "
+            f"artifacts); get it from the source repository's {repo_path} and pass --model PATH")
+
+
+def default_backend() -> str:
+    """The first of BACKEND_PREFERENCE whose runtime is installed ('onnxruntime' when none is)."""
+    from importlib.util import find_spec
+
+    from edge.targets import backends
+
+    for name in BACKEND_PREFERENCE:
+        try:
+            if find_spec(backends()[name].runtime_module) is not None:
+                return name
+        except (KeyError, ImportError, ValueError):
+            continue
+    return "onnxruntime"
 
 
 def ladder() -> dict:
@@ -45,7 +95,12 @@ def named_weights(name: str | os.PathLike) -> Path | None:
     """The weights folder of a ladder name ('spire-s', 'spire_s'), or None for anything else."""
     key = str(name).strip().replace("_", "-").lower()
     folder = (ladder().get("models") or {}).get(key)
-    return (LADDER_FILE.parent / folder) if folder else None
+    if not folder:
+        return None
+    path = LADDER_FILE.parent / folder
+    if from_package() and not path.is_dir():
+        raise SidecarError(not_in_wheel(f"model {key!r}", f"weights/{folder}/"))
+    return path
 
 
 def named_checkpoint(spec: str | os.PathLike) -> Path:
@@ -65,12 +120,14 @@ def resolve_artifact(model: str | os.PathLike, fmt: str, precision: str | None =
 def weights_dir() -> Path:
     """The shipped-weights folder: $SPIRE_EDGE_WEIGHTS, else <repo>/weights/shipped."""
     env = os.environ.get(ENV_VAR)
-    return Path(env).expanduser() if env else REPO_ROOT / "weights" / "shipped"
+    return Path(env).expanduser() if env else LADDER_FILE.parent / "shipped"
 
 
 def default_checkpoint() -> Path:
     """The shipped checkpoint (`<weights>/best.pt`); one-line error when it is absent."""
     p = weights_dir() / CHECKPOINT_NAME
+    if not p.is_file() and from_package() and not os.environ.get(ENV_VAR):
+        raise SidecarError(not_in_wheel("the training checkpoint (best.pt)", "weights/shipped/"))
     if not p.is_file():
         raise SidecarError(f"{p}: no shipped checkpoint; pass --weights PATH/TO/best.pt, or set {ENV_VAR} "
                            "to a folder holding best.pt (train one with `python -m spire.train`)")
@@ -134,6 +191,8 @@ def default_artifact(fmt: str, precision: str | None = None, root: str | Path | 
             return hit[0]
     where = str(root) if root is not None else " or ".join(str(r) for r in export_roots())
     want = f"{precision} " if precision else ""
+    if from_package() and (root is None or Path(root).is_relative_to(LADDER_FILE.parent)):
+        raise SidecarError(not_in_wheel(f"a {want}{f} artifact", "weights/shipped/export/"))
     raise SidecarError(f"{where}: no {want}{f} artifact found; export one with "
                        f"`python -m export --target {f}{' --precision ' + precision if precision else ''}` "
                        "or pass --model PATH")

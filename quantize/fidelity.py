@@ -182,8 +182,8 @@ def fidelity_report(fp32_model: str | Path, int8_model: str | Path, vals: ValSet
 
 def summary_line(rep: dict, what: str) -> str:
     """One printable line: F1 FP32 -> INT8, identical share, shift, speed-up."""
-    s = (f"{what}: F1 {100 * rep['fp32_f1']:.2f} -> {100 * rep['int8_f1']:.2f} "
-         f"(P {100 * rep['int8_precision']:.1f}, R {100 * rep['int8_recall']:.1f}, "
+    s = (f"{what}: F1 {rep['fp32_f1']:.4f} -> {rep['int8_f1']:.4f} "
+         f"(P {rep['int8_precision']:.3f}, R {rep['int8_recall']:.3f}, "
          f"Fa {rep['int8_fa_per_pixel']:.2e}/px) on {rep['frames']} {rep['val_source']} frames; "
          f"identical {100 * rep['identical_frames']:.0f}%, mean shift {rep['mean_shift_px']:.3f} px"
          + (f"; INT8 decodes at thr {rep['int8_thr']:.2f} (FP32 {rep['fp32_thr']:.2f})" if "int8_thr" in rep else ""))

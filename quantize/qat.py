@@ -140,8 +140,8 @@ def finetune(src, data: list[str], epochs: int, out: Path, split: str = "train",
         row = {"epoch": epoch + 1, "lr": opt.param_groups[0]["lr"], "train_loss": r["loss"],
                **{f"val_{k}": v for k, v in val.items()}, "seconds": time.monotonic() - t0}
         history.append(row)
-        print(f"qat epoch {epoch + 1}: loss {r['loss']:.4g}, val P {100 * val['precision']:.1f} "
-              f"R {100 * val['recall']:.1f} F1 {100 * val['f1']:.2f} ({row['seconds']:.0f} s)")
+        print(f"qat epoch {epoch + 1}: loss {r['loss']:.4g}, val P {val['precision']:.3f} "
+              f"R {val['recall']:.3f} F1 {val['f1']:.4f} ({row['seconds']:.0f} s)")
         if val["f1"] > best:
             best, best_state, best_thr = val["f1"], copy.deepcopy(net.state_dict()), val.get("thr")
     engine.write_log(out / "log.csv", history)

@@ -138,5 +138,5 @@ def check_drop(rep: dict, what: str, max_drop: float = DEFAULT_MAX_DROP) -> str 
     drop = 100.0 * (float(rep["fp32_f1"]) - float(rep["int8_f1"]))
     if drop <= max_drop:
         return None
-    return (f"{what}: INT8 F1 {100 * rep['int8_f1']:.1f} is {drop:.1f} points below FP32 {100 * rep['fp32_f1']:.1f} "
+    return (f"{what}: INT8 F1 {rep['int8_f1']:.3f} is {drop:.1f} points (x0.01) below FP32 {rep['fp32_f1']:.3f} "
             f"on {rep['frames']} {rep.get('val_source', '')} frames (tolerance {max_drop:g}; fidelity.json beside it)")

@@ -224,13 +224,13 @@ def write_overlays(folder: Path, sets, records, args) -> list[str]:
 
 def print_report(r: dict) -> None:
     print(f"{r['images']} images, {r['targets']} targets ({r['resolution']}, threshold {r['threshold']:g})")
-    print(f"SPIRE convention (greedy, <= {r['max_dist']:g} px): P {r['precision'] * 100:.2f}  "
-          f"R(Pd) {r['recall'] * 100:.2f}  F1 {r['f1'] * 100:.2f}  Fa {r['fa_per_pixel'] * 1e8:.2f} x1e-8 "
+    print(f"SPIRE convention (greedy, <= {r['max_dist']:g} px): P {r['precision']:.4f}  "
+          f"R(Pd) {r['recall']:.4f}  F1 {r['f1']:.4f}  Fa {r['fa_per_pixel'] * 1e8:.2f} x1e-8 "
           f"[TP {r['tp']} FP {r['fp']} FN {r['fn']}]")
     b, h = r["basicirstd"], r["hungarian"]
-    print(f"BasicIRSTD-style (<= 3 px): Pd {b['pd'] * 100:.2f}  false points/frame {b['false_points_per_frame']:.3f}")
-    print(f"Hungarian (<= {r['max_dist']:g} px): P {h['precision'] * 100:.2f}  R {h['recall'] * 100:.2f}  "
-          f"F1 {h['f1'] * 100:.2f}  false points/frame {h['fppi']:.3f}")
+    print(f"BasicIRSTD-style (<= 3 px): Pd {b['pd']:.4f}  false points/frame {b['false_points_per_frame']:.3f}")
+    print(f"Hungarian (<= {r['max_dist']:g} px): P {h['precision']:.4f}  R {h['recall']:.4f}  "
+          f"F1 {h['f1']:.4f}  false points/frame {h['fppi']:.3f}")
     if "ap" in r:
         print(f"AP {r['ap']:.4f}; curves and {len(r['overlays'])} overlay(s) in {Path(r['curves']['pr']).parent}")
 

@@ -42,8 +42,11 @@ def test_synthetic_run_writes_all_outputs(model, tmp_path, capsys):
     recs = [json.loads(line) for line in lines]
     assert [r["frame_id"] for r in recs] == [0, 1, 2, 3] and all({"x", "y", "score"} <= set(p) for r in recs for p in r["points"])
     assert set(recs[0]["latency_ms"]) == {"read", "preprocess", "infer", "decode", "total"}
-    rows = list(csv.DictReader(open(tmp_path / "frames.csv")))
+    rows = list(csv.DictReader(open(tmp_path / "frames_summary.csv")))
     assert len(rows) == 4 and int(rows[0]["n_points"]) == len(recs[0]["points"])
+    dets = list(csv.DictReader(open(tmp_path / "frames.csv")))  # one row per detection
+    assert len(dets) == sum(len(r["points"]) for r in recs) and list(dets[0]) == ["frame", "name", "x", "y", "score"]
+    assert [float(d["x"]) for d in dets if d["frame"] == "0"] == [round(p["x"], 3) for p in recs[0]["points"]]
     assert sorted(p.name for p in tmp_path.glob("overlay_*.png")) == ["overlay_000000.png", "overlay_000002.png"]
     assert "power: n/a (no sensor: tried rapl" in out and "FPS" in out and "p50/p90/p99" in out
     assert "metrics: P " in out

@@ -239,7 +239,9 @@ def _check_track_outputs(out, birth_hits):
     pts = [p for r in recs for p in r["points"]]
     assert pts and all({"x", "y", "score", "id", "age", "vx", "vy"} <= set(p) for p in pts)
     rows = list(csv.DictReader(open(out / "frames.csv")))
-    assert all(len(p.split()) == 7 for r in rows for p in filter(None, r["points"].split(";")))
+    assert len(rows) == len(pts) and rows and set(rows[0]) == {"frame", "name", "x", "y", "score", "track_id", "age",
+                                                               "vx", "vy"}
+    assert sorted(int(r["track_id"]) for r in rows) == sorted(p["id"] for p in pts)
     tracks = list(csv.DictReader(open(out / "tracks.csv")))
     assert {int(t["id"]) for t in tracks} >= {p["id"] for p in pts}
     assert (out / "tracks.png").stat().st_size > 1000

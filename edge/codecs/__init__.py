@@ -2,7 +2,7 @@
 
 `build_codec(codec.to_dict())` rebuilds any registered codec; `CODECS` lists them.
 """
-from edge.codecs.base import CODECS, BaseCodec, build_codec, register_codec
+from edge.codecs.base import CODECS, SCORE_RANGE, BaseCodec, build_codec, check_threshold, register_codec
 from edge.codecs.gaussian import GaussianCodec
 from edge.codecs.prps import PRPSCodec
 

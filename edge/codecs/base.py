@@ -23,6 +23,32 @@ from edge.points import Points
 
 CODECS: dict[str, type] = {}
 
+# What a score is, stated once: the raw value of the network's heatmap at a peak. The head is linear
+# (no sigmoid, as the official network) and regresses training targets in 0..1 (1 at a labelled
+# target's centre), so a confident target scores about 1 and may score more (1.59 and 2.05 were seen
+# on the built-in clip with spire-s); nothing bounds it above. A threshold (--conf, `thr=`, a sidecar's
+# codec thr) is therefore any number in (0, SCORE_RANGE[1]]: above 0 (0 would keep every local
+# maximum of the background) and at most 10, far above any score a trained model emits, so a
+# percentage typed by mistake (`--conf 35`) is refused instead of silently finding nothing.
+SCORE_RANGE = (0.0, 10.0)
+
+
+def check_threshold(value, what: str = "--conf") -> float:
+    """`value` as a float decode threshold in (SCORE_RANGE[0], SCORE_RANGE[1]], else a one-line
+    ArgumentError naming `what` (the option, or the sidecar file and its key)."""
+    from edge.argcheck import ArgumentError
+
+    lo, hi = SCORE_RANGE
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        v = float("nan")
+    if not lo < v <= hi:  # NaN fails too
+        raise ArgumentError(f"{what} {value!r}: a score threshold must be a number in ({lo:g}, {hi:g}] (scores are "
+                            "the heatmap's peak values, about 1 at a target and possibly above 1; leave it out for "
+                            "the model's validated threshold)")
+    return v
+
 
 def register_codec(name: str):
     """Class decorator: make a codec buildable from {'type': name, ...}."""
@@ -133,7 +159,8 @@ class BaseCodec(ABC):
         quarter-cell shift, ×stride, and a coordinate exactly 0 before the inverse transform
         stays 0 after it. The official K-slot output pads with (0, 0), score 0, which its own
         evaluation drops; here only filled slots are returned (never more than K).
-        Scores are the raw map values at the peaks, best first.
+        Scores are the raw map values at the peaks, best first (see SCORE_RANGE: about 1 at a
+        target, not bounded by 1).
         """
         hm = as_map(heatmap)
         idx, vals = find_peaks(hm, self.thr if thr is None else float(thr))
