@@ -150,7 +150,13 @@ def _load_init(cfg: TrainConfig, model) -> dict:
     from spire.models.registry import canonical_name
 
     if canonical_name(ckpt.get("arch") or "") != cfg.model:  # old names are aliases (hrpe_dense = spire_m)
-        raise UsageError(f"--init {path}: a {ckpt.get('arch')!r} checkpoint cannot start a --model {cfg.model} run")
+        try:  # another architecture with the very same parameters (spire_s -> spire_s_local: a new gate pooling)
+            model.load_state_dict(ckpt["model"])
+        except RuntimeError:
+            raise UsageError(f"--init {path}: a {ckpt.get('arch')!r} checkpoint cannot start a --model {cfg.model} "
+                             "run (its weights do not fit)") from None
+        print(f"note: --init {path}: {ckpt.get('arch')!r} weights start a {cfg.model} run (same parameters)",
+              file=sys.stderr)
     model.load_state_dict(ckpt["model"])
     from edge.sidecar import file_sha256
     from spire.models.checkpoint import apply_contract

@@ -34,7 +34,7 @@ ALL = list_models()
 # its full size is checked separately.
 SMALL = {"sshd": {"width": 8}}
 EXPECTED_PARAMS = {"hrpe": 294_753, "hrpe_ir": 293_601, "hrpe_lite": 37_649, "hrpe_nano": 15_977,
-                   "spire_n": 61_369, "spire_s": 133_273, "spire_m": 232_825,
+                   "spire_n": 61_369, "spire_s": 133_273, "spire_s_local": 133_273, "spire_m": 232_825,
                    "sshd": 28_735_256}
 
 
@@ -85,7 +85,7 @@ def _randomize_bn(model: nn.Module, seed: int = 0) -> None:
 def test_registry_lists_the_family():
     assert {"hrpe", "hrpe_ir", "hrpe_lite", "hrpe_nano", "sshd"} <= set(ALL)
     assert list_models("hrpe_*") == ["hrpe_ir", "hrpe_lite", "hrpe_nano"]
-    assert list_models("spire_*") == ["spire_m", "spire_n", "spire_s"]
+    assert list_models("spire_*") == ["spire_m", "spire_n", "spire_s", "spire_s_local"]
 
 
 @pytest.mark.parametrize("name", ALL)
@@ -364,3 +364,29 @@ def test_dense_starts_at_the_all_zero_map_with_identity_blocks():
         HRPEDenseArch(dilations=(1, 0))
     with pytest.raises(ValueError, match="multiples of 8"):
         HRPEDenseArch(width=60)
+
+
+def test_local_gate_scores_a_frame_at_its_own_size_as_padded_away_from_the_padding():
+    """spire_s_local: beyond the receptive field + the gate's half window from the padded edge, a frame
+    run at its own size gives the very map it gives padded to a larger input; the global SE gate does
+    not (every score depends on the whole input). Same parameters: spire_s weights load unchanged."""
+    import torch
+
+    from spire.models import create_model
+
+    torch.manual_seed(0)
+    glob = create_model("spire_s").eval()
+    for m in glob.modules():  # non-trivial BN gains, so the blocks are not identities
+        if isinstance(m, torch.nn.BatchNorm2d):
+            torch.nn.init.uniform_(m.weight, 0.5, 1.5)
+    local = create_model("spire_s_local").eval()
+    local.load_state_dict(glob.state_dict())
+    x = torch.randn(1, 1, 256, 320)
+    padded = torch.zeros(1, 1, 512, 512)
+    padded[..., :256, :320] = x
+    far = (slice(None), slice(None), slice(0, 64 - 30), slice(0, 80 - 30))  # 30 map px = 120 px from the padding
+    with torch.no_grad():
+        lo, lp = local(x), local(padded)[..., :64, :80]
+        go, gp = glob(x), glob(padded)[..., :64, :80]
+    assert torch.equal(lo[far], lp[far])
+    assert (go[far] - gp[far]).abs().max() > 1e-3 * go.abs().max()  # the global gate moves every score

@@ -48,7 +48,7 @@ from .hrpe import _cfg
 from .hrpe_blocks import BN_MOMENTUM
 from .registry import check_arch_kwargs, default_cfgs, register_model
 
-__all__ = ["HRPEDenseArch", "HRPEDense", "ResidualConv"]
+__all__ = ["HRPEDenseArch", "HRPEDense", "ResidualConv", "LocalGate"]
 
 
 @dataclass(frozen=True)
@@ -66,6 +66,9 @@ class HRPEDenseArch:
             hand-over (and the FP32 head) `width / neck` times cheaper.
         gate: a squeeze-excitation gate on the neck (or last block) output: the one piece of
             whole-frame context, as HRPE's SE gates give it.
+        gate_window: 0: the gate averages the whole input (SE); k > 0 (odd): it averages a k x k
+            window of the stride-4 map around each place, over real pixels only (`LocalGate`), so a
+            frame run at its own size scores what it scores padded to a bigger input.
     """
 
     in_chans: int = 1
@@ -74,8 +77,11 @@ class HRPEDenseArch:
     dilations: tuple[int, ...] = (1, 2, 4)
     neck: int = 16
     gate: bool = True
+    gate_window: int = 0
 
     def __post_init__(self) -> None:
+        if self.gate_window < 0 or (self.gate_window and self.gate_window % 2 == 0):
+            raise ValueError(f"HRPEDenseArch.gate_window must be 0 (global) or an odd window, got {self.gate_window}")
         object.__setattr__(self, "dilations", tuple(int(d) for d in self.dilations))
         if not self.dilations or min(self.dilations) < 1:
             raise ValueError(f"HRPEDenseArch.dilations must be one or more ints >= 1, got {self.dilations}")
@@ -124,6 +130,26 @@ class SEGate(nn.Module):
         return x * self.sigmoid(self.fc2(self.relu(self.fc1(self.pool(x)))))
 
 
+class LocalGate(SEGate):
+    """x * sigmoid(W2 ReLU(W1 localmean_k(x))): the SE gate with a k x k window mean instead of the frame's.
+
+    Why: the global mean makes every score depend on the whole input, so padding a 320x256 frame
+    to 512x512 (what the ladder ships, `fit: pad`, 3.2x the pixels) changes the scores, and at
+    their own size frames lost 6-11 F1 points. A window mean that leaves padding out
+    (count_include_pad=False) gives the same gate at every place farther than k/2 from the
+    padding, whatever the input size. Separable (k x 1 then 1 x k): 2k adds per value instead of
+    k^2, exact because the valid part of a window is a rectangle. AveragePool runs on every
+    backend (ONNX AveragePool, OpenVINO AvgPool exclude-pad, TFLite AVERAGE_POOL_2D); same
+    parameters as SEGate (fc1, fc2), so a global-gate checkpoint initialises it.
+    """
+
+    def __init__(self, channels: int, window: int, reduction: int = 2) -> None:
+        super().__init__(channels, reduction)
+        r = window // 2
+        self.pool = nn.Sequential(nn.AvgPool2d((window, 1), stride=1, padding=(r, 0), count_include_pad=False),
+                                  nn.AvgPool2d((1, window), stride=1, padding=(0, r), count_include_pad=False))
+
+
 class HRPEDense(nn.Module):
     """Stride-4 heatmap network: 2-conv stem -> dilated basic blocks -> 1x1 neck -> SE gate -> 1x1 head."""
 
@@ -145,7 +171,7 @@ class HRPEDense(nn.Module):
         else:
             self.neck = nn.Identity()
         c = a.neck or a.width
-        self.gate = SEGate(c) if a.gate else nn.Identity()
+        self.gate = (LocalGate(c, a.gate_window) if a.gate_window else SEGate(c)) if a.gate else nn.Identity()
         self.final_layer = nn.Conv2d(c, 1, 1)
         nn.init.normal_(self.final_layer.weight, std=1e-3)  # start near the all-zero map, not at ~1e2
         nn.init.zeros_(self.final_layer.bias)
@@ -168,6 +194,8 @@ _ARCHS: dict[str, HRPEDenseArch] = {
     "spire_n": HRPEDenseArch(stem1=16, width=32, neck=16, gate=True),
     "spire_s": HRPEDenseArch(stem1=16, width=48, neck=16, gate=True),
     "spire_m": HRPEDenseArch(stem1=16, width=64, neck=16, gate=True),
+    # spire-s with a 31 x 31 window gate (124 px of context at stride 4): runs frames at their own size
+    "spire_s_local": HRPEDenseArch(stem1=16, width=48, neck=16, gate=True, gate_window=31),
 }
 # PTQ recipe per backend (ModelCfg.int8), from each rung's fidelity reports on sirst-v2/val: the SE
 # gate's global mean and the 16-channel neck before it lose the most to INT8 (plain NNCF PTQ of
@@ -185,6 +213,7 @@ _INT8 = {
     "spire_n": _INT8_FAMILY,
     "spire_s": {**_INT8_FAMILY, "openvino": {"ignored_scope": ["gate", "neck", "conv1"]}},
     "spire_m": {**_INT8_FAMILY, "openvino": {}},  # the round before's plain NNCF INT8 (-4.8: its FP32 ships)
+    "spire_s_local": {**_INT8_FAMILY, "openvino": {"ignored_scope": ["gate", "neck", "conv1"]}},
 }
 default_cfgs.update({name: _cfg(int8=_INT8[name]) for name in _ARCHS})
 
@@ -206,6 +235,12 @@ def spire_n(**kwargs) -> HRPEDense:
 def spire_s(**kwargs) -> HRPEDense:
     """Ladder rung s: width 48 (0.13 M params)."""
     return _create("spire_s", **kwargs)
+
+
+@register_model
+def spire_s_local(**kwargs) -> HRPEDense:
+    """spire-s with a window gate (`LocalGate`): the same weights, frames run at their own size."""
+    return _create("spire_s_local", **kwargs)
 
 
 @register_model
