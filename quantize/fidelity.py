@@ -22,6 +22,7 @@ from edge.datasets import open_dataset
 from edge.errors import DatasetError
 from edge.io import atomic_write_json
 from edge.metrics import PointMetrics, match_hungarian
+from edge.metrics.matching import HIT_RADIUS_PX
 from edge.metrics.operating import THR_GRID, best_operating_point
 from edge.predictor import Predictor
 from edge.sidecar import read_sidecar, write_sidecar
@@ -120,7 +121,7 @@ def latency_ms(model_path: str | Path, runs: int = 30, threads: int | None = 2, 
 
 
 def fidelity_report(fp32_model: str | Path, int8_model: str | Path, vals: ValSet, threads: int | None = 2,
-                    bench_runs: int = 30, max_dist: float = 5.0, desc: str = "fidelity",
+                    bench_runs: int = 30, max_dist: float = HIT_RADIUS_PX, desc: str = "fidelity",
                     labels: tuple[str, str] | None = None, retune_thr: bool = True) -> dict:
     """Run both artifacts on the validation frames; returns the report dict (see module docstring).
 

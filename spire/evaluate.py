@@ -30,7 +30,7 @@ import torch
 
 from edge.annotate import FrameInfo, annotate, frame_errors
 from edge.codecs import build_codec
-from edge.metrics.matching import match
+from edge.metrics.matching import HIT_RADIUS_PX, match
 from edge.metrics.points import PointMetrics
 from edge.predictor import MODES, default_mode
 from edge.preprocess import PreprocessConfig
@@ -62,7 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     a("--native", action="store_true", help="same as --mode native")
     a("--no-vr", action="store_true", help="turn off SPIRE's 65 %% relative-peak rule (faithful codecs)")
     a("--thr", type=float, help="decode threshold (default: the model's codec)")
-    a("--max-dist", type=float, default=5.0, help="hit radius in image px (SPIRE: 5)")
+    a("--max-dist", type=float, default=HIT_RADIUS_PX, help="hit radius in image px (SPIRE: %(default)s)")
     a("--max-frames", type=int, default=0, help="evaluate the first N frames only (0: all)")
     a("--json", help="write the metrics here")
     a("--out", help="folder for curves and overlays")

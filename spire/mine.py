@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edge.metrics.matching import pairwise_distances
+from edge.metrics.matching import HIT_RADIUS_PX, pairwise_distances
 
 from .cli import UsageError, add_data_options, open_roots, run_main
 
@@ -38,7 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
                      stride=10, stride_help="video-clip roots: every k-th frame (as spire.train)")
     a("--thr", type=float, default=0.3, help="keep false alarms scored at least this (below the decode threshold: "
       "near-misses teach as much as the alarms themselves)")
-    a("--max-dist", type=float, default=5.0, help="a point within this many px of a label is a hit, not mined")
+    a("--max-dist", type=float, default=HIT_RADIUS_PX, help="a point within this many px of a label is a hit, not mined")
     a("--out", required=True, help="CSV to write (refused if it exists)")
     a("--threads", type=int)
     a("--quiet", action="store_true")

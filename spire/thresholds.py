@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from edge.metrics.matching import HIT_RADIUS_PX
 from edge.metrics.points import PointMetrics
 from edge.predictor import MODES
 
@@ -44,7 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
       help="how frames reach the network (edge.predictor): auto = what OpenVINO/onnxruntime do (frames that fit at "
            "their own size), static = what fixed-input runtimes do (frames that fit padded to --imgsz)")
     a("--thr", type=float, nargs="+", default=list(DEFAULT_THRS), help="thresholds to report")
-    a("--max-dist", type=float, default=5.0, help="hit radius in image px (SPIRE: 5)")
+    a("--max-dist", type=float, default=HIT_RADIUS_PX, help="hit radius in image px (SPIRE: %(default)s)")
     a("--json", help="write the table here")
     a("--threads", type=int, default=None)
     a("--quiet", action="store_true")

@@ -21,7 +21,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["Match", "pairwise_distances", "match_greedy", "match_hungarian", "match", "linear_assignment"]
+__all__ = ["Match", "pairwise_distances", "match_greedy", "match_hungarian", "match", "linear_assignment", "HIT_RADIUS_PX"]
+
+# The hit radius of the SPIRE metric, in original-image pixels: a prediction within it of a label
+# is that label found. Every matcher, metric, sweep and command default reads this one value.
+HIT_RADIUS_PX = 5.0
 
 
 @dataclass(frozen=True)
@@ -85,7 +89,7 @@ def _build(gi, pi, d, n_gt, n_pred) -> Match:
     return Match(gi, pi, np.asarray(d, dtype=np.float64), int(n_gt), int(n_pred))
 
 
-def match_greedy(gt_xy, pred_xy, max_dist: float = 5.0) -> Match:
+def match_greedy(gt_xy, pred_xy, max_dist: float = HIT_RADIUS_PX) -> Match:
     """SPIRE's GT-driven greedy one-to-one matching (distance <= `max_dist` is a hit).
 
     Each ground truth, in order, takes the nearest prediction not used yet (ties: lowest index);
@@ -174,7 +178,7 @@ def linear_assignment(cost: np.ndarray, use_scipy: bool | None = None) -> tuple[
     return _hungarian_numpy(cost)
 
 
-def match_hungarian(gt_xy, pred_xy, max_dist: float = 5.0, use_scipy: bool | None = None) -> Match:
+def match_hungarian(gt_xy, pred_xy, max_dist: float = HIT_RADIUS_PX, use_scipy: bool | None = None) -> Match:
     """Order-independent matching: most pairs within `max_dist`, then least total distance.
 
     Pairs farther than the gate get a cost larger than any sum of gated distances, so the solver
@@ -196,7 +200,7 @@ def match_hungarian(gt_xy, pred_xy, max_dist: float = 5.0, use_scipy: bool | Non
     return _build(r, c, d[r, c], m, n)
 
 
-def match(gt_xy, pred_xy, max_dist: float = 5.0, method: str = "greedy") -> Match:
+def match(gt_xy, pred_xy, max_dist: float = HIT_RADIUS_PX, method: str = "greedy") -> Match:
     """Dispatch on `method`: 'greedy' (SPIRE) or 'hungarian'."""
     if method == "greedy":
         return match_greedy(gt_xy, pred_xy, max_dist)

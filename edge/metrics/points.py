@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .matching import match
+from .matching import HIT_RADIUS_PX, match
 
 __all__ = ["PointMetrics", "UNITS", "as_pred_arrays"]
 
@@ -81,7 +81,7 @@ class PointMetrics:
     keep_frames: False: count each frame on arrival and keep only the counts (no sweeps; see above).
     """
 
-    max_dist: float = 5.0
+    max_dist: float = HIT_RADIUS_PX
     method: str = "greedy"
     scr_bands: tuple[float, ...] = (0.0, 2.0, 4.0, 8.0, math.inf)
     frames: list = field(default_factory=list, repr=False)
