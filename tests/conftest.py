@@ -133,5 +133,7 @@ def spots(h: int, w: int, xy, seed: int = 0, level: int = 220) -> np.ndarray:
 
 @pytest.fixture(scope="session")
 def fake_model(tmp_path_factory) -> Path:
-    """The fake target's 64 px artifact folder (numpy only: no torch, no runtime)."""
-    return fake_artifact(tmp_path_factory.mktemp("fake_model"))
+    """The fake target's 64 px artifact folder (numpy only: no torch, no runtime); its row leaves the
+    target table when the session ends, so nothing after the tests sees a table they changed."""
+    yield fake_artifact(tmp_path_factory.mktemp("fake_model"))
+    TARGETS.pop(FAKE_TARGET.format, None)

@@ -36,7 +36,9 @@ def test_synthetic_run_writes_all_outputs(model, tmp_path, capsys):
     for stage in ("read", "preprocess", "infer", "decode"):
         assert set(s["latency_ms"][stage]) >= {"p50", "p90", "p99"}
         assert s["latency_ms"][stage]["p50"] <= s["latency_ms"][stage]["p99"]
-    assert s["power_w"] is None and s["energy_mj_per_frame"] is None and s["power_source"] is None
+    # power is measured where the host has a sensor (a board) and is null where it has none: either way
+    # the three keys agree (host-independent; a board with a sensor must pass too)
+    assert (s["power_source"] is None) == (s["power_w"] is None) == (s["energy_mj_per_frame"] is None)
     assert set(s["metrics"]) >= {"precision", "recall", "f1", "fa_per_pixel", "fppi"}  # the clip is labelled
     lines = (tmp_path / "frames.jsonl").read_text().splitlines()
     recs = [json.loads(line) for line in lines]
@@ -48,7 +50,8 @@ def test_synthetic_run_writes_all_outputs(model, tmp_path, capsys):
     assert len(dets) == sum(len(r["points"]) for r in recs) and list(dets[0]) == ["frame", "name", "x", "y", "score"]
     assert [float(d["x"]) for d in dets if d["frame"] == "0"] == [round(p["x"], 3) for p in recs[0]["points"]]
     assert sorted(p.name for p in tmp_path.glob("overlay_*.png")) == ["overlay_000000.png", "overlay_000002.png"]
-    assert "power: n/a (no sensor: tried rapl" in out and "FPS" in out and "p50/p90/p99" in out
+    assert ("power: n/a (no sensor: tried rapl" in out) == (s["power_source"] is None)
+    assert "FPS" in out and "p50/p90/p99" in out
     assert "metrics: P " in out
 
 

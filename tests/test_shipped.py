@@ -58,15 +58,15 @@ def torch_points(frames):
     from export.common import load_source
     from spire.torch_backend import torch_predictor
 
-    cache: dict[Path, list] = {}
+    cache: dict[tuple, list] = {}
 
     def points(root: Path, imgsz: int, mode: str = "auto") -> list:
-        if (root, mode) not in cache:  # the same path the artifact takes: tiles, or native whole frames
+        if (root, imgsz, mode) not in cache:  # the same path the artifact takes: tiles, or native whole frames
             src = load_source(root / "best.pt", imgsz=imgsz)
             pred = torch_predictor(src.model, PreprocessConfig.from_dict(src.preprocess), build_codec(dict(src.codec)),
                                    mode=mode, imgsz=imgsz, threads=1)
-            cache[root, mode] = [pred.predict(f, name)[0] for name, f, _ in frames]
-        return cache[root, mode]
+            cache[root, imgsz, mode] = [pred.predict(f, name)[0] for name, f, _ in frames]
+        return cache[root, imgsz, mode]
     return points
 
 
