@@ -37,7 +37,7 @@ def copy_default_model(weights: Path, dst: Path) -> list[str]:
             shutil.copytree(side.parent, dst_export / side.parent.name)
             kept.append(side.parent.name)
     if not kept:
-        raise SystemExit(f"{src_export}: no OpenVINO/ONNX artifacts to put in the wheel; run weights/ship.sh first")
+        raise SystemExit(f"{src_export}: no OpenVINO/ONNX artifacts to put in the wheel; run python -m quantize.release first")
     defaults = src_export / "defaults.json"
     if defaults.is_file():
         chosen = {k: v for k, v in json.loads(defaults.read_text()).items() if v in kept}

@@ -1,6 +1,6 @@
 """`python -m quantize.pick`: which INT8 artifact ships, and which artifact each backend runs by default.
 
-Why a module (these rules were two inline scripts in weights/ship.sh): they are the project's own
+Why a module (these rules were two inline scripts in the old weights/ship.sh; quantize.release runs it): they are the project's own
 decisions, read from the fidelity reports, and `edge.zoo` follows their output
 (`export/defaults.json`), so they are tested like the rest. Artifacts are found by their sidecars
 (`edge.zoo.find_artifacts`), never by folder-name patterns.

@@ -6,7 +6,7 @@ validation (whole frames, one joint threshold). Measured the way the model will 
 better model, and the last one is the only other epoch a run keeps. This writes DIR/best.pt
 (last.pt's weights, its EMA average for an --ema run, without optimiser state), DIR/metadata.json (its sidecar: the last
 epoch's validation row as `training.best`, and `training.promoted` with the reason) and
-copies log.csv and train_args.json, so `bash weights/ship.sh DIR` takes it like any finished
+copies log.csv and train_args.json, so `python -m quantize.release DIR --to weights/RUNG` takes it like any finished
 run. The run itself is left as it is, and DIR must not exist: nothing is overwritten.
 
     python -m spire.promote runs/abl/n_hard_photo --why "runtime-path val prefers epoch 12" \\
@@ -75,7 +75,7 @@ def promote(run: Path, out: Path, why: str) -> Path:
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     path = promote(Path(args.run), Path(args.out), args.why)
-    print(f"promoted: {args.run}/last.pt -> {path}; next: bash weights/ship.sh {args.out} 512")
+    print(f"promoted: {args.run}/last.pt -> {path}; next: python -m quantize.release {args.out} --to weights/shipped")
     return 0
 
 

@@ -6,7 +6,7 @@ training-time pick (one joint threshold, whole frames) is not the runtime's: thi
 validation root once through the runtime path (`edge.predictor.Predictor`, the torch backend,
 frames that fit run at their own size and larger ones tiled at `--imgsz`, as the OpenVINO export
 runs) and prints, per root and threshold, P / R / F1, false points per frame and per target-free
-frame. `python -m quantize.pick EXPORT_DIR --thr T --thr-rule "..."` (or `ship.sh THR=`) then sets it.
+frame. `python -m quantize.pick EXPORT_DIR --thr T --thr-rule "..."` (or the rung's release.json, quantize.release) sets it.
 
     python -m spire.thresholds --weights runs/abl/n_hp_last --data ../shared/data/sirst-v2 \\
         ../shared/data/ir-drone --split val --frame-stride 10
