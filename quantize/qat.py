@@ -86,7 +86,9 @@ def finetune(src, data: list[str], epochs: int, out: Path, split: str = "train",
     from spire import engine
     from spire.augment import AugmentConfig
     from spire.data import PlanSampler, Reporter, TrainDataset, collate_skip
-    from spire.train import TrainConfig, build_data, validate
+    from spire.train import validate
+    from spire.train_config import TrainConfig
+    from spire.train_data import build_data
 
     if threads:
         torch.set_num_threads(threads)

@@ -22,191 +22,18 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
-from edge.errors import DatasetError
-from edge.metrics.operating import THR_GRID, best_operating_point
+from edge.metrics.operating import THR_GRID
 
-from .cli import UsageError, carve_split, git_commit, open_roots, run_main, write_json
-from .data import FrameStore, PlanSampler, Reporter, TrainDataset, collate_skip, iter_eval_frames
+from .cli import UsageError, git_commit, run_main, write_json
+from .data import PlanSampler, Reporter, TrainDataset, collate_skip, iter_eval_frames
 from .augment import AugmentConfig
 from . import engine
 from .engine import RunState, build_meta, load_last, save_best, save_last, write_log
 from .train_config import RUN_CONTROL, TrainConfig, build_parser, parse_config  # noqa: F401  (public API)
-
-
-def build_data(cfg: TrainConfig, pre_norm_needed: bool, channels: int, reporter: Reporter, quiet: bool = False):
-    """Training FrameStore, validation datasets, split info and (if needed) pixel statistics."""
-    from edge.preprocess import compute_stats
-
-    train_sets = open_roots(cfg.data, cfg.format, cfg.train_split, reporter=reporter, stride=cfg.frame_stride)
-    store = FrameStore(reporter=reporter, cache=cfg.cache, progress=not quiet)
-    if cfg.val_data:
-        val_sets = open_roots(cfg.val_data, cfg.format, cfg.val_split, reporter=reporter, stride=cfg.val_frame_stride)
-        val_keys = validation_keys(val_sets, store, quiet)
-        split = {"val_data": list(cfg.val_data), "val_split": cfg.val_split, "val_frame_stride": cfg.val_frame_stride}
-    else:
-        val_names = carve_split([n for d in train_sets for n in d.names], cfg.val_fraction, cfg.seed)
-        val_sets, taken = [], set()
-        for d in train_sets:
-            mine = {n for n in d.names if n in val_names and n not in taken}
-            taken |= mine
-            if mine:
-                val_sets += open_roots([d.root], cfg.format, cfg.train_split, exclude=set(d.names) - mine,
-                                       reporter=reporter, stride=cfg.frame_stride)
-        val_keys = validation_keys(val_sets, store, quiet)
-        split = {"val_fraction": cfg.val_fraction, "val_seed": cfg.seed}
-
-    def frames():
-        for k, d in enumerate(train_sets):
-            yield from store.iter_add(d, val_keys, desc=f"indexing {Path(str(d.root)).name}", domain=k)
-
-    norm = None
-    if pre_norm_needed:
-        with _tqdm_disabled(quiet):
-            norm = compute_stats(frames(), channels=channels)
-    else:
-        for _ in frames():
-            pass
-    if cfg.hard_negatives:
-        from edge.sidecar import file_sha256
-
-        from .mine import read_hard_negatives
-
-        n = store.attach_hard_negatives(read_hard_negatives(cfg.hard_negatives),
-                                        [Path(str(d.root)).name for d in train_sets])
-        if not n:
-            raise UsageError(f"--hard-negatives {cfg.hard_negatives}: none of its frames is a training frame of "
-                             f"{', '.join(cfg.data)}; mine these roots' --train-split with python -m spire.mine")
-        split["hard_negatives"] = {"file": str(cfg.hard_negatives), "sha256": file_sha256(cfg.hard_negatives),
-                                   "points": n, "frames": len(store.hard), "ratio": cfg.hard_ratio}
-    if cfg.synthetic:
-        add_synthetic(store, cfg.synthetic, cfg.seed, cfg.imgsz, domain=len(train_sets))
-    if not len(store):
-        raise DatasetError(f"{', '.join(cfg.data)}: no readable training frames left after removing the "
-                           "validation names; check --data/--train-split")
-    split.update({"train": [{"root": str(d.root), "split": cfg.train_split, "format": d.format} for d in train_sets],
-                  "train_frames": len(store), "train_targets": store.targets,
-                  "frame_stride": cfg.frame_stride,
-                  "domains": [{"root": str(d.root), "frames": sum(r.domain == k for r in store.records),
-                               "with_targets": sum(r.domain == k and len(r.points) > 0 for r in store.records),
-                               "weight": cfg.data_weights[k] if cfg.data_weights else None,
-                               "bg_weight": (cfg.bg_weights or cfg.data_weights or [None] * len(train_sets))[k]}
-                              for k, d in enumerate(train_sets)],
-                  "val_frames_excluded_from_train": store.excluded, "exact_duplicates_skipped": store.duplicates,
-                  "val_frames": sum(len(d) for d in val_sets),
-                  "synthetic": cfg.synthetic})
-    return store, val_sets, split, norm
-
-
-def validation_keys(val_sets, store: FrameStore, quiet: bool) -> set[str]:
-    """`content_key`s of every validation frame: training frames with the same pixels are left out."""
-    from tqdm import tqdm
-
-    from .data import content_key
-
-    keys = set()
-    for d in val_sets:
-        for i, name in enumerate(tqdm(d.names, desc=f"hashing val {Path(str(d.root)).name}", unit="frame",
-                                      leave=False, disable=quiet)):
-            got = store.read(d, i, name)
-            if got is not None:
-                keys.add(content_key(got[0]))
-    return keys
-
-
-def _tqdm_disabled(quiet: bool):
-    """Silence progress bars drawn inside edge helpers (compute_stats) for --quiet / other ranks."""
-    import contextlib
-    from functools import partialmethod
-
-    from tqdm import tqdm
-
-    if not quiet:
-        return contextlib.nullcontext()
-    from unittest import mock
-
-    return mock.patch.object(tqdm, "__init__", partialmethod(tqdm.__init__, disable=True))
-
-
-def add_synthetic(store: FrameStore, n: int, seed: int, size: int, domain: int = 0) -> None:
-    """N seeded synthetic frames (edge.synthetic, 8-bit AGC view) as in-memory training frames."""
-    from tqdm import tqdm
-
-    from edge.synthetic import make_frame
-
-    for i in tqdm(range(n), desc="synthetic frames", unit="frame", leave=False, disable=not store.progress):
-        fr = make_frame(size=max(256, size), seed=[int(seed), 1, i])
-        store.add_frame(f"synthetic_{i:05d}", fr.frame, fr.points, domain)
-
-
-def _load_init(cfg: TrainConfig, model) -> dict:
-    """Load --init's weights into `model` (same architecture, strict); returns the checkpoint."""
-    from spire.models.checkpoint import read_checkpoint_file, resolve_checkpoint
-
-    path = resolve_checkpoint(cfg.init)
-    ckpt = read_checkpoint_file(path)
-    from spire.models.registry import canonical_name
-
-    if canonical_name(ckpt.get("arch") or "") != cfg.model:  # old names are aliases (hrpe_dense = spire_m)
-        try:  # another architecture with the very same parameters (spire_s -> spire_s_local: a new gate pooling)
-            model.load_state_dict(ckpt["model"])
-        except RuntimeError:
-            raise UsageError(f"--init {path}: a {ckpt.get('arch')!r} checkpoint cannot start a --model {cfg.model} "
-                             "run (its weights do not fit)") from None
-        print(f"note: --init {path}: {ckpt.get('arch')!r} weights start a {cfg.model} run (same parameters)",
-              file=sys.stderr)
-    model.load_state_dict(ckpt["model"])
-    from edge.sidecar import file_sha256
-    from spire.models.checkpoint import apply_contract
-
-    apply_contract(path, ckpt)  # its sidecar's fit, size and threshold: how the model is deployed
-    return {**ckpt, "sha256": file_sha256(path)}
-
-
-def deployment(cfg: TrainConfig, mcfg, pre, codec):
-    """(preprocess, codec) of the model as it is deployed, stored in its checkpoint (edge.contract).
-
-    Why: the network is trained on --imgsz crops but runs on --val-imgsz inputs (frames that fit
-    at their own size or padded, as --val-fit says; larger ones tiled); exporting, quantising and
-    evaluating the checkpoint must use that size without being told. A model that letterboxes
-    whole frames (scale_up) is deployed at its training size.
-    """
-    if cfg.val_fit or not pre.scale_up:
-        return dataclasses.replace(pre, imgsz=cfg.val_imgsz), mcfg.build_codec(cfg.val_imgsz)
-    return pre, codec
-
-
-def inherit_deployment(cfg: TrainConfig, init: dict | None) -> TrainConfig:
-    """--init without --val-fit: validate and deploy as the model it starts from is deployed."""
-    if init is None or cfg.val_fit or not init.get("deployed"):
-        return cfg
-    ipre = init["meta"]["preprocess"]
-    return dataclasses.replace(cfg, val_fit=ipre.get("fit") or "native", val_imgsz=int(ipre["imgsz"]))  # recorded in the sidecar: the path may be overwritten later
-
-
-def copy_paste_bank(cfg: TrainConfig, store, split: dict) -> tuple:
-    """(TargetBank, PasteConfig) for --copy-paste (recorded in split['copy_paste']), else (None, None)."""
-    if not cfg.copy_paste:
-        return None, None
-    from .paste import PasteConfig, TargetBank
-
-    bank = TargetBank.from_store(store, np.random.default_rng([cfg.seed, 7]))
-    paste = PasteConfig(prob=cfg.copy_paste)
-    split["copy_paste"] = {"prob": paste.prob, "patches": len(bank), "max_targets": paste.max_targets,
-                           "scale": list(paste.scale), "gain": list(paste.gain)}
-    return bank, paste
-
-
-def _domain_weights(cfg: TrainConfig, store: FrameStore, weights=None) -> list[float] | None:
-    """--data-weights (or `weights`), plus the synthetic frames' domain at the mean weight; None: as the data comes."""
-    if not cfg.data_weights:
-        return None
-    w = list(weights if weights is not None else cfg.data_weights)
-    if cfg.synthetic:
-        w.append(sum(w) / len(w))
-    return w
+from .train_contract import deployment, inherit_deployment, load_init
+from .train_data import build_data, copy_paste_bank, domain_weights
 
 
 def make_ema(model, decay: float, resume=None):
@@ -274,10 +101,53 @@ def validate(model, val_sets, pre, codec, info, mode: str, reporter, max_frames:
     return joint_operating_point(per_set, codec.thr)
 
 
-def train(cfg: TrainConfig) -> dict:
-    """Run (or resume) one training run; returns the summary written to OUT/summary.json."""
-    from spire.models import create_model
+@dataclasses.dataclass
+class Job:
+    """One run's fixed frame: its options, where it runs and writes, and what it resumes."""
 
+    cfg: TrainConfig
+    info: object
+    out: Path
+    quiet: bool
+    reporter: Reporter
+    resume: object | None
+
+
+@dataclasses.dataclass
+class Parts:
+    """What is trained on what: the network, its input and decoder, the data, the validation path."""
+
+    model: torch.nn.Module
+    mcfg: object
+    pre: object
+    codec: object
+    init: dict | None
+    store: object
+    val_sets: list
+    split: dict
+    val: tuple  # (preprocess, codec, Predictor mode, description): validation_path
+    aug: AugmentConfig
+
+
+@dataclasses.dataclass
+class Loop:
+    """The optimisation state carried from epoch to epoch (saved in last.pt)."""
+
+    opt: object
+    sched: object
+    sampler: PlanSampler
+    batches: int
+    warm: object
+    st: RunState
+    ema: object
+    meta: dict
+    ds: TrainDataset
+    net: torch.nn.Module
+    val_cache: list | None
+
+
+def _start(cfg: TrainConfig) -> Job:
+    """Processes, threads and seed; the run folder (never overwritten) and what --resume continues."""
     info = engine.setup_distributed(cfg.device)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
@@ -291,23 +161,28 @@ def train(cfg: TrainConfig) -> dict:
             print(where[1], file=sys.stderr)
         cfg = dataclasses.replace(cfg, out=where[0])
     out = Path(cfg.out)
-    quiet = cfg.quiet or not info.is_main
-    reporter = Reporter(enabled=info.is_main)
     resume = load_last(out) if cfg.resume else None
     if cfg.resume and info.is_main:
         print(f"note: {out / 'last.pt'} not found; starting a new run" if resume is None else
               f"resuming {out / 'last.pt'} (options from train_args.json; only "
               f"{', '.join(k for k in RUN_CONTROL if k not in ('resume', 'out', 'quiet'))} may change)", file=sys.stderr)
+    return Job(cfg, info, out, cfg.quiet or not info.is_main, Reporter(enabled=info.is_main), resume)
 
+
+def _parts(job: Job) -> Parts:
+    """The network (fresh, --init or resumed), its normalisation, codec, data and validation path."""
+    from spire.models import create_model
+
+    cfg, resume = job.cfg, job.resume
     model = create_model(cfg.model)
     mcfg = model.cfg.replace(input_size=cfg.imgsz)
     if cfg.codec:
         mcfg = mcfg.replace(codec={**mcfg.codec, "type": cfg.codec})
     pre = mcfg.preprocess_config(cfg.imgsz)
-    init = _load_init(cfg, model) if cfg.init and resume is None else None
-    cfg = inherit_deployment(cfg, init)
+    init = load_init(cfg, model) if cfg.init and resume is None else None
+    cfg = job.cfg = inherit_deployment(cfg, init)
     need_stats = pre.norm.mode == "mean-std" and resume is None and init is None
-    store, val_sets, split, norm = build_data(cfg, need_stats, pre.channels, reporter, quiet)
+    store, val_sets, split, norm = build_data(cfg, need_stats, pre.channels, job.reporter, job.quiet)
     if resume is not None:
         mcfg = mcfg.replace(norm=resume.meta["preprocess"]["norm"])
     elif init is not None:  # the weights were trained on inputs normalised this way
@@ -320,132 +195,164 @@ def train(cfg: TrainConfig) -> dict:
     native = (not mcfg.scale_up) if cfg.native_val is None else cfg.native_val
     if cfg.val_fit:  # how frames reach the exports is the model's own: the sidecar carries it to them
         pre = dataclasses.replace(pre, fit=cfg.val_fit)
-    val_pre, val_codec, val_mode, val_desc = validation_path(cfg, mcfg, pre, codec, native)
     aug = AugmentConfig(zoom=cfg.zoom, dihedral=not cfg.no_flip, crop=None if mcfg.scale_up else cfg.imgsz,
                         photometric=cfg.photometric)
-    if info.is_main:
+    parts = Parts(model, mcfg, pre, codec, init, store, val_sets, split,
+                  validation_path(cfg, mcfg, pre, codec, native), aug)
+    if job.info.is_main:
         print(f"train: {split['train_frames']} frames ({len(store.positives)} with {store.targets} targets, "
               f"{len(store.negatives)} background); {split['val_frames_excluded_from_train']} frame(s) showing "
               f"validation pixels excluded from training, {split['exact_duplicates_skipped']} exact duplicate(s) "
-              f"skipped; val: {split['val_frames']} frames "
-              f"({val_desc}); norm {pre.norm.to_dict()}")
+              f"skipped; val: {split['val_frames']} frames ({parts.val[3]}); norm {pre.norm.to_dict()}")
+    return parts
 
+
+def _loop_state(job: Job, p: Parts) -> Loop:
+    """Optimiser, schedule, sampler, warm-up, EMA and the run's meta (restored on --resume)."""
+    cfg, info, model = job.cfg, job.info, p.model
     model.to(info.device)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="max", factor=cfg.lr_factor,
                                                        patience=cfg.lr_patience, min_lr=cfg.min_lr)
-    sampler = PlanSampler(store, cfg.seed, cfg.bg_ratio, info.rank, info.world,
-                          weights=_domain_weights(cfg, store), size=cfg.epoch_size,
-                          bg_weights=_domain_weights(cfg, store, cfg.bg_weights), hard_ratio=cfg.hard_ratio)
+    sampler = PlanSampler(p.store, cfg.seed, cfg.bg_ratio, info.rank, info.world,
+                          weights=domain_weights(cfg, p.store), size=cfg.epoch_size,
+                          bg_weights=domain_weights(cfg, p.store, cfg.bg_weights), hard_ratio=cfg.hard_ratio)
     batches = -(-sampler.epoch_len() // cfg.batch)
-    warm = engine.Warmup([cfg.lr], min(cfg.warmup_iters, batches))
     st = RunState()
-    if resume is not None:
-        st = resume.restore(model, opt, sched)
+    if job.resume is not None:
+        st = job.resume.restore(model, opt, sched)
         if cfg.set_lr:
             set_learning_rate(opt, sched, cfg.set_lr)
             if info.is_main:
                 print(f"note: learning rate set to {cfg.set_lr:g} from epoch {st.epoch + 1} (--set-lr)")
     elif cfg.set_lr:
         raise UsageError("--set-lr changes a resumed run's learning rate; use --lr for a new run")
-    ema = make_ema(model, cfg.ema, resume)
-    bank = copy_paste_bank(cfg, store, split)
-    meta = build_meta(model, *deployment(cfg, mcfg, pre, codec), {
+    bank = copy_paste_bank(cfg, p.store, p.split)
+    init = ({"path": str(cfg.init), "sha256": p.init["sha256"]} if p.init is not None
+            else (job.resume.meta.get("training") or {}).get("init") if job.resume is not None else None)
+    meta = build_meta(model, *deployment(cfg, p.mcfg, p.pre, p.codec), {
         "model": cfg.model, "imgsz": cfg.imgsz, "epochs": cfg.epochs, "batch": cfg.batch, "world_size": info.world,
-        "seed": cfg.seed, "commit": git_commit(), "loss": cfg.loss, "lr": cfg.lr, "split": split,
-        "init": ({"path": str(cfg.init), "sha256": init["sha256"]} if init is not None
-                 else (resume.meta.get("training") or {}).get("init") if resume is not None else None),
-        "augment": dataclasses.asdict(aug), "bg_ratio": cfg.bg_ratio, "ema": cfg.ema or None,
-        "validation": val_desc})
-    if info.is_main:
-        out.mkdir(parents=True, exist_ok=True)
-        write_json(out / "train_args.json", dataclasses.asdict(cfg))
-    net = model
-    if info.distributed:
-        net = torch.nn.parallel.DistributedDataParallel(
-            model, device_ids=[info.local_rank] if info.device.type == "cuda" else None)
-    ds = TrainDataset(store, pre, codec, aug, cfg.seed, *bank)
-    val_cache = [[] for _ in val_sets] if cfg.cache else None
+        "seed": cfg.seed, "commit": git_commit(), "loss": cfg.loss, "lr": cfg.lr, "split": p.split, "init": init,
+        "augment": dataclasses.asdict(p.aug), "bg_ratio": cfg.bg_ratio, "ema": cfg.ema or None,
+        "validation": p.val[3]})
+    net = model if not info.distributed else torch.nn.parallel.DistributedDataParallel(
+        model, device_ids=[info.local_rank] if info.device.type == "cuda" else None)
+    return Loop(opt, sched, sampler, batches, engine.Warmup([cfg.lr], min(cfg.warmup_iters, batches)), st,
+                make_ema(model, cfg.ema, job.resume), meta, TrainDataset(p.store, p.pre, p.codec, p.aug, cfg.seed, *bank),
+                net, [[] for _ in p.val_sets] if cfg.cache else None)
 
-    t_start, stop_flag = time.monotonic(), {"sig": False}
-    limit = cfg.time_limit_min * 60.0
 
-    def on_signal(signum, frame):  # first Ctrl-C / SIGTERM: finish the batch, save last, exit 130 / 143
-        if stop_flag["sig"]:
+class StopControl:
+    """First Ctrl-C / SIGTERM or --time-limit-min: finish the batch, save last.pt, stop (a second: at once)."""
+
+    def __init__(self, job: Job) -> None:
+        self.job, self.sig, self.t_start = job, 0, time.monotonic()
+        self.limit = job.cfg.time_limit_min * 60.0
+        self._old = {}
+
+    def __enter__(self) -> "StopControl":
+        self._old = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for s, h in self._old.items():
+            signal.signal(s, h)
+
+    def _on_signal(self, signum, frame) -> None:
+        if self.sig:
             raise KeyboardInterrupt
-        stop_flag["sig"] = int(signum)
+        self.sig = int(signum)
 
-    old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
-
-    def should_stop() -> bool:
-        local = stop_flag["sig"] or (limit > 0 and time.monotonic() - t_start > limit)
-        if info.distributed:
+    def __call__(self) -> bool:
+        local = bool(self.sig) or (self.limit > 0 and time.monotonic() - self.t_start > self.limit)
+        info = self.job.info
+        if info.distributed:  # every rank stops at the same batch
             t = torch.tensor([1.0 if local else 0.0], device=info.device)
             torch.distributed.all_reduce(t, op=torch.distributed.ReduceOp.MAX)
             return bool(t.item())
         return local
 
+
+def _epoch(job: Job, p: Parts, lp: Loop, should_stop: StopControl) -> bool:
+    """One epoch: train, validate when due, save last (and best), log; True when the run must stop."""
     from tqdm import tqdm
 
-    stopped = False
-    try:
-        while st.epoch < cfg.epochs and not stopped:
-            epoch = st.epoch
-            sampler.set_epoch(epoch, skip=st.step * cfg.batch)
-            loader = torch.utils.data.DataLoader(ds, batch_size=cfg.batch, sampler=sampler, collate_fn=collate_skip,
-                                                 num_workers=cfg.workers, pin_memory=info.device.type == "cuda")
-            bar = tqdm(total=batches, initial=st.step, desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="batch",
-                       disable=quiet, leave=False)
-            t0 = time.monotonic()
-            r = engine.train_one_epoch(net, loader, opt, device=info.device, loss_kind=cfg.loss,
-                                       warmup=warm, global_step=st.global_step, start_step=st.step,
-                                       should_stop=should_stop, progress=None if quiet else bar,
-                                       grad_clip=cfg.grad_clip, ema=ema)
-            bar.close()
-            if info.distributed:  # log the loss of all ranks, not rank 0's share only
-                t = torch.tensor([r["loss_sum"], float(r["batches"])], dtype=torch.float64, device=info.device)
-                torch.distributed.all_reduce(t)
-                r["loss_sum"], r["batches"] = float(t[0]), int(t[1])
-            st.absorb(r, time.monotonic() - t0)
-            if r["stopped"] and st.step < batches:
-                stopped = True
-                if info.is_main:
-                    save_last(out, model, meta, opt, sched, st, dataclasses.asdict(cfg), ema)
-                    print(f"stopped in epoch {epoch + 1} after {st.step}/{batches} batches; "
-                          f"continue with --resume", file=sys.stderr)
-                break
-            row = st.finish_epoch(opt.param_groups[0]["lr"])
-            scored = model if ema is None else ema.module  # the weights that are validated and shipped
-            if (epoch + 1) % cfg.eval_every == 0 or epoch + 1 == cfg.epochs or r["stopped"]:
-                val = None
-                if info.is_main:
-                    te = time.monotonic()
-                    val = validate(scored, val_sets, val_pre, val_codec, info, val_mode, reporter,
-                                   cfg.max_val_frames, val_cache, quiet)
-                    val["seconds"] = time.monotonic() - te
-                val = engine.broadcast_object(val, info)
-                sched.step(val["f1"])
-                st.record_val(row, val)
-            if info.is_main:
-                save_last(out, model, meta, opt, sched, st, dataclasses.asdict(cfg), ema)
-                if st.improved:
-                    save_best(out, scored, meta, st)
-                write_log(out / "log.csv", st.history)
-                print(st.epoch_line(cfg.epochs), flush=True)
-            stopped = r["stopped"]
-    finally:
-        for s, h in old.items():
-            signal.signal(s, h)
-    summary = {"out": str(out), "epochs_done": st.epoch, "epochs": cfg.epochs, "stopped_early": stopped, "best": st.best,
-               "best_epoch": st.best_epoch, "world_size": info.world, "data_problems": reporter.messages,
-               "seconds": time.monotonic() - t_start, "stopped_by_signal": stop_flag["sig"] or None}
-    sums = [engine.param_checksum(model)]
+    cfg, info, st = job.cfg, job.info, lp.st
+    epoch = st.epoch
+    lp.sampler.set_epoch(epoch, skip=st.step * cfg.batch)
+    loader = torch.utils.data.DataLoader(lp.ds, batch_size=cfg.batch, sampler=lp.sampler, collate_fn=collate_skip,
+                                         num_workers=cfg.workers, pin_memory=info.device.type == "cuda")
+    bar = tqdm(total=lp.batches, initial=st.step, desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="batch",
+               disable=job.quiet, leave=False)
+    t0 = time.monotonic()
+    r = engine.train_one_epoch(lp.net, loader, lp.opt, device=info.device, loss_kind=cfg.loss, warmup=lp.warm,
+                               global_step=st.global_step, start_step=st.step, should_stop=should_stop,
+                               progress=None if job.quiet else bar, grad_clip=cfg.grad_clip, ema=lp.ema)
+    bar.close()
+    if info.distributed:  # log the loss of all ranks, not rank 0's share only
+        t = torch.tensor([r["loss_sum"], float(r["batches"])], dtype=torch.float64, device=info.device)
+        torch.distributed.all_reduce(t)
+        r["loss_sum"], r["batches"] = float(t[0]), int(t[1])
+    st.absorb(r, time.monotonic() - t0)
+    args = dataclasses.asdict(cfg)
+    if r["stopped"] and st.step < lp.batches:
+        if info.is_main:
+            save_last(job.out, p.model, lp.meta, lp.opt, lp.sched, st, args, lp.ema)
+            print(f"stopped in epoch {epoch + 1} after {st.step}/{lp.batches} batches; continue with --resume",
+                  file=sys.stderr)
+        return True
+    row = st.finish_epoch(lp.opt.param_groups[0]["lr"])
+    scored = p.model if lp.ema is None else lp.ema.module  # the weights that are validated and shipped
+    if (epoch + 1) % cfg.eval_every == 0 or epoch + 1 == cfg.epochs or r["stopped"]:
+        val = None
+        if info.is_main:
+            te = time.monotonic()
+            vpre, vcodec, vmode, _ = p.val
+            val = validate(scored, p.val_sets, vpre, vcodec, info, vmode, job.reporter, cfg.max_val_frames,
+                           lp.val_cache, job.quiet)
+            val["seconds"] = time.monotonic() - te
+        val = engine.broadcast_object(val, info)
+        lp.sched.step(val["f1"])
+        st.record_val(row, val)
+    if info.is_main:
+        save_last(job.out, p.model, lp.meta, lp.opt, lp.sched, st, args, lp.ema)
+        if st.improved:
+            save_best(job.out, scored, lp.meta, st)
+        write_log(job.out / "log.csv", st.history)
+        print(st.epoch_line(cfg.epochs), flush=True)
+    return bool(r["stopped"])
+
+
+def _summary(job: Job, p: Parts, lp: Loop, stopped: bool, stop: StopControl) -> dict:
+    """OUT/summary.json: how far the run got, its best epoch, and whether every rank holds the same weights."""
+    st, info = lp.st, job.info
+    summary = {"out": str(job.out), "epochs_done": st.epoch, "epochs": job.cfg.epochs, "stopped_early": stopped,
+               "best": st.best, "best_epoch": st.best_epoch, "world_size": info.world,
+               "data_problems": job.reporter.messages, "seconds": time.monotonic() - stop.t_start,
+               "stopped_by_signal": stop.sig or None}
+    sums = [engine.param_checksum(p.model)]
     if info.distributed:
         sums = [None] * info.world
-        torch.distributed.all_gather_object(sums, engine.param_checksum(model))
+        torch.distributed.all_gather_object(sums, engine.param_checksum(p.model))
     summary.update(rank_checksums=sums, ranks_agree=len(set(sums)) == 1)
     if info.is_main:
-        write_json(out / "summary.json", summary)
+        write_json(job.out / "summary.json", summary)
+    return summary
+
+
+def train(cfg: TrainConfig) -> dict:
+    """Run (or resume) one training run; returns the summary written to OUT/summary.json."""
+    job = _start(cfg)
+    parts = _parts(job)
+    lp = _loop_state(job, parts)
+    if job.info.is_main:
+        job.out.mkdir(parents=True, exist_ok=True)
+        write_json(job.out / "train_args.json", dataclasses.asdict(job.cfg))
+    stopped = False
+    with StopControl(job) as stop:
+        while lp.st.epoch < job.cfg.epochs and not stopped:
+            stopped = _epoch(job, parts, lp, stop)
+    summary = _summary(job, parts, lp, stopped, stop)
     engine.cleanup_distributed()
     return summary
 

@@ -120,7 +120,8 @@ def test_train_writes_checkpoints_sidecar_and_log(tmp_path):
     for f in ("last.pt", "best.pt", "metadata.json", "log.csv", "train_args.json", "summary.json"):
         assert (out / f).is_file(), f
     meta = read_sidecar(out)  # checks the sha256 of best.pt too
-    assert meta.format == "torch" and meta.model_file == "best.pt" and meta.imgsz == 64
+    assert meta.format == "torch" and meta.model_file == "best.pt" and meta.training["imgsz"] == 64
+    assert meta.imgsz == 512 and meta.schema_version == 2  # deployed at --val-imgsz's default, trained on 64 px crops
     assert meta.preprocess["norm"]["mode"] == "mean-std" and meta.preprocess["scale_up"] is False
     assert meta.training["split"]["val_frames"] == 1 and meta.training["split"]["train_frames"] == 5
     assert meta.training["seed"] == 0 and "commit" in meta.training
