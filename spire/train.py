@@ -247,20 +247,32 @@ def validate(model, val_sets, pre, codec, info, mode: str, reporter, max_frames:
 
 def train(cfg: TrainConfig) -> dict:
     """Run (or resume) one training run; returns the summary written to OUT/summary.json."""
-    from spire.models import create_model
-
     info = engine.setup_distributed(cfg.device)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
+    claimed = None
     if not cfg.resume:  # a run is never overwritten: refuse, or --exist-ok -> OUT2, OUT3 (edge.runfolders)
         from edge.runfolders import train_out_folder
 
-        where = train_out_folder(cfg.out, cfg.exist_ok) if info.is_main else None
+        where = train_out_folder(cfg.out, cfg.exist_ok) if info.is_main else None  # claimed atomically
         where = engine.broadcast_object((str(where[0]), where[1]) if where else None, info)
         if where[1] and info.is_main:
             print(where[1], file=sys.stderr)
         cfg = dataclasses.replace(cfg, out=where[0])
+        claimed = cfg.out if info.is_main else None
+    try:
+        return _train(cfg, info)
+    finally:  # the claim ends with the run; a run that failed before writing leaves no empty folder
+        from edge.runfolders import release_claim
+
+        release_claim(claimed)
+
+
+def _train(cfg: TrainConfig, info) -> dict:
+    """The run itself, in the folder `train` claimed (or the one --resume continues)."""
+    from spire.models import create_model
+
     out = Path(cfg.out)
     quiet = cfg.quiet or not info.is_main
     reporter = Reporter(enabled=info.is_main)

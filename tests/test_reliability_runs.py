@@ -248,3 +248,40 @@ def test_sigterm_exit_code_is_143(fake_model, tmp_path):
             proc.kill()
     s = json.loads((tmp_path / "o" / "summary.json").read_text())
     assert proc.returncode == 143 and s["stop_reason"] == "interrupted (SIGTERM)" and s["state"] == "finished"
+
+
+# ------------------------------------------------------------------ 1. two training runs into one --out at once
+TRAIN = ("import os, sys, time\n"
+         "from spire.cli import run_main\n"
+         "from spire.train import main\n"
+         "go = os.environ['GO']\n"
+         "while not os.path.exists(go): time.sleep(0.002)\n"
+         "sys.exit(run_main(main, sys.argv[1:]))\n")
+
+
+def test_two_trainings_started_at_once_never_share_a_folder(tmp_path):
+    from tests.test_reliability import NUAA, _train_args
+    from tests.test_train import make_fixture
+
+    if not (NUAA / "images").is_dir():
+        pytest.skip("NUAA-SIRST fixture data not present")
+    data, go, out = make_fixture(tmp_path / "data"), tmp_path / "go", tmp_path / "runs" / "race"
+    procs = [subprocess.Popen([sys.executable, "-c", TRAIN, *_train_args(data, out, "--epochs", "1", *extra)],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
+                              env={**ENV, "GO": str(go)}) for extra in ((), ("--exist-ok",))]
+    time.sleep(12.0)  # torch imported in both
+    go.touch()
+    outs = [p.communicate(timeout=300) for p in procs]
+    rcs = [p.returncode for p in procs]
+    if rcs == [0, 0]:  # the --exist-ok run lost the claim and moved to race2
+        folders = {out, out.with_name("race2")}
+    else:  # the plain run lost it: one line naming --exist-ok, and nothing of it in the folder
+        assert rcs == [2, 0], [e[-2000:] for _, e in outs]
+        err = [ln for ln in outs[0][1].splitlines() if ln.strip()]
+        assert len(err) == 1 and err[0].startswith("error: --out") and "--exist-ok" in err[0], err
+        folders = {out}
+    assert {p for p in out.parent.iterdir()} == folders
+    for d in folders:
+        args = json.loads((d / "train_args.json").read_text())
+        assert args["out"] == str(d) and (d / "log.csv").is_file() and (d / "best.pt").is_file()
+        assert not (d / ".spire-run").exists()
