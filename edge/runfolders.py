@@ -29,7 +29,7 @@ from pathlib import Path
 
 from edge.errors import SpireEdgeError
 
-__all__ = ["OutputFolderError", "is_used", "next_free", "writable_folder", "new_run_folder", "train_out_folder",
+__all__ = ["OutputFolderError", "is_used", "next_free", "check_out_path", "writable_folder", "new_run_folder", "train_out_folder",
            "claim_run_folder", "release_claim", "TRAIN_RUN_FILES", "CLAIM"]
 
 MAX_TRIES = 9999
@@ -74,11 +74,30 @@ def next_free(folder: str | os.PathLike, markers: tuple[str, ...] | None = None)
     raise OutputFolderError(f"{p}: {MAX_TRIES} numbered folders beside it are taken; clean up or pass another path")
 
 
-def writable_folder(folder: str | os.PathLike, flag: str = "--save") -> Path:
-    """Create `folder` (parents too) and check it can be written; one-line error otherwise."""
+def check_out_path(folder: str | os.PathLike, flag: str = "--out") -> Path:
+    """Refuse, before any work and without creating anything, an output folder that cannot be made.
+
+    Why: `benchmarks.run --out afile/b` measured for 77 s and `quantize.ptq --out afile/q`
+    calibrated for 20 s before failing on the path. Every command checks its output path first,
+    here: one line naming the path, what is wrong and the fix.
+    """
     p = Path(folder)
     if p.exists() and not p.is_dir():
         raise OutputFolderError(f"{flag} {p}: is a file, not a folder; pass a folder path (it is created if missing)")
+    up = p
+    while not up.exists() and up != up.parent:
+        up = up.parent
+    if up.exists() and not up.is_dir():
+        raise OutputFolderError(f"{flag} {p}: {up} is a file, not a folder, so it cannot be created; "
+                                "pass a path under a folder")
+    if up.is_dir() and not os.access(up, os.W_OK | os.X_OK):
+        raise OutputFolderError(f"{flag} {p}: {up} is not writable; pass a folder you can write to")
+    return p
+
+
+def writable_folder(folder: str | os.PathLike, flag: str = "--save") -> Path:
+    """Create `folder` (parents too) and check it can be written; one-line error otherwise."""
+    p = check_out_path(folder, flag)
     try:
         p.mkdir(parents=True, exist_ok=True)
     except OSError as e:

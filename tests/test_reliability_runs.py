@@ -285,3 +285,85 @@ def test_two_trainings_started_at_once_never_share_a_folder(tmp_path):
         args = json.loads((d / "train_args.json").read_text())
         assert args["out"] == str(d) and (d / "log.csv").is_file() and (d / "best.pt").is_file()
         assert not (d / ".spire-run").exists()
+
+
+# ------------------------------------------------------------------ 10. export and convert never replace a folder
+def _dead_pid() -> int:
+    p = subprocess.Popen([sys.executable, "-c", "pass"])
+    p.wait()
+    return p.pid
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    import torch
+
+    from edge.sidecar import ModelMeta, file_sha256, write_sidecar
+    from spire.engine import build_meta
+    from spire.models import create_model, save_checkpoint
+
+    torch.manual_seed(0)
+    model = create_model("hrpe_nano")
+    model.cfg = model.cfg.replace(input_size=32)
+    meta = build_meta(model, model.cfg.preprocess_config(32), model.cfg.build_codec(32), {"note": "test"})
+    ck = tmp_path_factory.mktemp("ck")
+    path = save_checkpoint(ck / "best.pt", model, meta)
+    write_sidecar(ck, ModelMeta(model_file=path.name, model_sha256=file_sha256(path), **meta))
+    return path
+
+
+def test_export_into_an_existing_artifact_folder_keeps_it(checkpoint, tmp_path, capsys):
+    from export.__main__ import main
+
+    args = ["--weights", str(checkpoint), "--target", "onnx", "--imgsz", "32", "--out", str(tmp_path)]
+    assert main(args) == 0
+    art = Path(capsys.readouterr().out.split("artifact: ")[1].splitlines()[0])
+    (art / "notes.txt").write_text("mine")
+    before = {p.name: p.read_bytes() for p in art.iterdir()}
+    stale = tmp_path / f".{art.name}.{_dead_pid()}.abc123.tmp"  # what a killed export left
+    stale.mkdir()
+    assert main(args) == 2
+    err = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
+    assert len(err) == 1 and f"{art} already holds files" in err[0] and "--exist-ok" in err[0]
+    assert main([*args, "--exist-ok"]) == 0
+    assert f"this export is in {art}2" in capsys.readouterr().err
+    assert {p.name: p.read_bytes() for p in art.iterdir()} == before  # the user's file and the artifact kept
+    assert (art.with_name(art.name + "2") / "metadata.json").is_file() and not stale.exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_convert_into_a_used_folder_is_refused_without_exist_ok(tmp_path, capsys):
+    from edge.datasets.__main__ import main
+    from tests.test_datasets import _nuaa
+
+    src, out = _nuaa(tmp_path / "nuaa"), tmp_path / "o"
+    assert main(["convert", str(src), "--split", "train", "--out", str(out)]) == 0
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    capsys.readouterr()
+    assert main(["convert", str(src), "--split", "train", "--out", str(out)]) == 2
+    err = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
+    assert len(err) == 1 and "already holds files" in err[0] and "--exist-ok" in err[0]
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+    assert main(["convert", str(src), "--split", "val", "--out", str(out), "--exist-ok"]) == 0
+    assert (out / "img_idx" / "val.txt").is_file() and (out / "img_idx" / "train.txt").is_file()
+
+
+# ------------------------------------------------------------------ 11. output paths checked before the work
+@pytest.mark.parametrize("tool", ["benchmarks.run", "quantize.ptq", "quantize.qat", "export", "edge.datasets"])
+def test_an_output_path_under_a_file_fails_before_the_work(tool, tmp_path, capsys):
+    import importlib
+
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    argv = {"benchmarks.run": ["--quick", "--backends", "onnxruntime", "--no-official"],
+            "quantize.ptq": ["--backend", "onnxruntime", "--frames", "100"],
+            "quantize.qat": ["--weights", str(afile), "--data", str(tmp_path), "--epochs", "1"],
+            "export": ["--target", "onnx"],
+            "edge.datasets": ["convert", str(tmp_path)]}[tool]
+    main = importlib.import_module(f"{tool}.__main__" if tool in ("export", "edge.datasets") else tool).main
+    t0 = time.perf_counter()
+    rc = main([*argv, "--out", str(afile / "b")])
+    err = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
+    assert rc == 2 and time.perf_counter() - t0 < 10
+    assert len(err) == 1 and err[0] == (f"error: --out {afile / 'b'}: {afile} is a file, not a folder, so it "
+                                        "cannot be created; pass a path under a folder"), err
