@@ -336,6 +336,9 @@ def _main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     stop = _StopRequest()
     restore = stop.install()
+    import edge.frames
+
+    limit = edge.frames.MAX_PIXELS  # --max-pixels sets it for this run only (main() is also called in-process)
     try:
         if args.board:
             from edge.boards import load_board
@@ -353,6 +356,7 @@ def _main(argv: list[str] | None = None) -> int:
             release_claim(args.save)  # the folder is the run's; one it made and left empty is removed
     finally:
         restore()
+        edge.frames.MAX_PIXELS = limit
     for line in format_report(summary):
         print(line)
     if args.save:

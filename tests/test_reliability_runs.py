@@ -367,3 +367,11 @@ def test_an_output_path_under_a_file_fails_before_the_work(tool, tmp_path, capsy
     assert rc == 2 and time.perf_counter() - t0 < 10
     assert len(err) == 1 and err[0] == (f"error: --out {afile / 'b'}: {afile} is a file, not a folder, so it "
                                         "cannot be created; pass a path under a folder"), err
+
+
+def test_max_pixels_holds_for_one_run_only(fake_model, tmp_path, capsys):
+    import edge.frames
+
+    before = edge.frames.MAX_PIXELS
+    assert _run(capsys, "--model", fake_model, "--source", "synthetic", "--frames", "1", "--max-pixels", "5")[0] == 0
+    assert edge.frames.MAX_PIXELS == before  # API callers and later runs in this process keep the default
