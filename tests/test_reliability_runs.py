@@ -238,9 +238,9 @@ def test_sigterm_exit_code_is_143(fake_model, tmp_path):
     proc = _child(fake_model, "--source", _frames(tmp_path / "src", 3000), "--overlay-every", "0",
                   "--save", tmp_path / "o")
     try:
-        while proc.poll() is None and not (tmp_path / "o" / "frames.jsonl").exists():
+        lines = tmp_path / "o" / "frames.jsonl"
+        while proc.poll() is None and not (lines.exists() and lines.read_text().count("\n") >= 5):
             time.sleep(0.02)
-        time.sleep(0.3)
         proc.send_signal(signal.SIGTERM)
         proc.communicate(timeout=60)
     finally:
