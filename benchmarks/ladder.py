@@ -167,7 +167,7 @@ def markdown(rungs: list[Rung], roots: list[str], imgsz: int, backend: str, prec
 def run_ladder(cfg, roots: list[str], stride: int, names: list[str] | None = None, command: str = "") -> list[Rung]:
     """Measure every rung (weights/ladder.json order, or `names`) and the official row; write and print the table."""
     from benchmarks.device import device_string
-    from edge.runfolders import new_run_folder
+    from edge.runfolders import new_run_folder, release_claim
     from edge.zoo import ladder
 
     if not roots:
@@ -209,6 +209,7 @@ def run_ladder(cfg, roots: list[str], stride: int, names: list[str] | None = Non
             "created_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "rungs": [asdict(r) for r in rungs]}
     (out / "ladder.json").write_text(json.dumps(meta, indent=2, default=str))
     (out / "ladder.md").write_text(f"{command}\n\n{device}\n\n{table}\n")
+    release_claim(out)  # the table is written: the folder now holds a run by its own files
     print(table)
     print(f"wrote: {out / 'ladder.json'}, {out / 'ladder.md'}")
     return rungs

@@ -313,6 +313,11 @@ def config_from_args(a: argparse.Namespace) -> BenchConfig:
     if imgsz % 32:
         raise SpireEdgeError(f"--imgsz {imgsz}: must be a multiple of 32 (edge compilers need static shapes)")
     frames = a.frames or (8 if quick else 100)
+    from edge.runfolders import check_out_path
+
+    check_out_path(a.out, "--out")  # before any export or measurement: the results must have somewhere to go
+    if a.log:
+        check_out_path(Path(a.log).parent, "--log")
     from edge.argcheck import check_threads
 
     threads = check_threads(a.threads) or board.get("threads") or default_threads()

@@ -18,6 +18,7 @@ Labels: a video file with a `frame,cx,cy,...` CSV beside it (`NAME.csv` in the s
 from __future__ import annotations
 
 import itertools
+import sys
 import threading
 import time
 from pathlib import Path
@@ -169,7 +170,8 @@ class CaptureSource(Source):
         self.stopped_early, self.stop_reason, self.grabber = False, None, None
         self.labels: dict[int, np.ndarray] | None = None
         self.labels_path: Path | None = None
-        self.undecodable = 0
+        self.undecodable = self.decoded = 0
+        self.note: str | None = None
         self.cap = _open_capture(device, api)
         if not self.cap.isOpened():
             raise DatasetError(self._open_error(spec, kind))
@@ -238,44 +240,57 @@ class CaptureSource(Source):
         err = FrameError(f"{self._name(idx)}: {why}")
         return Item(pos, self._name(idx), err, None, (time.perf_counter() - t0) * 1000.0, self._clip)
 
+    def _stopping(self) -> bool:
+        """True once the run was asked to stop (Ctrl-C / SIGTERM): long skips and reads end early."""
+        return bool(self.should_stop is not None and self.should_stop())
+
+    def _skip(self, n: int) -> int:
+        """Pass over the next `n` frames (--frame-stride); returns how many there were (fewer: the end).
+
+        A failed grab is the end of the file, and the stop flag is checked on every frame, so a
+        stride far beyond the file's length ends at its last frame and a SIGTERM is honoured.
+        (grab() over seeking with CAP_PROP_POS_FRAMES: a seek trusts the header's frame count
+        and timestamps, which are wrong in joined or cut files; grab() only demuxes and decodes.)
+        """
+        for k in range(n):
+            if self._stopping() or not self.cap.grab():
+                return k
+        return n
+
     def _frames(self) -> Iterator[Item]:
         """Items in source order (pos = 0, 1, 2, ...), stride and truncation handled."""
+        if self.kind != "video":
+            yield from self._live_frames()
+            return
         import cv2
 
-        pos = idx = 0
-        if self.kind != "video":
-            while True:
-                t0 = time.perf_counter()
-                frame = self._read_live()
-                if frame is None:
-                    return
-                yield self._item(pos, idx, frame, t0)
-                pos, idx = pos + 1, idx + 1
-                for _ in range(self.stride - 1):
-                    self.cap.grab()
-                    idx += 1
-        gap = 0
-        while not self.count or idx < self.count:
+        pos = idx = gap = 0
+        while not self._stopping():
             t0 = time.perf_counter()
             ok, frame = self.cap.read()
             if ok and frame is not None:
                 gap = 0
                 yield self._item(pos, idx, frame, t0)
-                for _ in range(self.stride - 1):
-                    self.cap.grab()
-                idx, pos = idx + self.stride, pos + 1
+                skipped = self._skip(self.stride - 1)
+                idx, pos = idx + 1 + skipped, pos + 1
+                self.decoded = max(self.decoded, idx)
+                if skipped < self.stride - 1:
+                    break
                 continue
-            if not self.count:  # length unknown: a failed read is the end of the file
-                return
+            if not self.count or idx >= self.count:  # past what the header promised: the decoder's end is the end
+                break
             gap += 1
             self.undecodable += 1
             yield self._lost(pos, idx, "frame could not be decoded (corrupt or truncated video); skipped", t0)
             idx, pos = idx + self.stride, pos + 1
             if gap >= self.max_gap:
-                break
+                yield from self._lost_tail(pos, idx)
+                return
             self.cap.set(cv2.CAP_PROP_POS_FRAMES, idx)  # resume after the bad frame
-        else:
-            return
+        self._header_check()
+
+    def _lost_tail(self, pos: int, idx: int) -> Iterator[Item]:
+        """`max_gap` frames in a row did not decode: the rest of the declared frames are counted as lost."""
         first = idx - self.stride * self.max_gap
         lost, total = -(-(self.count - first) // self.stride), -(-self.count // self.stride)
         self.stopped_early = True
@@ -284,6 +299,24 @@ class CaptureSource(Source):
         for k in range(idx, self.count, self.stride):
             yield self._lost(pos, k, "frame lost: the video is truncated or corrupt from here on", time.perf_counter())
             pos += 1
+
+    def _header_check(self) -> None:
+        """One line when the file held more frames than its header said (joined MPEG files): all were read."""
+        if self.count and self.decoded > self.count and not self._stopping():
+            self.note = (f"note: {Path(self.spec).name}: its header says {self.count} frames but {self.decoded} "
+                         "decoded; all were read (the header is wrong, e.g. files joined end to end)")
+            print(self.note, file=sys.stderr)
+
+    def _live_frames(self) -> Iterator[Item]:
+        pos = idx = 0
+        while not self._stopping():
+            t0 = time.perf_counter()
+            frame = self._read_live()
+            if frame is None:
+                return
+            yield self._item(pos, idx, frame, t0)
+            pos, idx = pos + 1, idx + 1
+            idx += self._skip(self.stride - 1)
 
     def __iter__(self) -> Iterator[Item]:
         taken = 0
@@ -305,7 +338,9 @@ class CaptureSource(Source):
     def report(self) -> dict:
         out = {"realtime": self.realtime}
         if self.kind == "video":
-            out["video_frames"] = self.count
+            out["video_frames"] = max(self.count, self.decoded)
+            if self.decoded > self.count:
+                out["header_frames"] = self.count
             out["labels"] = str(self.labels_path) if self.labels_path else None
             out["undecodable_frames"] = self.undecodable
         if self.stride > 1:

@@ -20,6 +20,13 @@ from edge.errors import FrameError
 # What cv2.imdecode reads and what raw IR frames come as; anything else is still tried.
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 
+# Frames above this many pixels are refused from the file header, before decoding: a 60000x60000
+# PNG is a 3.5 MB file but 10.8 GB decoded (OpenCV raised, ending the run), a 30000x30000 one took
+# 209 s and 3.85 GB. 100 MP is twice the largest sensor frame the runtime tiles comfortably (an
+# 8000x6000 frame runs in 338 MB). One limit per process: `edge.run --max-pixels` sets it, since
+# dataset readers call `read_frame` deep inside; 0 or None turns it off.
+MAX_PIXELS: int | None = 100_000_000
+
 
 def _fail(name: str, reason: str, fix: str) -> FrameError:
     return FrameError(f"{name}: {reason}; {fix}")
@@ -36,7 +43,12 @@ def _read_file(path: Path, name: str) -> np.ndarray:
         raise _fail(name, f"cannot be read ({e.strerror or e})", "check the file permissions") from None
     if data.size == 0:
         raise _fail(name, "empty file (0 bytes)", "re-copy or re-export the image")
-    img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    _check_size(header_size(data[:65536].tobytes()), name)
+    try:
+        img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    except cv2.error as e:  # OpenCV's own limits (OPENCV_IO_MAX_IMAGE_PIXELS), a decoder's allocation
+        raise _fail(name, f"OpenCV cannot decode it ({str(e).strip().splitlines()[-1][:120]})",
+                    "re-export it smaller, or as PNG, JPG, BMP or TIFF") from None
     if img is None:
         raise _fail(
             name, "not a readable image (corrupt or unsupported format)",
@@ -45,6 +57,65 @@ def _read_file(path: Path, name: str) -> np.ndarray:
     if img.ndim == 3 and img.shape[2] in (3, 4):  # OpenCV decodes colour as BGR(A)
         img = cv2.cvtColor(img, cv2.COLOR_BGRA2RGB if img.shape[2] == 4 else cv2.COLOR_BGR2RGB)
     return img
+
+
+def _check_size(wh: tuple[int, int] | None, name: str) -> None:
+    limit = MAX_PIXELS
+    if wh is None or not limit or wh[0] * wh[1] <= limit:
+        return
+    raise _fail(name, f"{wh[0]}x{wh[1]} = {wh[0] * wh[1] / 1e6:.0f} MP, above the {limit / 1e6:g} MP limit "
+                "(not decoded)", "crop or downscale it, or raise edge.run --max-pixels")
+
+
+def header_size(head: bytes) -> tuple[int, int] | None:
+    """(width, height) from a PNG, JPEG, BMP or TIFF header without decoding; None when unknown."""
+    import struct
+
+    if head[:8] == b"\x89PNG\r\n\x1a\n" and head[12:16] == b"IHDR":
+        return struct.unpack(">II", head[16:24])
+    if head[:2] == b"BM" and len(head) >= 26:
+        w, h = struct.unpack("<ii", head[18:26])
+        return abs(w), abs(h)
+    if head[:2] == b"\xff\xd8":
+        return _jpeg_size(head, struct)
+    if head[:4] in (b"II*\x00", b"MM\x00*"):
+        return _tiff_size(head, struct)
+    return None
+
+
+def _jpeg_size(head: bytes, struct) -> tuple[int, int] | None:
+    """The first SOFn segment's size (markers C0-CF except C4 DHT, C8 JPG, CC DAC)."""
+    i = 2
+    while i + 9 <= len(head):
+        if head[i] != 0xFF:
+            return None
+        marker = head[i + 1]
+        if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7 or marker == 0xFF:
+            i += 1 if marker == 0xFF else 2
+            continue
+        seg = struct.unpack(">H", head[i + 2:i + 4])[0]
+        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
+            h, w = struct.unpack(">HH", head[i + 5:i + 9])
+            return w, h
+        i += 2 + seg
+    return None
+
+
+def _tiff_size(head: bytes, struct) -> tuple[int, int] | None:
+    """ImageWidth (256) and ImageLength (257) of the first IFD."""
+    e = "<" if head[:2] == b"II" else ">"
+    off = struct.unpack(e + "I", head[4:8])[0]
+    if off + 2 > len(head):
+        return None
+    n, got = struct.unpack(e + "H", head[off:off + 2])[0], {}
+    for k in range(n):
+        p = off + 2 + 12 * k
+        if p + 12 > len(head):
+            break
+        tag, typ = struct.unpack(e + "HH", head[p:p + 4])
+        if tag in (256, 257):
+            got[tag] = struct.unpack(e + ("H" if typ == 3 else "I"), head[p + 8:p + (10 if typ == 3 else 12)])[0]
+    return (got[256], got[257]) if len(got) == 2 else None
 
 
 def _check_array(img: np.ndarray, name: str, from_array: bool) -> np.ndarray:

@@ -19,7 +19,7 @@ from typing import IO, Any, Callable, Iterator
 
 from edge.fileperm import chmod_new_file
 
-__all__ = ["atomic_open", "atomic_write", "atomic_write_json"]
+__all__ = ["atomic_open", "atomic_write", "atomic_write_json", "temp_prefix", "remove_stale_temps"]
 
 
 @contextlib.contextmanager
@@ -63,3 +63,46 @@ def atomic_write_json(path: str | os.PathLike, obj: Any, default: Callable | Non
         json.dump(obj, f, indent=indent, default=default, allow_nan=allow_nan)
         f.write("\n")
     return Path(path)
+
+
+def temp_prefix(name: str) -> str:
+    """The prefix of a hidden temp file or folder beside `name` that names its process: `.NAME.PID.`.
+
+    Why the pid: a process killed while staging (SIGKILL, power loss) leaves its temp folder
+    behind, and only a name that says whose it was lets the next run remove it safely
+    (`remove_stale_temps`) without touching one that a live process is still writing.
+    """
+    return f".{name}.{os.getpid()}."
+
+
+def remove_stale_temps(folder: str | os.PathLike) -> list[Path]:
+    """Remove `.NAME.PID.*.tmp` files and folders in `folder` whose process is gone; returns what went."""
+    import re
+    import shutil
+
+    gone = []
+    folder = Path(folder)
+    if not folder.is_dir():
+        return gone
+    for p in folder.iterdir():
+        m = re.fullmatch(r"\..+\.(\d+)\.[^.]+\.tmp", p.name)
+        if not m or _alive(int(m.group(1))):
+            continue
+        if p.is_dir() and not p.is_symlink():
+            shutil.rmtree(p, ignore_errors=True)
+        else:
+            p.unlink(missing_ok=True)
+        gone.append(p)
+    return gone
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # someone else's process (EPERM): alive
+        return True
+    return True

@@ -79,7 +79,8 @@ class RunStats:
     points: int = 0
     t_start: float = field(default_factory=time.perf_counter)
     t_last: float | None = None
-    stop_reason: str = "end of source"
+    stop_reason: str | None = None  # set when something stops the run; `finish` fills in "end of source"
+    state: str = "running"
 
     def add(self, timings: dict, n_points: int) -> None:
         self.frames += 1
@@ -88,6 +89,16 @@ class RunStats:
             self.latency[s].append(float(timings.get(s, 0.0)))
         self.latency["total"].append(float(sum(timings.get(s, 0.0) for s in STAGES)))
         self.t_last = time.perf_counter()
+
+    def finish(self) -> None:
+        """The run is over: the summary now says how it ended.
+
+        Until then every summary says `"state": "running"` and no stop reason, so a run killed
+        (SIGKILL, power loss, a full disk) between two summaries never looks like it finished.
+        """
+        self.state = "finished"
+        if self.stop_reason is None:
+            self.stop_reason = "end of source"
 
     def skip(self, name: str) -> None:
         self.skipped += 1
@@ -119,8 +130,10 @@ class RunStats:
             "wall_s": round(self.wall_s, 4),
             "points": self.points,
             "latency_ms": {s: percentiles(v) for s, v in self.latency.items()},
-            "stop_reason": self.stop_reason,
+            "state": self.state,
         }
+        if self.state != "running":
+            out["stop_reason"] = self.stop_reason
         out.update(extra)
         return _clean(out)
 

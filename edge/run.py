@@ -60,6 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--raw16", type=float, nargs=2, metavar=("SCALE", "OFFSET"),
                    help="16-bit frames: the camera's linear 8-bit map, 8-bit = (raw - OFFSET) / SCALE, so 8-bit and "
                         "16-bit output give the same points (default: percentile AGC; see edge.preprocess)")
+    p.add_argument("--max-pixels", type=float, default=100e6, help="frames above this many pixels are skipped and "
+                   "counted, checked from the file header before decoding (default 100e6; 0: no limit)")
     p.add_argument("--power", help="power sensor: auto (default) | none | rapl | ina3221 | ina3221-iio | ina219 | "
                    "pi5-pmic | tegrastats")
     p.add_argument("--warmup", type=int, default=3, help="untimed warm-up inferences (default 3)")
@@ -167,6 +169,7 @@ class Run:
         self.pred = Predictor(model, args.backend, args.threads, args.mode, args.conf,
                               raw16=getattr(args, "raw16", None))
         self.source = open_source(args.source, args.frames, args.split, args.frame_stride, args.realtime)
+        self.source.should_stop = lambda: self.stop.reason is not None  # long skips and reads end on a signal
         self.stats = RunStats()
         video_fps = (self.source.fps_out or 25.0) if self.source.is_video else None
         self.writer = RunWriter(args.save, self.source.spec, args.overlay_every, video_fps, args.summary_every,
@@ -260,7 +263,9 @@ class Run:
                 if self.stop.reason is not None:  # Ctrl-C / SIGTERM: stop between two frames
                     stats.stop_reason = self.stop.reason
                     break
-            if getattr(self.source, "stopped_early", False) and stats.stop_reason == "end of source":
+            if stats.stop_reason is None and self.stop.reason is not None:  # asked while the source was skipping
+                stats.stop_reason = self.stop.reason
+            if getattr(self.source, "stopped_early", False) and stats.stop_reason is None:
                 stats.stop_reason = (getattr(self.source, "stop_reason", None)
                                      or "source stopped delivering frames (retried, then stopped)")
         finally:
@@ -272,6 +277,7 @@ class Run:
             self.sensor.close()
         if self.track is not None:
             self.track.close()
+        self.stats.finish()  # only now does the summary say how the run ended (a killed run says "running")
         s = self.summary()
         self.writer.summary(s)
         self.writer.close()
@@ -313,7 +319,7 @@ def _check_args(args) -> None:
     A new or empty --save DIR is written directly; one that holds files gets DIR2, DIR3, ...
     (edge.runfolders), said on stderr and in the final `saved:` line.
     """
-    from edge.argcheck import check_conf, check_count, check_raw16, check_threads
+    from edge.argcheck import ArgumentError, check_conf, check_count, check_raw16, check_threads
 
     args.threads, args.conf = check_threads(args.threads), check_conf(args.conf)
     args.raw16 = check_raw16(getattr(args, "raw16", None))
@@ -321,6 +327,13 @@ def _check_args(args) -> None:
     check_count(args.warmup, "--warmup", 0)
     check_count(args.overlay_every, "--overlay-every", 0)
     check_count(args.summary_every, "--summary-every", 1)
+    mp = getattr(args, "max_pixels", None)
+    if mp is not None:
+        if not mp >= 0:  # NaN too
+            raise ArgumentError(f"--max-pixels {mp:g}: must be a pixel count >= 0 (0: no limit)")
+        import edge.frames
+
+        edge.frames.MAX_PIXELS = int(mp) or None  # read_frame's one limit for this process (edge.frames)
     if args.save:
         from edge.runfolders import new_run_folder
 
@@ -334,6 +347,9 @@ def _main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     stop = _StopRequest()
     restore = stop.install()
+    import edge.frames
+
+    limit = edge.frames.MAX_PIXELS  # --max-pixels sets it for this run only (main() is also called in-process)
     try:
         if args.board:
             from edge.boards import load_board
@@ -347,25 +363,48 @@ def _main(argv: list[str] | None = None) -> int:
 
         videos = archive_videos(args.source)
         check_workers(args, videos)
-        if videos:  # a folder of video files: one run per file and a merged summary (edge.archive)
-            return run_archive(args, videos)
-        run = Run(args, stop)
         try:
-            run.loop()
-        except KeyboardInterrupt:
-            run.stats.stop_reason = "interrupted (Ctrl-C)"
-        except BaseException as e:
-            run.stats.stop_reason = f"error: {type(e).__name__}: {e}"
-            raise
+            if videos:  # a folder of video files: one run per file and a merged summary (edge.archive)
+                return run_archive(args, videos)
+            summary, run = _run(args, stop)
         finally:
-            summary = run.finish()
+            from edge.runfolders import release_claim
+
+            release_claim(args.save)  # the folder is the run's; one it made and left empty is removed
     finally:
         restore()
+        edge.frames.MAX_PIXELS = limit
     for line in format_report(summary):
         print(line)
     if args.save:
         print(f"saved: {args.save}/{', '.join(run.writer.files())}")
-    return 130 if summary["stop_reason"].startswith("interrupted") else 0
+    return exit_code(summary["stop_reason"])
+
+
+def _run(args, stop: "_StopRequest"):
+    """Open, loop and finish one run; the final summary is written whatever ends the loop."""
+    run = Run(args, stop)
+    try:
+        run.loop()
+    except KeyboardInterrupt:
+        run.stats.stop_reason = stop.reason or "interrupted (Ctrl-C)"
+    except BaseException as e:
+        run.stats.stop_reason = f"error: {type(e).__name__}: {e}"
+        raise
+    finally:
+        summary = run.finish()
+    return summary, run
+
+
+def exit_code(stop_reason: str) -> int:
+    """0, or 128 + the signal that stopped the run, as a shell reports it: 130 Ctrl-C, 143 SIGTERM.
+
+    spire.train and edge.run use the same convention, so a supervisor (systemd, a batch script)
+    reads the same code from both.
+    """
+    if stop_reason.startswith("interrupted"):
+        return 143 if "SIGTERM" in stop_reason else 130
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -54,6 +54,7 @@ class Source:
     fps: float | None = None
     limit: int | None = None
     is_video = False
+    should_stop = None  # a callable set by the run loop: True once Ctrl-C / SIGTERM asked the run to stop
 
     def __iter__(self) -> Iterator[Item]:
         raise NotImplementedError

@@ -2,7 +2,11 @@
 
 - `AnnotatedVideo`: DIR/annotated.mp4 (OpenCV VideoWriter, mp4v), one picture per processed frame
   at the source's frame rate; a frame of another size (a folder of clips of mixed sizes) is
-  letterboxed into the first frame's size so the file stays playable.
+  letterboxed into the first frame's size so the file stays playable. MP4 keeps its index at the
+  end, so a killed run's video does not play (OpenCV's writer takes no `movflags`, and MKV/AVI,
+  which would play to the last flushed frame, do not open in browsers and phones): kept as a
+  deliberate choice; the run's summary then says `"state": "running"` and frames.jsonl has every
+  frame up to the kill.
 - `ContactSheet`: DIR/contact_sheet.png, a grid of the frames with misses or false alarms — what to
   look at first. Memory is bounded: it keeps at most `keep` candidate thumbnails and, when full,
   thins them to every other one, so the sheet samples the whole run evenly.

@@ -35,6 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--ignored-scope", nargs="*", default=(), help="extra node names kept in float")
     p.add_argument("--opset", type=int, default=None, help="ONNX opset (default 18; 17 for tensorrt)")
     p.add_argument("--no-lint", action="store_true", help="skip polygraphy's lint of TensorRT ONNX files")
+    p.add_argument("--exist-ok", action="store_true", help="the artifact folder already holds files: write to "
+                   "NAME2, NAME3, ... beside it (default: refuse; an existing folder is never replaced)")
     return p
 
 
@@ -42,7 +44,8 @@ def _main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     cfg = ExportConfig(target=args.target, weights=args.weights, precision=args.precision, imgsz=args.imgsz,
                        out=args.out, data=args.data, split=args.split, frames=args.frames,
-                       ignored_scope=tuple(args.ignored_scope or ()), opset=args.opset, lint=not args.no_lint)
+                       ignored_scope=tuple(args.ignored_scope or ()), opset=args.opset, lint=not args.no_lint,
+                       exist_ok=args.exist_ok)
     folder = export_model(cfg)
     print(f"artifact: {folder}")
     print(f"next: {next_command(folder, args.target.strip().lower())}")

@@ -172,11 +172,17 @@ def make_meta(src: Source, fmt: str, precision: str, folder: Path, model_file: s
 def staged_folder(final: Path) -> Iterator[Path]:
     """Yield a temp folder beside `final`; on success it replaces `final` atomically.
 
-    On any error the temp folder is removed and an existing `final` is left untouched.
+    On any error the temp folder is removed and an existing `final` is left untouched. The temp
+    folder's name holds the pid, so one left by a killed process is removed by the next export
+    into the same parent. (`python -m export` never replaces a folder: it builds in a work folder
+    and places the result, see export.exporter; PTQ/QAT replace their own INT8 folder.)
     """
+    from edge.io import remove_stale_temps, temp_prefix
+
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))
+    remove_stale_temps(final.parent)  # what killed exports left here (their process is gone)
+    tmp = Path(tempfile.mkdtemp(prefix=temp_prefix(final.name), suffix=".tmp", dir=final.parent))
     try:
         yield tmp
     except BaseException:

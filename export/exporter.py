@@ -6,9 +6,12 @@ format/precision rules or the int8 hand-off.
 """
 from __future__ import annotations
 
+import os
 import shlex
+import shutil
 import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,6 +35,8 @@ class ExportConfig:
         out: parent folder of the artifact folder.
         opset: ONNX opset (None: 18, or 17 for TensorRT).
         lint: run polygraphy's lint on TensorRT ONNX files.
+        exist_ok: when the artifact folder already holds files, write to the first free NAME2,
+            NAME3, ... beside it instead of refusing (an existing folder is never replaced).
     """
 
     target: str
@@ -45,6 +50,7 @@ class ExportConfig:
     ignored_scope: tuple[str, ...] = field(default_factory=tuple)
     opset: int | None = None
     lint: bool = True
+    exist_ok: bool = False
 
 
 def export_model(cfg: ExportConfig) -> Path:
@@ -54,11 +60,65 @@ def export_model(cfg: ExportConfig) -> Path:
     if cfg.opset is not None and not 13 <= cfg.opset <= 21:
         raise ExportError(f"--opset {cfg.opset}: choose 13..21 (17 or 18 recommended)")
     imgsz = round_imgsz(cfg.imgsz) if cfg.imgsz else None
+    from edge.runfolders import check_out_path, writable_folder
+
+    check_out_path(cfg.out, "--out")  # a path under a file fails here, not after the export
     if precision == "int8":
         return _export_int8(cfg, fmt, imgsz)
     src = load_source(cfg.weights, imgsz)
+    out = Path(cfg.out)
+    final = fmt.folder(out, src.arch, src.imgsz, precision)
+    if _holds_files(final) and not cfg.exist_ok:  # before the work: nothing is replaced, nothing is lost
+        raise ExportError(_taken(final, out))
+    from edge.io import remove_stale_temps, temp_prefix
+
+    writable_folder(out, "--out")
+    remove_stale_temps(out)  # work folders of killed exports (their process is gone)
     kw = {"opset": cfg.opset} if cfg.opset else {}
-    return fmt.exporter_fn()(src, Path(cfg.out), precision=precision, lint=cfg.lint, **kw)
+    work = Path(tempfile.mkdtemp(prefix=temp_prefix("export"), suffix=".tmp", dir=out))
+    try:
+        built = fmt.exporter_fn()(src, work, precision=precision, lint=cfg.lint, **kw)
+        return place_folder(built, final, move=cfg.exist_ok, why=lambda: _taken(final, out))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _holds_files(folder: Path) -> bool:
+    return folder.is_dir() and any(True for _ in folder.iterdir()) or folder.is_file()
+
+
+def _taken(final: Path, out: Path) -> str:
+    held = sorted(p.name for p in final.iterdir())[:3] if final.is_dir() else []
+    return (f"--out {out}: {final} already holds {'files (' + ', '.join(held) + ', ...)' if held else 'a file'}; "
+            f"pass --exist-ok to write this export to a new folder beside it, or another --out (an existing "
+            "artifact folder is never replaced)")
+
+
+def place_folder(built: Path, final: Path, move: bool, why) -> Path:
+    """Rename the finished folder `built` to `final` (or the first free `final2`, ... with `move`), never over files.
+
+    Create-exclusive (os.mkdir), then a rename onto that empty folder: two exports finishing at
+    once cannot both take one name. Without `move`, a taken `final` raises ExportError(why()).
+    """
+    for k in range(1, 10000):
+        cand = final if k == 1 else final.with_name(f"{final.name}{k}")
+        try:
+            os.mkdir(cand)
+        except FileExistsError:
+            if _holds_files(cand):
+                if move:
+                    continue
+                raise ExportError(why()) from None
+        try:
+            os.rename(built, cand)  # onto an empty folder: atomic; onto a non-empty one: refused by the OS
+        except OSError:
+            if move and _holds_files(cand):
+                continue
+            raise
+        if cand != final:
+            print(f"note: {final} already holds files; this export is in {cand} (--exist-ok)", file=sys.stderr)
+        return cand
+    raise ExportError(f"{final}: 9999 numbered folders beside it are taken; clean up or pass another --out")
 
 
 def int8_command(cfg: ExportConfig, fmt: Format, imgsz: int | None) -> list[str]:

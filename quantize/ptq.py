@@ -22,6 +22,7 @@ import numpy as np
 
 from edge.errors import SpireEdgeError
 from edge.preprocess import PreprocessConfig
+from edge.runfolders import check_out_path
 from export.common import load_source
 from quantize.artifacts import fp32_onnx, stage_int8
 from quantize.calibration import MIN_FRAMES, calibration_source
@@ -60,6 +61,7 @@ def run_ptq(weights: str | Path | None = None, backend: str | list[str] = "all",
         missing/too few/degenerate calibration frames (quantize.sanity), a toolchain failure, an
         INT8 F1 drop beyond `max_drop`.
     """
+    check_out_path(out, "--out")  # a path under a file fails before calibration, not after it
     names = resolve_backends(backend)
     for n in names:
         check_runtime(n)

@@ -213,6 +213,9 @@ def run_qat(weights, data, epochs: int, out: str | Path = "runs/qat", backend="o
     """Fine-tune with fake quantization and write the INT8 artifacts; returns their folders (max_drop: the gate)."""
     from quantize.fidelity import default_val, val_set
 
+    from edge.runfolders import check_out_path
+
+    out = check_out_path(out, "--out")  # before the runtimes load and the fine-tuning runs, not after
     names = resolve_backends(backend)
     bad = [n for n in names if n not in QAT_BACKENDS]
     if bad:
@@ -224,7 +227,6 @@ def run_qat(weights, data, epochs: int, out: str | Path = "runs/qat", backend="o
         raise SpireEdgeError(f"--epochs {epochs}: QAT needs at least 1 epoch")
     data = [data] if isinstance(data, (str, Path)) else list(data)
     src = load_source(weights, imgsz)
-    out = Path(out)
     net, history, info = finetune(src, data, epochs, out, split, val_data, val_split, batch, lr, steps,
                                   max_val_frames, seed, threads, tuple(ignored_scope), quiet)
     calib = {"source": ",".join(str(d) for d in data), "frames": info["split"]["train_frames"], "split": split,

@@ -65,7 +65,10 @@ def promote(run: Path, out: Path, why: str) -> Path:
     st = RunState(best=dict(last_validation(ckpt["state"]), epoch=epoch), best_epoch=epoch)
     meta = copy.deepcopy(ckpt["meta"])
     meta["training"]["promoted"] = {"from": str(last), "sha256": file_sha256(last), "epoch": epoch, "why": why}
-    out.mkdir(parents=True)
+    try:  # create-exclusive: the check above and this claim, so two promotions at once never share a folder
+        out.mkdir(parents=True)
+    except FileExistsError:
+        raise UsageError(f"--out {out} was created by another command just now; name a new folder") from None
     path = save_best(out, model, meta, st)  # best.pt + its sidecar, as spire.train writes them
     for c in COPIED:
         shutil.copy2(run / c, out / c)

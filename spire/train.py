@@ -111,6 +111,7 @@ class Job:
     quiet: bool
     reporter: Reporter
     resume: object | None
+    claimed: str | None = None  # the folder this process claimed (edge.runfolders), released when the run ends
 
 
 @dataclasses.dataclass
@@ -152,21 +153,23 @@ def _start(cfg: TrainConfig) -> Job:
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
+    claimed = None
     if not cfg.resume:  # a run is never overwritten: refuse, or --exist-ok -> OUT2, OUT3 (edge.runfolders)
         from edge.runfolders import train_out_folder
 
-        where = train_out_folder(cfg.out, cfg.exist_ok) if info.is_main else None
+        where = train_out_folder(cfg.out, cfg.exist_ok) if info.is_main else None  # claimed atomically
         where = engine.broadcast_object((str(where[0]), where[1]) if where else None, info)
         if where[1] and info.is_main:
             print(where[1], file=sys.stderr)
         cfg = dataclasses.replace(cfg, out=where[0])
+        claimed = cfg.out if info.is_main else None
     out = Path(cfg.out)
     resume = load_last(out) if cfg.resume else None
     if cfg.resume and info.is_main:
         print(f"note: {out / 'last.pt'} not found; starting a new run" if resume is None else
               f"resuming {out / 'last.pt'} (options from train_args.json; only "
               f"{', '.join(k for k in RUN_CONTROL if k not in ('resume', 'out', 'quiet'))} may change)", file=sys.stderr)
-    return Job(cfg, info, out, cfg.quiet or not info.is_main, Reporter(enabled=info.is_main), resume)
+    return Job(cfg, info, out, cfg.quiet or not info.is_main, Reporter(enabled=info.is_main), resume, claimed)
 
 
 def _parts(job: Job) -> Parts:
@@ -342,17 +345,22 @@ def _summary(job: Job, p: Parts, lp: Loop, stopped: bool, stop: StopControl) -> 
 
 def train(cfg: TrainConfig) -> dict:
     """Run (or resume) one training run; returns the summary written to OUT/summary.json."""
+    from edge.runfolders import release_claim
+
     job = _start(cfg)
-    parts = _parts(job)
-    lp = _loop_state(job, parts)
-    if job.info.is_main:
-        job.out.mkdir(parents=True, exist_ok=True)
-        write_json(job.out / "train_args.json", dataclasses.asdict(job.cfg))
-    stopped = False
-    with StopControl(job) as stop:
-        while lp.st.epoch < job.cfg.epochs and not stopped:
-            stopped = _epoch(job, parts, lp, stop)
-    summary = _summary(job, parts, lp, stopped, stop)
+    try:
+        parts = _parts(job)
+        lp = _loop_state(job, parts)
+        if job.info.is_main:
+            job.out.mkdir(parents=True, exist_ok=True)
+            write_json(job.out / "train_args.json", dataclasses.asdict(job.cfg))
+        stopped = False
+        with StopControl(job) as stop:
+            while lp.st.epoch < job.cfg.epochs and not stopped:
+                stopped = _epoch(job, parts, lp, stop)
+        summary = _summary(job, parts, lp, stopped, stop)
+    finally:  # the claim ends with the run; a run that failed before writing leaves no empty folder
+        release_claim(job.claimed)
     engine.cleanup_distributed()
     return summary
 

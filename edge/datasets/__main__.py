@@ -31,7 +31,9 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--stride", type=int, default=1, help="video-clip layout: every k-th frame of each clip")
         if name == "convert":
             p.add_argument("--out", required=True, help="destination folder (SPIRE JSON layout; with --from the "
-                           "video layout for video tasks)")
+                           "video layout for video tasks; a new or empty one)")
+            p.add_argument("--exist-ok", action="store_true", help="--out already holds files: add these splits "
+                           "to it (images and lists of the same name are replaced)")
             p.add_argument("--from", dest="tool", choices=TOOLS, help="SRC is a labelling tool's export (a file or a "
                            "folder of them): CVAT 1.1 XML, Label Studio JSON or COCO keypoints; --split names the "
                            "list written (default train)")
@@ -42,6 +44,8 @@ def _parser() -> argparse.ArgumentParser:
 
 def _main(argv=None) -> int:
     args = _parser().parse_args(argv)
+    if args.cmd == "convert":
+        _check_out(args.out, args.exist_ok)
     warnings.simplefilter("ignore", DatasetWarning)  # problems are printed below instead
     if args.cmd == "convert" and args.tool:
         print(import_labels(args.src, args.tool, args.out, args.media, args.split))
@@ -65,6 +69,22 @@ def _main(argv=None) -> int:
         for p in ds.problems:
             print(f"  warning: {p}")
     return 0
+
+
+def _check_out(out: str, exist_ok: bool) -> None:
+    """Before any frame is read: --out must be creatable, and a folder holding files is written only with --exist-ok.
+
+    Why: convert into a used folder replaced same-named images and lists silently (another
+    dataset's, or an earlier conversion's). The same rule as run folders, with one difference:
+    --exist-ok adds to the folder instead of taking OUT2, because adding splits to one dataset
+    folder in several calls is what convert is for.
+    """
+    from edge.runfolders import OutputFolderError, check_out_path, is_used
+
+    check_out_path(out, "--out")
+    if is_used(out) and not exist_ok:
+        raise OutputFolderError(f"--out {out} already holds files; pass another --out, or --exist-ok to add "
+                                "these splits to it (images and lists of the same name are replaced)")
 
 
 def main(argv=None) -> int:
