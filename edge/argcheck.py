@@ -10,7 +10,14 @@ import math
 
 from edge.errors import SpireEdgeError
 
-__all__ = ["ArgumentError", "check_threads", "check_conf", "check_count", "check_raw16"]
+__all__ = ["ArgumentError", "check_threads", "check_conf", "check_count", "check_raw16", "SCORE_THR_RULE",
+           "score_threshold_ok", "check_out_path"]
+
+# The one rule for a decode threshold, wherever it comes from (--conf, a sidecar's codec.thr,
+# quantize.pick --thr). Heatmaps are linear (no sigmoid), so a peak can score a little above 1,
+# but every validated threshold lies in THR_GRID (0.15 .. 0.95) or is 1.0 (spire-n's sidecar);
+# <= 0 keeps every local maximum, and a threshold above 1 finds (almost) nothing.
+SCORE_THR_RULE = "(0, 1]"
 
 
 class ArgumentError(SpireEdgeError, ValueError):
@@ -27,16 +34,25 @@ def check_threads(threads, flag: str = "--threads") -> int | None:
     return int(threads)
 
 
+def score_threshold_ok(v) -> bool:
+    """True for a finite number in SCORE_THR_RULE, (0, 1]."""
+    try:
+        v = float(v)
+    except (TypeError, ValueError):
+        return False
+    return math.isfinite(v) and 0.0 < v <= 1.0
+
+
 def check_conf(conf, flag: str = "--conf") -> float | None:
-    """None (the sidecar's threshold) or a score threshold in (0, 1]."""
+    """None (the sidecar's threshold) or a score threshold in SCORE_THR_RULE, (0, 1]."""
     if conf is None:
         return None
     try:
         v = float(conf)
     except (TypeError, ValueError):
-        raise ArgumentError(f"{flag} {conf!r}: must be a number in (0, 1]") from None
-    if not math.isfinite(v) or not 0.0 < v <= 1.0:
-        raise ArgumentError(f"{flag} {conf}: must be a score threshold in (0, 1] (heatmap peaks are scores in "
+        raise ArgumentError(f"{flag} {conf!r}: must be a number in {SCORE_THR_RULE}") from None
+    if not score_threshold_ok(v):
+        raise ArgumentError(f"{flag} {conf}: must be a score threshold in {SCORE_THR_RULE} (heatmap peaks are scores in "
                             "0..1; leave it out for the model's validated threshold)")
     return v
 
@@ -62,3 +78,23 @@ def check_count(n, flag: str, minimum: int = 0) -> int | None:
     if isinstance(n, bool) or not isinstance(n, int) or n < minimum:
         raise ArgumentError(f"{flag} {n}: must be a whole number >= {minimum}")
     return n
+
+
+def check_out_path(path, flag: str = "--out"):
+    """Refuse, before any work, an output path that cannot be a folder: it, or a folder above it, is a file.
+
+    Why: `spire.train --out afile/run` trained for minutes and then died in a traceback on its first
+    write; the same path is refused here in one line. Returns the path unchanged (None passes).
+    """
+    if path is None:
+        return None
+    from pathlib import Path
+
+    p = Path(path)
+    for q in (p, *p.parents):
+        if q.exists():
+            if not q.is_dir():
+                what = "is a file" if q == p else f"is under {q}, which is a file"
+                raise ArgumentError(f"{flag} {p}: {what}, not a folder; pass a folder path")
+            break
+    return path
