@@ -127,3 +127,65 @@ def test_edge_run_refuses_sidecar_thr_out_of_range(tmp_path):
     art = _artifact_copy(tmp_path, lambda d: d["codec"].update(thr=-1))
     r = _cli("edge.run", "--model", str(art), "--frames", "2", "--quiet", cwd=tmp_path)
     _one_line_error(r, "codec.thr", "metadata.json")
+
+
+# ------------------------------------------------------------------ item 3: label files
+DEMO = REPO / "edge" / "demo"
+
+
+def _clip(tmp_path: Path, rows: list[str] | None = None, bom: bool = False) -> Path:
+    """A copy of the built-in demo clip; `rows` replace the first label rows (header kept)."""
+    root = tmp_path / "clip"
+    shutil.copytree(DEMO / "videos", root / "videos")
+    (root / "labels").mkdir()
+    lines = (DEMO / "labels" / "IR_DRONE_154.csv").read_text().splitlines()
+    if rows:
+        lines = [lines[0], *rows, *lines[1 + len(rows):]]
+    (root / "labels" / "IR_DRONE_154.csv").write_bytes((b"\xef\xbb\xbf" if bom else b"") + "\n".join(lines).encode() + b"\n")
+    return root
+
+
+@pytest.mark.parametrize("row", ["0,nan,143.5,8,8,drone", "0,116.5,inf,8,8,drone", "-1,116.5,143.5,8,8,drone",
+                                 "0,-inf,143.5,8,8,drone"])
+def test_labels_nan_inf_refused_with_file_and_line(tmp_path, row):
+    from edge.datasets.video import read_point_labels
+
+    root = _clip(tmp_path, [row])
+    with pytest.raises(SpireEdgeError, match=r"IR_DRONE_154\.csv:2: unreadable label row"):
+        read_point_labels(root / "labels" / "IR_DRONE_154.csv")
+
+
+def test_edge_run_refuses_nan_label_in_one_line(tmp_path):
+    """With --save a NaN centre ended in a traceback in edge/annotate.py; without it, F1 0.90 and no word."""
+    root = _clip(tmp_path, ["0,nan,143.5,8,8,drone"])
+    r = _cli("edge.run", "--source", str(root), "--frames", "3", "--quiet", "--save", str(tmp_path / "out"))
+    _one_line_error(r, "IR_DRONE_154.csv:2")
+
+
+def test_labels_with_utf8_bom_read(tmp_path):
+    from edge.datasets.video import read_point_labels
+
+    labels = read_point_labels(_clip(tmp_path, bom=True) / "labels" / "IR_DRONE_154.csv")
+    assert len(labels) == 325 and labels[0].shape == (1, 2)
+
+
+def test_labels_off_frame_and_past_the_video_one_warning_with_counts(tmp_path):
+    from edge.datasets import open_dataset
+
+    root = _clip(tmp_path, ["0,-40,143.5,8,8,drone", "1,9999,143.5,8,8,drone"])
+    with open(root / "labels" / "IR_DRONE_154.csv", "a") as f:
+        f.write("5000,10,10,8,8,drone\n5001,10,10,8,8,drone\n5002,10,10,8,8,drone\n")
+    with pytest.warns(Warning) as rec:
+        ds = open_dataset(root, split="all")
+    lines = [str(w.message) for w in rec if "label point(s)" in str(w.message)]
+    assert len(lines) == 1 and "2 label point(s) outside their frame" in lines[0] and "3 on frame indices" in lines[0]
+    assert len(ds) == 325
+
+
+@pytest.mark.parametrize("payload", [b"", b"this is not a video\n" * 10])
+def test_empty_or_non_video_mp4_is_not_a_cut_recording(tmp_path, payload):
+    bad = tmp_path / "clip.mp4"
+    bad.write_bytes(payload)
+    r = _cli("edge.run", "--source", str(bad), "--frames", "2", "--quiet")
+    line = _one_line_error(r, "clip.mp4", "not a video")
+    assert "cut" not in line
