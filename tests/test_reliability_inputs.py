@@ -189,3 +189,27 @@ def test_empty_or_non_video_mp4_is_not_a_cut_recording(tmp_path, payload):
     r = _cli("edge.run", "--source", str(bad), "--frames", "2", "--quiet")
     line = _one_line_error(r, "clip.mp4", "not a video")
     assert "cut" not in line
+
+
+# ------------------------------------------------------------------ item 9: recheck on two models
+SPIRE_N8 = REPO / "weights" / "spire-n" / "export" / "spire_n_512_int8_onnx"
+SPIRE_S8 = REPO / "weights" / "shipped" / "export" / "spire_s_512_int8_onnx"
+
+
+def test_recheck_refuses_two_different_architectures(tmp_path):
+    """spire-s FP32 vs spire-n INT8 reported "identical 70 %" and rewrote spire-n's fidelity.json."""
+    a, b = _artifact_copy(tmp_path / "a", src=ONNX32), _artifact_copy(tmp_path / "b", src=SPIRE_N8)
+    before = {p.name: p.read_bytes() for p in b.iterdir()}
+    r = _cli("quantize.recheck", "--fp32", str(a), "--int8", str(b), "--frames", "2", "--bench-runs", "0")
+    _one_line_error(r, "not the same model", "spire_n", "spire_s")
+    assert {p.name: p.read_bytes() for p in b.iterdir()} == before
+
+
+def test_recheck_refuses_another_source_checkpoint(tmp_path):
+    from quantize.recheck import same_model
+    from edge.sidecar import read_sidecar
+
+    b = _artifact_copy(tmp_path, lambda d: d["source_checkpoint"].update(sha256="f" * 64), src=SPIRE_S8)
+    with pytest.raises(SidecarError, match="not the same model"):
+        same_model(read_sidecar(ONNX32), read_sidecar(b), ONNX32, b)
+    same_model(read_sidecar(ONNX32), read_sidecar(SPIRE_S8), ONNX32, SPIRE_S8)  # the shipped pair passes
