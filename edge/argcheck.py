@@ -80,8 +80,9 @@ def check_count(n, flag: str, minimum: int = 0) -> int | None:
     return n
 
 
-def check_out_path(path, flag: str = "--out"):
-    """Refuse, before any work, an output path that cannot be a folder: it, or a folder above it, is a file.
+def check_out_path(path, flag: str = "--out", file: bool = False):
+    """Refuse, before any work, an output path that cannot be written: a folder above it is a file
+    (or, for a folder, it is a file itself; for a `file`, it is a folder).
 
     Why: `spire.train --out afile/run` trained for minutes and then died in a traceback on its first
     write; the same path is refused here in one line. Returns the path unchanged (None passes).
@@ -91,10 +92,12 @@ def check_out_path(path, flag: str = "--out"):
     from pathlib import Path
 
     p = Path(path)
-    for q in (p, *p.parents):
+    if file and p.is_dir():
+        raise ArgumentError(f"{flag} {p}: is a folder; pass a file path")
+    for q in (p.parent, *p.parent.parents) if file else (p, *p.parents):
         if q.exists():
             if not q.is_dir():
                 what = "is a file" if q == p else f"is under {q}, which is a file"
-                raise ArgumentError(f"{flag} {p}: {what}, not a folder; pass a folder path")
+                raise ArgumentError(f"{flag} {p}: {what}, not a folder; pass a path in a folder")
             break
     return path

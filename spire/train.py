@@ -17,6 +17,7 @@ validation F1 (never on a test list), 2 x MSE on PRPS / Gaussian targets.
 from __future__ import annotations
 
 import dataclasses
+import errno
 import signal
 import sys
 import time
@@ -25,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from edge.errors import DatasetError
+from edge.errors import DatasetError, SpireEdgeError
 from edge.metrics.operating import THR_GRID, best_operating_point
 
 from .cli import UsageError, carve_split, git_commit, open_roots, run_main, write_json
@@ -65,7 +66,13 @@ def build_data(cfg: TrainConfig, pre_norm_needed: bool, channels: int, reporter:
     norm = None
     if pre_norm_needed:
         with _tqdm_disabled(quiet):
-            norm = compute_stats(frames(), channels=channels)
+            try:
+                norm = compute_stats(frames(), channels=channels)
+            except ValueError:  # every training frame was a validation frame (or none was readable)
+                norm = None
+        if norm is None and not len(store):
+            raise DatasetError(f"{', '.join(cfg.data)}: no readable training frames left after removing the "
+                               "validation frames; check --data/--train-split against --val-data/--val-split")
     else:
         for _ in frames():
             pass
@@ -420,6 +427,10 @@ def train(cfg: TrainConfig) -> dict:
     return summary
 
 
+# What a write fails with when the disk is full, the quota is spent or the folder became read-only.
+DISK_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS)
+
+
 def main(argv=None) -> int:
     cfg = parse_config(argv)
     try:
@@ -427,6 +438,12 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:  # a second Ctrl-C / SIGTERM: stopped at once (last.pt is the last epoch's)
         print("interrupted: stopped at once; continue with --resume", file=sys.stderr)
         return 130
+    except OSError as e:  # a full disk or a read-only / over-quota folder: one line, not a traceback
+        if e.errno not in DISK_ERRNOS:
+            raise
+        raise SpireEdgeError(f"{e.filename or cfg.out}: cannot write ({e.strerror or e}); free space (or pick a "
+                             "writable --out) and continue the run with --resume (last.pt is the last saved "
+                             "epoch's, written atomically)") from None
     sig = summary.get("stopped_by_signal")
     return 128 + int(sig) if sig else 0  # 130 after Ctrl-C, 143 after SIGTERM, as a shell reports them
 

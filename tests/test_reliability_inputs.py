@@ -213,3 +213,100 @@ def test_recheck_refuses_another_source_checkpoint(tmp_path):
     with pytest.raises(SidecarError, match="not the same model"):
         same_model(read_sidecar(ONNX32), read_sidecar(b), ONNX32, b)
     same_model(read_sidecar(ONNX32), read_sidecar(SPIRE_S8), ONNX32, SPIRE_S8)  # the shipped pair passes
+
+
+# ------------------------------------------------------------------ item 12: one line, not a traceback
+@pytest.mark.parametrize("opts,words", [
+    (["--power", "nosuchsensor"], ["--power", "nosuchsensor"]),
+    (["--track", "--tracker", "gate_px=-5"], ["--tracker", "gate_px"]),
+    (["--track", "--tracker", "nosuch=1"], ["--tracker", "nosuch=1"]),
+    (["--track", "--tracker", "gate_px=abc"], ["--tracker", "gate_px=abc"]),
+])
+def test_edge_run_option_errors_are_one_line(tmp_path, opts, words):
+    r = _cli("edge.run", "--frames", "2", "--quiet", *opts, cwd=tmp_path)
+    _one_line_error(r, *words)
+
+
+def test_board_profile_with_unknown_backend_is_one_line(tmp_path):
+    from edge.boards import load_board
+
+    prof = tmp_path / "profile.json"
+    prof.write_text(json.dumps({"backend": "nosuch", "imgsz": 512}))
+    with pytest.raises(SpireEdgeError, match="'backend' is 'nosuch'"):
+        load_board(str(prof))
+    r = _cli("edge.run", "--board", str(prof), "--frames", "2", "--quiet", cwd=tmp_path)
+    _one_line_error(r, "profile.json", "backend")
+
+
+def _train_args(tmp_path: Path, *extra: str) -> list[str]:
+    return ["--data", str(DEMO), "--train-split", "all", "--frame-stride", "25", "--imgsz", "64", "--epochs", "1",
+            "--quiet", "--out", str(tmp_path / "run"), *extra]
+
+
+@pytest.mark.parametrize("extra,words", [
+    (["--batch", "0"], ["--batch 0"]),
+    (["--lr", "-1"], ["--lr -1"]),
+    (["--lr", "nan"], ["--lr nan"]),
+    (["--val-data", str(DEMO), "--val-split", "all"], ["training data itself"]),
+])
+def test_train_option_errors_are_one_line(tmp_path, extra, words):
+    from spire.train import main
+    from spire.cli import run_main
+
+    with pytest.raises(SpireEdgeError) as e:
+        main(_train_args(tmp_path, *extra))
+    assert all(w in str(e.value) for w in words) and "\n" not in str(e.value)
+    assert run_main(main, _train_args(tmp_path, *extra)) == 2
+
+
+def test_out_under_a_file_refused_before_work(tmp_path):
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    from spire.train import main
+
+    with pytest.raises(SpireEdgeError, match="which is a file"):
+        main(["--data", str(DEMO), "--quiet", "--out", str(afile / "run")])
+    r = _cli("edge.datasets", "convert", str(DEMO), "--split", "all", "--stride", "100", "--out", str(afile / "ds"))
+    _one_line_error(r, "--out", "which is a file")
+    for flag in ("--json", "--out"):
+        r = _cli("spire.evaluate", "--data", str(DEMO), "--split", "all", flag, str(afile / "x"))
+        _one_line_error(r, flag, "which is a file")
+
+
+def test_train_on_a_full_disk_is_one_line(tmp_path, monkeypatch):
+    """ENOSPC on the first write (train_args.json) was a traceback; now one line naming --resume."""
+    import spire.train as train
+
+    def full(path, obj):
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(train, "write_json", full)
+    with pytest.raises(SpireEdgeError, match="No space left on device.*--resume"):
+        train.main(_train_args(tmp_path))
+
+
+def test_pick_on_a_read_only_folder_is_one_line(tmp_path, monkeypatch):
+    import quantize.pick as pick
+
+    exp = tmp_path / "export"
+    _artifact_copy(exp, src=ONNX32)
+
+    def denied(path, obj, **kw):
+        raise PermissionError(errno.EACCES, "Permission denied", str(path))
+
+    monkeypatch.setattr(pick, "atomic_write_json", denied)
+    with pytest.raises(SpireEdgeError, match="cannot write here"):
+        _raise_from_pick(pick, exp)
+
+
+def _raise_from_pick(pick, exp: Path):
+    """quantize.pick's main prints errors; call it and turn exit 2 + the line back into the error."""
+    import contextlib
+    import io
+
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        rc = pick.main([str(exp)])
+    if rc == 2 and err.getvalue().startswith("error:") and "Traceback" not in err.getvalue():
+        raise SpireEdgeError(err.getvalue().strip())
+    raise AssertionError((rc, err.getvalue()))

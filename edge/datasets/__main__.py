@@ -33,6 +33,10 @@ def _parser() -> argparse.ArgumentParser:
 
 def _main(argv=None) -> int:
     args = _parser().parse_args(argv)
+    if args.cmd == "convert":  # before any frame is read: an --out under a file cannot be written
+        from edge.argcheck import check_out_path
+
+        check_out_path(args.out)
     warnings.simplefilter("ignore", DatasetWarning)  # problems are printed below instead
     for split in args.split.split(","):
         ds = open_dataset(args.src, args.format, split, exclude=args.exclude, centroid=args.centroid,
