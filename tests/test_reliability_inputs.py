@@ -16,7 +16,6 @@ import sys
 from pathlib import Path
 
 import cv2
-import numpy as np
 import pytest
 
 from edge.errors import SidecarError, SpireEdgeError
@@ -310,3 +309,25 @@ def _raise_from_pick(pick, exp: Path):
     if rc == 2 and err.getvalue().startswith("error:") and "Traceback" not in err.getvalue():
         raise SpireEdgeError(err.getvalue().strip())
     raise AssertionError((rc, err.getvalue()))
+
+
+# ------------------------------------------------------------------ the fault catalogue (smoke test of the tool)
+def test_faults_benchmark_runs_two_cheap_cases(tmp_path, capsys):
+    """benchmarks.faults end to end on two cheap cases: table, results.json, a non-overwriting folder."""
+    from benchmarks.faults import main
+
+    argv = ["--only", "--threads -4", "sidecar thr7", "--out", str(tmp_path / "f")]
+    assert main(argv) == 0
+    rows = json.loads((tmp_path / "f" / "results.json").read_text())["cases"]
+    assert [r["verdict"] for r in rows] == ["good", "good"]
+    assert "| case | expected | observed | verdict |" in (tmp_path / "f" / "faults.md").read_text()
+    assert main(argv) == 0 and (tmp_path / "f2" / "results.json").is_file()  # never over the first run
+    assert main(["--only", "nosuch-case", "--out", str(tmp_path / "g")]) == 2
+
+
+def test_faults_huge_png_is_valid_and_cheap(tmp_path):
+    from benchmarks.fault_fixtures import huge_png
+
+    p = huge_png(tmp_path / "big.png", 4000, 3000)
+    img = cv2.imread(str(p), cv2.IMREAD_UNCHANGED)
+    assert img.shape == (3000, 4000) and img.max() == 0 and p.stat().st_size < 200_000
