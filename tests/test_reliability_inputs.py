@@ -168,17 +168,20 @@ def test_labels_with_utf8_bom_read(tmp_path):
     assert len(labels) == 325 and labels[0].shape == (1, 2)
 
 
-def test_labels_off_frame_and_past_the_video_one_warning_with_counts(tmp_path):
+def test_labels_off_frame_and_past_the_video_one_warning_with_counts(tmp_path, capfd):
     from edge.datasets import open_dataset
 
     root = _clip(tmp_path, ["0,-40,143.5,8,8,drone", "1,9999,143.5,8,8,drone"])
     with open(root / "labels" / "IR_DRONE_154.csv", "a") as f:
         f.write("5000,10,10,8,8,drone\n5001,10,10,8,8,drone\n5002,10,10,8,8,drone\n")
-    with pytest.warns(Warning) as rec:
-        ds = open_dataset(root, split="all")
-    lines = [str(w.message) for w in rec if "label point(s)" in str(w.message)]
-    assert len(lines) == 1 and "2 label point(s) outside their frame" in lines[0] and "3 on frame indices" in lines[0]
-    assert len(ds) == 325
+    ds = open_dataset(root, split="all")
+    err = capfd.readouterr().err
+    lines = [ln for ln in err.splitlines() if "label point(s)" in ln]
+    assert len(lines) == 1 and lines[0].startswith("warning: ") and "DatasetWarning" not in err
+    assert "2 label point(s) outside their frame" in lines[0] and "3 on frame indices" in lines[0]
+    assert len(ds) == 325 and any("label point(s)" in p for p in ds.problems)
+    r = _cli("edge.run", "--source", str(root), "--frames", "2", "--quiet")
+    assert r.returncode == 0 and [ln for ln in r.stderr.splitlines() if "label" in ln] == [lines[0]]
 
 
 @pytest.mark.parametrize("payload", [b"", b"this is not a video\n" * 10])

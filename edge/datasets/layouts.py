@@ -241,9 +241,12 @@ def open_dataset(root, format: str = "auto", split: str = "train", exclude=None,
         drop = _exclude_set(exclude)
         if drop:
             ds.entries = [e for e in ds.entries if e.name not in drop and e.clip not in drop]
+            printed = ds.printed
             ds.__post_init__()
+            ds.printed = printed
         for p in problems:
-            warnings.warn(p, DatasetWarning, stacklevel=2)
+            if p not in ds.printed:
+                warnings.warn(p, DatasetWarning, stacklevel=2)
         return ds
     if fmt == "spire-json":
         entries = _json_entries(root, names, problems)

@@ -199,6 +199,7 @@ class VideoDataset(Dataset):
         for e in self.entries:
             self._wanted[e.clip].add(e.frame_index)
         self._last = -1
+        self.printed: set[str] = set()  # problems already shown as one plain stderr line
 
     @property
     def clips(self) -> list[str]:
@@ -278,7 +279,12 @@ def open_video_dataset(root: Path, names: list[str] | None, stride: int = 1, pro
         if lst:
             shown = ", ".join(lst[:5]) + (", ..." if len(lst) > 5 else "")
             problems.append(f"{root}: {len(lst)} listed clip(s) {what}, skipped: {shown}")
+    ds = VideoDataset(root, "video", str(split), entries, centroid, problems)
     msg = label_range_message(f"{root}/labels", outside, beyond)
-    if msg:
+    if msg:  # one plain line (no Python warning with a source line), as for a rescaled mask
+        import sys
+
         problems.append(msg)
-    return VideoDataset(root, "video", str(split), entries, centroid, problems)
+        ds.printed.add(msg)
+        print(f"warning: {msg}", file=sys.stderr)
+    return ds
