@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 import cv2
+import numpy as np
 import pytest
 
 from edge.errors import SidecarError, SpireEdgeError
@@ -334,3 +335,18 @@ def test_faults_huge_png_is_valid_and_cheap(tmp_path):
     p = huge_png(tmp_path / "big.png", 4000, 3000)
     img = cv2.imread(str(p), cv2.IMREAD_UNCHANGED)
     assert img.shape == (3000, 4000) and img.max() == 0 and p.stat().st_size < 200_000
+
+
+def test_spire_json_nan_keypoint_refused(tmp_path):
+    """The COCO-keypoint reader takes the same rule as the CSV one: a NaN point is refused, naming the annotation."""
+    from edge.datasets import open_dataset
+
+    root = tmp_path / "sj"
+    (root / "images").mkdir(parents=True)
+    (root / "annotations").mkdir()
+    cv2.imwrite(str(root / "images" / "a.png"), np.zeros((32, 32), np.uint8))
+    coco = {"images": [{"id": 1, "file_name": "a.png", "width": 32, "height": 32}],
+            "annotations": [{"id": 7, "image_id": 1, "keypoints": [float("nan"), 4.0, 2]}]}
+    (root / "annotations" / "annotations.json").write_text(json.dumps(coco))
+    with pytest.raises(SpireEdgeError, match="annotation id 7"):
+        open_dataset(root, format="spire-json", split="all")
