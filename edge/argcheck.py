@@ -8,9 +8,15 @@ from __future__ import annotations
 
 import math
 
+from edge.codecs.base import SCORE_RANGE
 from edge.errors import SpireEdgeError
 
-__all__ = ["ArgumentError", "check_threads", "check_conf", "check_count", "check_raw16"]
+__all__ = ["ArgumentError", "check_threads", "check_conf", "check_count", "check_raw16", "SCORE_THR_RULE",
+           "score_threshold_ok"]
+
+# The one rule for a decode threshold, wherever it comes from (--conf, a sidecar's codec.thr,
+# quantize.pick --thr): edge.codecs.base.SCORE_RANGE, which says what a score is.
+SCORE_THR_RULE = f"({SCORE_RANGE[0]:g}, {SCORE_RANGE[1]:g}]"  # in words, for messages
 
 
 class ArgumentError(SpireEdgeError, ValueError):
@@ -25,6 +31,15 @@ def check_threads(threads, flag: str = "--threads") -> int | None:
         raise ArgumentError(f"{flag} {threads}: must be a whole number of CPU threads >= 1 "
                             "(leave it out for the runtime's default)")
     return int(threads)
+
+
+def score_threshold_ok(v) -> bool:
+    """True for a finite number in edge.codecs.base.SCORE_RANGE (the one threshold rule)."""
+    try:
+        v = float(v)
+    except (TypeError, ValueError):
+        return False
+    return math.isfinite(v) and SCORE_RANGE[0] < v <= SCORE_RANGE[1]
 
 
 def check_conf(conf, flag: str = "--conf") -> float | None:

@@ -46,6 +46,16 @@ class BoardProfile:
         return {k: getattr(self, k) for k in KNOWN_KEYS if getattr(self, k) is not None}
 
 
+def _check_choices(path: Path, d: dict) -> None:
+    """A profile's backend and precision must be ones the runtime knows (they were a KeyError traceback)."""
+    from edge.backends import BACKENDS
+    from edge.sidecar import PRECISIONS
+
+    for key, known, allowed in (("backend", BACKENDS, sorted(BACKENDS)), ("precision", PRECISIONS, PRECISIONS)):
+        if d.get(key) is not None and (not isinstance(d[key], str) or d[key] not in known):
+            raise SpireEdgeError(f"{path}: '{key}' is {d[key]!r}; choose one of {', '.join(allowed)}; fix the file")
+
+
 def load_board(name: str, root: str | Path | None = None) -> BoardProfile:
     """Read boards/<name>/profile.json (or a profile.json path); one-line error when absent or bad."""
     p = Path(name)
@@ -64,6 +74,7 @@ def load_board(name: str, root: str | Path | None = None) -> BoardProfile:
         threads = int(d["threads"]) if d.get("threads") is not None else None
     except (TypeError, ValueError):
         raise SpireEdgeError(f"{path}: imgsz and threads must be integers; fix the file") from None
+    _check_choices(path, d)
     power = d.get("power")
     if isinstance(power, dict):  # {"sensor": "ina3221", ...} style
         power = power.get("sensor") or power.get("source")

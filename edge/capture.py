@@ -68,6 +68,11 @@ def labels_beside(video: Path) -> Path | None:
     return None
 
 
+# Boxes an MP4/MOV file starts with; a file that starts otherwise (0 bytes, text, another format) is no
+# MP4 at all, and is reported as not a video rather than as a recording that was cut.
+MP4_TOP_BOXES = (b"ftyp", b"moov", b"mdat", b"free", b"skip", b"wide", b"pnot", b"uuid")
+
+
 def _has_mp4_index(path: Path) -> bool | None:
     """False when an MP4/MOV file has no 'moov' box (recording cut before it was closed); None: not MP4."""
     if path.suffix.lower() not in (".mp4", ".mov", ".m4v"):
@@ -76,6 +81,9 @@ def _has_mp4_index(path: Path) -> bool | None:
 
     try:
         with open(path, "rb") as f:
+            head = f.read(8)
+            if len(head) < 8 or head[4:8] not in MP4_TOP_BOXES:  # empty, or not an MP4 at all: not a cut one
+                return None
             size_all, pos = path.stat().st_size, 0
             while pos + 8 <= size_all:
                 f.seek(pos)
@@ -185,6 +193,19 @@ class CaptureSource(Source):
             self.labels_path = labels_beside(Path(spec))
             if self.labels_path is not None:
                 self.labels, self.labelled = read_point_labels(self.labels_path), True
+                self._warn_label_range()
+
+    def _warn_label_range(self) -> None:
+        """One warning line counting label points no detection can match (off the frame, past the video)."""
+        import cv2
+
+        from edge.datasets.video import label_range_counts, label_range_message
+
+        h, w = int(self.cap.get(cv2.CAP_PROP_FRAME_HEIGHT) or 0), int(self.cap.get(cv2.CAP_PROP_FRAME_WIDTH) or 0)
+        msg = label_range_message(self.labels_path, *label_range_counts(self.labels, self.count,
+                                                                         (h, w) if h and w else None))
+        if msg:
+            print(f"warning: {msg}", file=sys.stderr)
 
     @staticmethod
     def _open_error(spec: str, kind: str) -> str:

@@ -25,7 +25,8 @@ from pathlib import Path, PurePosixPath
 from edge.errors import SidecarError
 from edge.targets import TARGETS
 
-__all__ = ["ENGINE_SUFFIXES", "needed_files", "onnx_data_files", "hash_files", "verify_artifact", "check_names"]
+__all__ = ["ENGINE_SUFFIXES", "needed_files", "onnx_data_files", "hash_files", "verify_artifact", "check_names",
+           "check_name", "is_inside_name", "sidecar_names"]
 
 ENGINE_SUFFIXES = (".engine", ".plan")
 RECIPE = "build_engine.sh"
@@ -80,15 +81,47 @@ def hash_files(folder: str | Path, names: list[str]) -> dict[str, str]:
     return out
 
 
+def is_inside_name(name) -> bool:
+    """A relative name that stays inside the artifact folder: no absolute path, no '..', no backslash, no '~'."""
+    if not isinstance(name, str) or not name or "\\" in name or "\0" in name or name.startswith("~"):
+        return False
+    pp = PurePosixPath(name)
+    return not pp.is_absolute() and ".." not in pp.parts and pp.name not in ("", ".")
+
+
+def check_name(name, where: str, key: str) -> str:
+    """THE check for every file name a sidecar holds (`model_file`, `files`, `extra.weights_file`).
+
+    Why one function: `extra.weights_file` was hashed without the check `files` and `model_file`
+    got, so a sidecar could make the runtime read (and print the size and hash prefix of) any file
+    on the device. Every name the runtime may open goes through here first.
+    """
+    if not is_inside_name(name):
+        raise SidecarError(f"{where}: '{key}' is {name!r}; it must name a file inside the artifact folder "
+                           "(no absolute path, no '..'); re-export the model")
+    return name
+
+
 def check_names(files, where: str) -> None:
-    """`files` must map relative names inside the folder (no absolute path, no '..') to sha256 hex digests."""
-    ok = isinstance(files, dict) and all(
-        isinstance(k, str) and k and not PurePosixPath(k).is_absolute() and "\\" not in k
-        and ".." not in PurePosixPath(k).parts and isinstance(v, str) and len(v) == 64
-        and all(c in "0123456789abcdef" for c in v) for k, v in files.items())
-    if not ok:
+    """`files` must map names inside the folder (`check_name`) to sha256 hex digests."""
+    if not isinstance(files, dict):
         raise SidecarError(f"{where}: 'files' must map file names inside the artifact folder to sha256 hex "
                            "digests; re-export the model")
+    for k, v in files.items():
+        check_name(k, where, f"files[{k!r}]" if isinstance(k, str) else "files")
+        if not (isinstance(v, str) and len(v) == 64 and all(c in "0123456789abcdef" for c in v)):
+            raise SidecarError(f"{where}: 'files' must map file names inside the artifact folder to sha256 hex "
+                               f"digests ({k!r} -> {str(v)[:20]!r}); re-export the model")
+
+
+def sidecar_names(meta) -> dict[str, object]:
+    """{key: name} of every file name the sidecar holds, for `check_name`."""
+    names = {"model_file": meta.model_file}
+    names.update({f"files[{k!r}]": k for k in (getattr(meta, "files", None) or {})})
+    extra = meta.extra if isinstance(meta.extra, dict) else {}
+    if "weights_file" in extra:
+        names["extra.weights_file"] = extra["weights_file"]
+    return names
 
 
 def listed_files(meta) -> dict[str, str]:
@@ -97,7 +130,8 @@ def listed_files(meta) -> dict[str, str]:
     listed.setdefault(meta.model_file, meta.model_sha256)
     extra = meta.extra or {}
     if extra.get("weights_file") and isinstance(extra.get("weights_sha256"), str):
-        listed.setdefault(str(extra["weights_file"]), extra["weights_sha256"])
+        listed.setdefault(check_name(extra["weights_file"], "metadata.json", "extra.weights_file"),
+                          extra["weights_sha256"])
     return listed
 
 
@@ -106,6 +140,8 @@ def verify_artifact(side: Path, meta) -> None:
     from edge.sidecar import file_sha256
 
     folder = Path(side).parent
+    for key, name in sidecar_names(meta).items():  # (ModelMeta.validate did this; a hand-built meta too)
+        check_name(name, str(side), key)
     listed = listed_files(meta)
     if listed.get(meta.model_file) != meta.model_sha256:
         raise SidecarError(f"{side}: 'files' and 'model_sha256' disagree on {meta.model_file}; re-export the model")

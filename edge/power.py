@@ -310,7 +310,10 @@ def detect(override: str | None = None, root: str | Path = "/sys") -> tuple[Sens
     if override in ("none", "off"):
         return None, ["none (disabled by --power none)"]
     if override not in (None, "", "auto") and override not in PROBES:
-        raise ValueError(f"unknown power sensor {override!r}; choose auto, none or one of {', '.join(PROBES)}")
+        from edge.argcheck import ArgumentError  # (a ValueError too): one line in every CLI
+
+        raise ArgumentError(f"--power {override!r}: unknown power sensor; choose auto, none or one of "
+                            f"{', '.join(PROBES)}")
     names = list(PROBES) if override in (None, "", "auto") else [override]
     tried = []
     for name in names:

@@ -88,6 +88,7 @@ class Normalization:
                    float(d.get("low_pct", 0.5)), float(d.get("high_pct", 99.5)))
 
 
+LETTERBOXES = ("center", "faithful")  # PreprocessConfig.letterbox
 FITS = ("native", "pad")  # PreprocessConfig.fit: how a frame smaller than the input is run
 
 
@@ -111,7 +112,7 @@ class PreprocessConfig:
             raise ValueError(f"imgsz must be a positive multiple of 32, got {self.imgsz}")
         if self.channels not in (1, 3):
             raise ValueError(f"channels must be 1 or 3, got {self.channels}")
-        if self.letterbox not in ("center", "faithful"):
+        if self.letterbox not in LETTERBOXES:
             raise ValueError(f"letterbox must be 'center' or 'faithful', got {self.letterbox!r}")
         if self.fit not in FITS:
             raise ValueError(f"fit must be one of {FITS}, got {self.fit!r}")

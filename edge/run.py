@@ -55,7 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--tile", dest="mode", action="store_const", const="tile", help="always tile at native resolution")
     g.add_argument("--resize", dest="mode", action="store_const", const="resize", help="always letterbox to the input")
     p.add_argument("--frames", type=int, help="stop after N frames")
-    p.add_argument("--conf", type=float, help="score threshold in (0, 10]: scores are heatmap peak values, "
+    p.add_argument("--conf", type=float, help="score threshold in (0, 2]: scores are heatmap peak values, "
                    "about 1 at a target, possibly above 1 (default: the sidecar codec's thr)")
     p.add_argument("--raw16", type=float, nargs=2, metavar=("SCALE", "OFFSET"),
                    help="16-bit frames: the camera's linear 8-bit map, 8-bit = (raw - OFFSET) / SCALE, so 8-bit and "

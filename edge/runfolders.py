@@ -74,13 +74,21 @@ def next_free(folder: str | os.PathLike, markers: tuple[str, ...] | None = None)
     raise OutputFolderError(f"{p}: {MAX_TRIES} numbered folders beside it are taken; clean up or pass another path")
 
 
-def check_out_path(folder: str | os.PathLike, flag: str = "--out") -> Path:
-    """Refuse, before any work and without creating anything, an output folder that cannot be made.
+def check_out_path(folder: str | os.PathLike | None, flag: str = "--out", file: bool = False) -> Path | None:
+    """Refuse, before any work and without creating anything, an output folder (or, with `file`, an
+    output file) that cannot be made; None passes.
 
     Why: `benchmarks.run --out afile/b` measured for 77 s and `quantize.ptq --out afile/q`
-    calibrated for 20 s before failing on the path. Every command checks its output path first,
+    calibrated for 20 s before failing on the path. Every command checks its output paths first,
     here: one line naming the path, what is wrong and the fix.
     """
+    if folder is None:
+        return None
+    if file:
+        if Path(folder).is_dir():
+            raise OutputFolderError(f"{flag} {folder}: is a folder; pass a file path")
+        check_out_path(Path(folder).parent, flag)
+        return Path(folder)
     p = Path(folder)
     if p.exists() and not p.is_dir():
         raise OutputFolderError(f"{flag} {p}: is a file, not a folder; pass a folder path (it is created if missing)")

@@ -121,8 +121,6 @@ class ModelMeta:
         _need(self.format in TARGETS, where, f"'format' is {self.format!r}; expected one of {', '.join(TARGETS)}")
         _need(self.precision in PRECISIONS, where,
               f"'precision' is {self.precision!r}; expected one of {', '.join(PRECISIONS)}")
-        _need(isinstance(self.model_file, str) and bool(self.model_file) and "/" not in self.model_file
-              and "\\" not in self.model_file, where, "'model_file' must be a file name inside the artifact folder")
         _need(isinstance(self.model_sha256, str) and len(self.model_sha256) == 64, where,
               "'model_sha256' must be a 64-hex-digit sha256")
         for key in ("input", "output", "preprocess", "codec", "arch_kwargs", "versions", "training", "extra"):
@@ -146,10 +144,11 @@ class ModelMeta:
         _need(pre_sz == s, where, f"'preprocess.imgsz' {pre_sz} differs from the input size {s}")
         pre_ch = self.preprocess.get("channels", shape[1])
         _need(pre_ch == shape[1], where, f"'preprocess.channels' {pre_ch} differs from the input channels {shape[1]}")
-        if self.files:
-            from edge.integrity import check_names
+        from edge.integrity import check_name, check_names, sidecar_names
 
-            check_names(self.files, where)
+        check_names(self.files, where)
+        for key, name in sidecar_names(self).items():  # every name a sidecar holds: one check (edge.integrity)
+            check_name(name, where, key)
         from edge.codecs import CODECS  # (imports the registered codecs)
 
         _need(self.codec.get("type") in CODECS, where, f"'codec.type' is {self.codec.get('type')!r}; expected one of "
@@ -158,6 +157,9 @@ class ModelMeta:
             v = getattr(self, key)
             _need(v is None or (isinstance(v, dict) and all(k in v for k in need)), where,
                   f"'{key}' must be null or an object with {' and '.join(need)}")
+        from edge.sidecar_values import check_values
+
+        check_values(self, where)  # the numbers and names in preprocess/codec, with the CLI's rules
 
     # ---- conversions ------------------------------------------------------------------------
     @classmethod

@@ -26,6 +26,8 @@ What `update` returns is the confirmed tracks hit in this frame plus those misse
 """
 from __future__ import annotations
 
+import math
+
 from collections import deque
 from dataclasses import asdict, dataclass, field
 
@@ -104,14 +106,24 @@ class TrackerConfig:
     @classmethod
     def from_pairs(cls, pairs, base: "TrackerConfig | None" = None) -> "TrackerConfig":
         """A config from 'name=value' strings (CLI `--tracker gate_px=6 birth_hits=2`), over `base`."""
+        from edge.argcheck import ArgumentError  # (a ValueError too): one line in every CLI
+
         cur = (base or cls()).to_dict()
         for p in pairs or ():
             k, sep, v = str(p).partition("=")
             if not sep or k not in cur:
-                raise ValueError(f"tracker option {p!r}: expected NAME=VALUE with NAME one of {', '.join(cur)}")
+                raise ArgumentError(f"--tracker {p!r}: expected NAME=VALUE with NAME one of {', '.join(cur)}")
             t = type(cur[k])
-            cur[k] = (v.lower() in ("1", "true", "yes", "on")) if t is bool else t(v)
-        return cls(**cur)
+            try:
+                cur[k] = (v.lower() in ("1", "true", "yes", "on")) if t is bool else t(v)
+            except ValueError:
+                raise ArgumentError(f"--tracker {p!r}: {k} takes a {t.__name__} (now {cur[k]!r})") from None
+            if t is float and not math.isfinite(cur[k]):
+                raise ArgumentError(f"--tracker {p!r}: {k} must be a finite number")
+        try:
+            return cls(**cur)
+        except ValueError as e:
+            raise ArgumentError(f"--tracker {' '.join(map(str, pairs))}: {e}") from None
 
 
 @dataclass

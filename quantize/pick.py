@@ -19,7 +19,9 @@ decisions, read from the fidelity reports, and `edge.zoo` follows their output
 from __future__ import annotations
 
 import argparse
+import errno
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -71,7 +73,7 @@ def write_defaults(export_root: str | Path) -> dict[str, str]:
             pick = arts["int8"]
         if pick is not None:
             defaults[fmt] = pick.name
-    (Path(export_root) / DEFAULTS_NAME).write_text(json.dumps(defaults, indent=2) + "\n")
+    atomic_write_json(Path(export_root) / DEFAULTS_NAME, defaults)
     return defaults
 
 
@@ -122,13 +124,24 @@ def main(argv=None) -> int:
                    "with the threshold (python -m spire.thresholds --mode auto|static)")
 
     def run(a) -> int:
+        from edge.argcheck import score_threshold_ok
+
+        if a.thr is not None and (not score_threshold_ok(a.thr) or not a.thr_rule.strip()):
+            raise SpireEdgeError("--thr must be in (0, 1] and come with --thr-rule saying how it was chosen")
+        try:
+            return _pick(a)
+        except PermissionError as e:  # a read-only export folder: one line before or after the first write
+            raise SpireEdgeError(f"{e.filename or a.export}: cannot write here ({e.strerror}); run quantize.pick "
+                                 "on a writable copy of the export folder, or fix its permissions") from None
+
+    def _pick(a) -> int:
+        if not os.access(a.export, os.W_OK) and Path(a.export).is_dir():
+            raise PermissionError(errno.EACCES, "read-only folder", str(a.export))
         for line in prefer_qat(a.qat, a.export) if a.qat else []:
             print(line)
         for fmt, name in write_defaults(a.export).items():
             print(f"default {fmt}: {name}")
         if a.thr is not None:
-            if not 0 < a.thr <= 1 or not a.thr_rule.strip():
-                raise SpireEdgeError("--thr must be in (0, 1] and come with --thr-rule saying how it was chosen")
             n = len(set_operating_point(a.export, a.thr, a.thr_rule, a.fit))
             print(f"threshold {a.thr:g}{f', fit {a.fit}' if a.fit else ''} in {n} sidecar(s)")
         elif a.fit:

@@ -17,7 +17,30 @@ import json
 import tempfile
 from pathlib import Path
 
+from edge.errors import SidecarError
 from edge.sidecar import read_sidecar
+
+
+def same_model(meta32, meta8, fp32: Path, int8: Path) -> None:
+    """Refuse two artifacts that are not the same model, before any frame is read or any file written.
+
+    Why: `--fp32` spire-s and `--int8` spire-n used to report "identical 70 %" and rewrite the
+    spire-n report and decode threshold from a comparison with another network. The two sidecars
+    must name the same architecture (and its arguments) and, where both record it, the same source
+    checkpoint (sha256); `--int8` must be an INT8 artifact and `--fp32` a float one.
+    """
+    if meta8.precision != "int8" or meta32.precision == "int8":
+        raise SidecarError(f"{int8}: --int8 is {meta8.precision}, --fp32 is {meta32.precision}; pass the FP32 "
+                           "(or FP16) artifact as --fp32 and the INT8 one as --int8")
+    a32, a8 = (meta32.arch, meta32.arch_kwargs), (meta8.arch, meta8.arch_kwargs)
+    if a32 != a8:
+        raise SidecarError(f"{int8}: its sidecar names architecture {meta8.arch} {meta8.arch_kwargs or ''}, {fp32}'s "
+                           f"{meta32.arch} {meta32.arch_kwargs or ''}: not the same model; pass the FP32 export of "
+                           "the checkpoint this INT8 artifact was quantised from")
+    s32, s8 = ((m.source_checkpoint or {}).get("sha256") for m in (meta32, meta8))
+    if s32 and s8 and s32 != s8:
+        raise SidecarError(f"{int8}: quantised from checkpoint sha256 {s8[:12]}…, but {fp32} was exported from "
+                           f"{s32[:12]}…: not the same model; pass the FP32 export of the same checkpoint")
 
 
 def recheck(fp32: str | Path, int8: str | Path, val_data: str | None, val_split: str = "val", frames: int = 212,
@@ -28,6 +51,7 @@ def recheck(fp32: str | Path, int8: str | Path, val_data: str | None, val_split:
 
     fp32, int8 = Path(fp32), Path(int8)
     meta8 = read_sidecar(int8)
+    same_model(read_sidecar(fp32), meta8, fp32, int8)
     vals = val_set(val_data, val_split, frames)
     with tempfile.TemporaryDirectory(prefix="spire_recheck_") as work:
         runnable = recipe_for_format(meta8.format).runnable(int8, Path(work))

@@ -140,6 +140,10 @@ def resolution(mode: str, size: int) -> str:
 
 def evaluate(args) -> dict:
     """Run the evaluation described by parsed `args`; returns the result dict (also --json)."""
+    from edge.runfolders import check_out_path
+
+    check_out_path(args.out)  # before the model runs: a path under a file fails now, in one line
+    check_out_path(args.json, "--json", file=True)
     if args.threads:
         torch.set_num_threads(args.threads)
     info = engine.setup_distributed(args.device)

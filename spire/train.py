@@ -17,6 +17,7 @@ validation F1 (never on a test list), 2 x MSE on PRPS / Gaussian targets.
 from __future__ import annotations
 
 import dataclasses
+import errno
 import signal
 import sys
 import time
@@ -24,6 +25,7 @@ from pathlib import Path
 
 import torch
 
+from edge.errors import SpireEdgeError
 from edge.metrics.operating import THR_GRID
 
 from .cli import UsageError, git_commit, run_main, write_json
@@ -378,6 +380,10 @@ def print_next(cfg: TrainConfig, summary: dict) -> None:
     print(f"next: python -m export --weights {best} --target openvino --precision int8 --data {cfg.data[0]}")
 
 
+# What a write fails with when the disk is full, the quota is spent or the folder became read-only.
+DISK_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS)
+
+
 def main(argv=None) -> int:
     cfg = parse_config(argv)
     try:
@@ -385,6 +391,12 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:  # a second Ctrl-C / SIGTERM: stopped at once (last.pt is the last epoch's)
         print("interrupted: stopped at once; continue with --resume", file=sys.stderr)
         return 130
+    except OSError as e:  # a full disk or a read-only / over-quota folder: one line, not a traceback
+        if e.errno not in DISK_ERRNOS:
+            raise
+        raise SpireEdgeError(f"{e.filename or cfg.out}: cannot write ({e.strerror or e}); free space (or pick a "
+                             "writable --out) and continue the run with --resume (last.pt is the last saved "
+                             "epoch's, written atomically)") from None
     print_next(cfg, summary)
     sig = summary.get("stopped_by_signal")
     return 128 + int(sig) if sig else 0  # 130 after Ctrl-C, 143 after SIGTERM, as a shell reports them

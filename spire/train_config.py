@@ -248,4 +248,32 @@ def parse_config(argv=None) -> TrainConfig:
                          "torch's default)")
     if cfg.imgsz % 32:
         raise UsageError(f"--imgsz {cfg.imgsz}: must be a multiple of 32 (e.g. {max(32, cfg.imgsz // 32 * 32)})")
+    check_numbers(cfg)
     return cfg
+
+
+def check_numbers(cfg: TrainConfig) -> None:
+    """The options that used to end in a traceback minutes into a run, refused before any frame is read.
+
+    `--batch 0`, `--lr -1` / `nan`, training on the validation data itself (every training frame was
+    removed and compute_stats failed), and an `--out` under a file (the first write failed).
+    """
+    import math
+
+    from edge.runfolders import check_out_path
+
+    if isinstance(cfg.batch, bool) or not isinstance(cfg.batch, int) or cfg.batch < 1:
+        raise UsageError(f"--batch {cfg.batch}: must be a whole number of frames >= 1")
+    for flag, v in (("--lr", cfg.lr), ("--min-lr", cfg.min_lr), ("--set-lr", cfg.set_lr)):
+        if v is not None and not (math.isfinite(v) and v > 0):
+            raise UsageError(f"{flag} {v}: the learning rate must be a finite number > 0 (default {TrainConfig.lr:g})")
+    if not 0 < cfg.lr_factor < 1 or not math.isfinite(cfg.lr_factor):
+        raise UsageError(f"--lr-factor {cfg.lr_factor}: must be in (0, 1) (the plateau decay multiplies the lr)")
+    if cfg.val_data:
+        splits_meet = cfg.val_split == cfg.train_split or "all" in (cfg.val_split, cfg.train_split)
+        same = sorted({str(Path(d).resolve()) for d in cfg.data} & {str(Path(v).resolve()) for v in cfg.val_data})
+        if same and splits_meet:
+            raise UsageError(f"--val-data {same[0]} --val-split {cfg.val_split} is the training data itself "
+                             f"(--data, --train-split {cfg.train_split}): the model would be selected on frames it "
+                             "trained on; pass another split or another validation root")
+    check_out_path(cfg.out)

@@ -49,7 +49,13 @@ def build_data(cfg: TrainConfig, pre_norm_needed: bool, channels: int, reporter:
     norm = None
     if pre_norm_needed:
         with _tqdm_disabled(quiet):
-            norm = compute_stats(frames(), channels=channels)
+            try:
+                norm = compute_stats(frames(), channels=channels)
+            except ValueError:  # every training frame was a validation frame (or none was readable)
+                norm = None
+        if norm is None and not len(store):
+            raise DatasetError(f"{', '.join(cfg.data)}: no readable training frames left after removing the "
+                               "validation frames; check --data/--train-split against --val-data/--val-split")
     else:
         for _ in frames():
             pass

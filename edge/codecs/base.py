@@ -28,9 +28,10 @@ CODECS: dict[str, type] = {}
 # target's centre), so a confident target scores about 1 and may score more (1.59 and 2.05 were seen
 # on the built-in clip with spire-s); nothing bounds it above. A threshold (--conf, `thr=`, a sidecar's
 # codec thr) is therefore any number in (0, SCORE_RANGE[1]]: above 0 (0 would keep every local
-# maximum of the background) and at most 10, far above any score a trained model emits, so a
-# percentage typed by mistake (`--conf 35`) is refused instead of silently finding nothing.
-SCORE_RANGE = (0.0, 10.0)
+# maximum of the background) and at most 2, about the highest score a trained model emits, so a
+# threshold that can only find nothing (a sidecar's thr 7, `--conf 35` typed as a percentage) is
+# refused in one line instead of silently finding nothing.
+SCORE_RANGE = (0.0, 2.0)
 
 
 def check_threshold(value, what: str = "--conf") -> float:

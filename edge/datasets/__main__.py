@@ -44,7 +44,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def _main(argv=None) -> int:
     args = _parser().parse_args(argv)
-    if args.cmd == "convert":
+    if args.cmd == "convert":  # before any frame is read: --out must be creatable and new (or --exist-ok)
         _check_out(args.out, args.exist_ok)
     warnings.simplefilter("ignore", DatasetWarning)  # problems are printed below instead
     if args.cmd == "convert" and args.tool:

@@ -176,7 +176,13 @@ def _json_entries(root: Path, names, problems):
                            "re-create it with `python -m edge.datasets convert`") from None
     kps = defaultdict(list)
     for a in coco.get("annotations", []):
-        k = np.asarray(a.get("keypoints", []), dtype=np.float64).reshape(-1, 3)
+        try:
+            k = np.asarray(a.get("keypoints", []), dtype=np.float64).reshape(-1, 3)
+        except (TypeError, ValueError):
+            k = np.full((1, 3), np.nan)
+        if not np.isfinite(k).all():  # a NaN / inf / non-number keypoint is refused, never scored as a target
+            raise DatasetError(f"{path}: annotation id {a.get('id')!r} (image {a.get('image_id')!r}) has keypoints "
+                               f"{a.get('keypoints')!r}; every x, y, v must be a finite number: fix or delete it")
         kps[str(a.get("image_id"))].append(k[k[:, 2] > 0, :2])
     images = _index(root / "images")
     masks = _index(root / "masks")
@@ -235,9 +241,12 @@ def open_dataset(root, format: str = "auto", split: str = "train", exclude=None,
         drop = _exclude_set(exclude)
         if drop:
             ds.entries = [e for e in ds.entries if e.name not in drop and e.clip not in drop]
+            printed = ds.printed
             ds.__post_init__()
+            ds.printed = printed
         for p in problems:
-            warnings.warn(p, DatasetWarning, stacklevel=2)
+            if p not in ds.printed:
+                warnings.warn(p, DatasetWarning, stacklevel=2)
         return ds
     if fmt == "spire-json":
         entries = _json_entries(root, names, problems)

@@ -20,6 +20,7 @@ callers skip and count.
 from __future__ import annotations
 
 import csv
+import math
 from collections import OrderedDict, defaultdict
 from pathlib import Path
 
@@ -30,7 +31,8 @@ from edge.errors import DatasetError, FrameError
 
 from .core import Dataset, Entry
 
-__all__ = ["VIDEO_SUFFIXES", "bgr_to_frame", "is_video_layout", "read_point_labels", "clip_frame_count", "decode_frames", "seek_frame",
+__all__ = ["VIDEO_SUFFIXES", "bgr_to_frame", "is_video_layout", "read_point_labels", "clip_frame_count",
+           "label_range_counts", "label_range_message", "clip_geometry", "decode_frames", "seek_frame",
            "VideoDataset", "open_video_dataset", "split_clip_name"]
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov", ".m4v", ".webm")
@@ -50,25 +52,77 @@ def split_clip_name(name: str) -> tuple[str, int]:
     return clip, int(idx)
 
 
+def _label_row(row: dict) -> tuple[int, float, float]:
+    """(frame, cx, cy) of one CSV row; ValueError unless frame is a whole number >= 0 and cx, cy finite."""
+    frame, cx, cy = int(row["frame"]), float(row["cx"]), float(row["cy"])
+    if frame < 0 or not (math.isfinite(cx) and math.isfinite(cy)):
+        raise ValueError("out of range")
+    return frame, cx, cy
+
+
 def read_point_labels(path: Path) -> dict[int, np.ndarray]:
-    """frame index -> float32 (N, 2) target centres from a `frame,cx,cy,...` CSV."""
+    """frame index -> float32 (N, 2) target centres from a `frame,cx,cy,...` CSV.
+
+    A row that cannot be a target (frame not a whole number >= 0, cx or cy not a finite number:
+    `abc`, `7.5`, `nan`, `inf`) is refused with the file, line and row: a NaN centre used to be
+    scored as a target no detection can match and crashed the overlay drawing. A UTF-8 byte-order
+    mark (Excel's "CSV UTF-8") is read as such, not as part of the first column's name.
+    """
     out: dict[int, list] = defaultdict(list)
     try:
-        with open(path, newline="", encoding="utf-8") as f:
+        with open(path, newline="", encoding="utf-8-sig") as f:
             rows = csv.DictReader(f)
-            missing = {"frame", "cx", "cy"} - set(rows.fieldnames or [])
+            missing = {"frame", "cx", "cy"} - {(n or "").strip() for n in rows.fieldnames or []}
             if missing:
                 raise DatasetError(f"{path}: label file has no {', '.join(sorted(missing))} column; "
                                    "expected a header frame,cx,cy[,w,h,cls]")
+            rows.fieldnames = [(n or "").strip() for n in rows.fieldnames]
             for k, row in enumerate(rows, start=2):
                 try:
-                    out[int(row["frame"])].append((float(row["cx"]), float(row["cy"])))
+                    frame, cx, cy = _label_row(row)
                 except (TypeError, ValueError):
-                    raise DatasetError(f"{path}:{k}: unreadable label row {row!r}; "
-                                       "fix the line (frame is an int, cx and cy are numbers)") from None
+                    raise DatasetError(f"{path}:{k}: unreadable label row {row!r}; fix the line (frame is a whole "
+                                       "number >= 0, cx and cy are finite numbers)") from None
+                out[frame].append((cx, cy))
+    except UnicodeDecodeError as e:
+        raise DatasetError(f"{path}: not a UTF-8 text file ({e.reason}); save the labels as UTF-8 CSV") from None
     except OSError as e:
         raise DatasetError(f"{path}: cannot read the label file ({e.strerror or e})") from None
     return {k: np.asarray(v, np.float32).reshape(-1, 2) for k, v in out.items()}
+
+
+def label_range_counts(labels: dict[int, np.ndarray], n_frames: int, hw: tuple[int, int] | None) -> tuple[int, int]:
+    """(points outside the W x H frame, points on frames at or beyond `n_frames`); 0 / None skip a check."""
+    outside = beyond = 0
+    for k, pts in labels.items():
+        if n_frames and k >= n_frames:
+            beyond += len(pts)
+        elif hw and len(pts):
+            h, w = hw
+            outside += int(((pts[:, 0] < 0) | (pts[:, 1] < 0) | (pts[:, 0] > w) | (pts[:, 1] > h)).sum())
+    return outside, beyond
+
+
+def label_range_message(where, outside: int, beyond: int) -> str | None:
+    """The ONE warning line for label points no detection can match (None when there are none)."""
+    if not outside and not beyond:
+        return None
+    parts = [f"{outside} label point(s) outside their frame"] if outside else []
+    parts += [f"{beyond} on frame indices beyond the video's last frame"] if beyond else []
+    return (f"{where}: {' and '.join(parts)}; kept (they count as missed targets when scored): fix the "
+            "label file")
+
+
+def clip_geometry(path: Path) -> tuple[int, tuple[int, int] | None]:
+    """(frames the container declares, (H, W) or None) without decoding."""
+    cap = cv2.VideoCapture(str(path))
+    try:
+        if not cap.isOpened():
+            return 0, None
+        h, w = int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT) or 0), int(cap.get(cv2.CAP_PROP_FRAME_WIDTH) or 0)
+        return int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0), ((h, w) if h > 0 and w > 0 else None)
+    finally:
+        cap.release()
 
 
 def clip_frame_count(path: Path) -> int:
@@ -145,6 +199,7 @@ class VideoDataset(Dataset):
         for e in self.entries:
             self._wanted[e.clip].add(e.frame_index)
         self._last = -1
+        self.printed: set[str] = set()  # problems already shown as one plain stderr line
 
     @property
     def clips(self) -> list[str]:
@@ -199,6 +254,7 @@ def open_video_dataset(root: Path, names: list[str] | None, stride: int = 1, pro
     videos = _video_index(root / "videos")
     names = list(videos) if names is None else list(dict.fromkeys(names))
     entries, no_video, no_label, unreadable = [], [], [], []
+    outside = beyond = 0
     for clip in names:
         vid = videos.get(clip)
         if vid is None:
@@ -209,10 +265,12 @@ def open_video_dataset(root: Path, names: list[str] | None, stride: int = 1, pro
             no_label.append(clip)
             continue
         labels = read_point_labels(lab)
-        n = clip_frame_count(vid)
+        n, hw = clip_geometry(vid)
         if n <= 0:
             unreadable.append(clip)
             continue
+        o, b = label_range_counts(labels, n, hw)
+        outside, beyond = outside + o, beyond + b
         for k in range(0, n, stride):
             pts = labels.get(k, np.zeros((0, 2), np.float32))
             entries.append(Entry(f"{clip}#{k:06d}", vid, None, pts, None, True, clip, k))
@@ -221,4 +279,12 @@ def open_video_dataset(root: Path, names: list[str] | None, stride: int = 1, pro
         if lst:
             shown = ", ".join(lst[:5]) + (", ..." if len(lst) > 5 else "")
             problems.append(f"{root}: {len(lst)} listed clip(s) {what}, skipped: {shown}")
-    return VideoDataset(root, "video", str(split), entries, centroid, problems)
+    ds = VideoDataset(root, "video", str(split), entries, centroid, problems)
+    msg = label_range_message(f"{root}/labels", outside, beyond)
+    if msg:  # one plain line (no Python warning with a source line), as for a rescaled mask
+        import sys
+
+        problems.append(msg)
+        ds.printed.add(msg)
+        print(f"warning: {msg}", file=sys.stderr)
+    return ds
