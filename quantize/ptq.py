@@ -72,7 +72,7 @@ def run_ptq(weights: str | Path | None = None, backend: str | list[str] = "all",
     source = calibration_source(data, split, frames, cfg, seed, min_frames)
     vals = None
     if fidelity:
-        vdata, vsplit = default_val(data, val_data, val_split)
+        vdata, vsplit = default_val(data, val_data, val_split, split)
         vals = val_set(vdata, vsplit, val_frames, src.imgsz, seed)
     source = check_calibration(source, vals)  # constant / low-contrast / foreign frames are refused
     calib = source.info()

@@ -233,7 +233,7 @@ def run_qat(weights, data, epochs: int, out: str | Path = "runs/qat", backend="o
              "method": "qat", "epochs": epochs}
     vals = None
     if fidelity:
-        vdata, vsplit = default_val(data[0], val_data, val_split)
+        vdata, vsplit = default_val(data[0], val_data, val_split, split)
         vals = val_set(vdata, vsplit, val_frames, src.imgsz, seed)
     qat_info = {"epochs": epochs, "lr": lr, "batch": batch, "steps_per_epoch": steps or None,
                 "best_val_f1": info["best_val_f1"], "best_val_thr": info.get("best_val_thr"),

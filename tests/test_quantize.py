@@ -492,3 +492,22 @@ def test_repicking_the_same_threshold_keeps_what_it_first_replaced(tmp_path):
     assert main([str(exp), "--thr", "0.3", "--thr-rule", "val"]) == 0
     assert read_sidecar(fresh).extra["operating_point"]["replaces"] == 0.5
     assert json.loads((root / "metadata.json").read_text())["extra"]["operating_point"]["replaces"] == 0.5
+
+
+@pytest.mark.skipif(not (NUAA / "images").is_dir(), reason="needs ../shared/data/nuaa-sirst")
+def test_fidelity_uses_the_users_own_frames_when_their_data_has_no_val_list(tmp_path, capsys):
+    """A user's dataset with only train.txt: the report scores FP32 against INT8 on those real frames,
+    not on synthetic ones (a fine-tuned model's report read "F1 0.00 -> 0.00 on 50 synthetic frames")."""
+    from quantize.fidelity import default_val
+
+    root = tmp_path / "mine"
+    (root / "images").mkdir(parents=True)
+    (root / "masks").mkdir()
+    for n in ("Misc_119", "Misc_64"):
+        shutil.copy(NUAA / "images" / f"{n}.png", root / "images")
+        shutil.copy(NUAA / "masks" / f"{n}_pixels0.png", root / "masks")
+    (root / "train.txt").write_text("Misc_119\nMisc_64\n")
+    assert default_val(root, None, "val", "train") == (root, "train")
+    assert "no 'val' list" in capsys.readouterr().err
+    assert default_val(root, None, "val", "nosuch") == (None, "val")  # nothing real: synthetic, said in a warning
+    assert default_val(root, "other", "val") == ("other", "val")  # --val-data wins
