@@ -34,6 +34,7 @@ from edge.metrics.matching import HIT_RADIUS_PX, match
 from edge.metrics.points import PointMetrics
 from edge.predictor import MODES, default_mode
 from edge.preprocess import PreprocessConfig
+from edge.scoring import score
 
 from . import engine
 from .cli import add_data_options, default_weights, open_roots, run_main, write_json
@@ -155,7 +156,7 @@ def evaluate(args) -> dict:
     metrics = PointMetrics(max_dist=args.max_dist)
     records = []  # (set index, frame index, name, gt, kept predictions, errors)
 
-    def on_frame(fr, pts):
+    def on_frame(fr, pts):  # fr: an edge.scoring.LabelledFrame
         kept = pts.filter(codec.thr)
         m = match(fr.points, kept.xy.astype(np.float64), args.max_dist, "greedy")
         records.append((k, fr.index, fr.name, fr.points, kept, m.fp + m.fn))
@@ -163,14 +164,10 @@ def evaluate(args) -> dict:
     t0 = time.perf_counter()
     spf = []
     for k, ds in enumerate(sets):
-        frames = iter_eval_frames(ds, reporter)
-        if args.max_frames:
-            from itertools import islice
-
-            frames = islice(frames, max(0, args.max_frames - len(metrics)))
-        _, s = engine.score_frames(pred, frames, metrics, min(SWEEP_FLOOR, codec.thr), on_frame,
-                                   progress=not args.quiet)
-        spf.append(s)
+        left = max(0, args.max_frames - len(metrics)) if args.max_frames else None
+        res = score(pred, iter_eval_frames(ds, reporter), thr=min(SWEEP_FLOOR, codec.thr), metrics=metrics,
+                    on_frame=on_frame, progress=not args.quiet, desc="evaluating", limit=left)
+        spf.append(res.seconds_per_frame)
     if not len(metrics):
         from edge.errors import DatasetError
 
