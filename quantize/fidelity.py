@@ -23,15 +23,13 @@ from edge.datasets import open_dataset
 from edge.errors import DatasetError
 from edge.io import atomic_write_json
 from edge.metrics import PointMetrics, match_hungarian
-from edge.metrics.matching import HIT_RADIUS_PX
-from edge.metrics.operating import THR_GRID, best_operating_point
+from edge.metrics.constants import HIT_RADIUS_PX, IDENTICAL_TOL_PX, PAIR_GATE_PX, THR_GRID
+from edge.metrics.operating import best_operating_point
 from edge.predictor import Predictor
 from edge.scoring import LabelledFrame, score
 from edge.sidecar import read_sidecar, write_sidecar
 from edge.synthetic import SyntheticDataset
 
-IDENTICAL_TOL_PX = 0.5  # two decodes are "identical" when they pair up one-to-one within this
-PAIR_GATE_PX = 3.0  # points further apart than this are different detections, not a shift
 
 
 @dataclass

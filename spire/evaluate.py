@@ -30,7 +30,8 @@ import torch
 
 from edge.annotate import FrameInfo, annotate, frame_errors
 from edge.codecs import build_codec
-from edge.metrics.matching import HIT_RADIUS_PX, match
+from edge.metrics.constants import BASICIRSTD_HIT_PX, HIT_RADIUS_PX, SWEEP_FLOOR
+from edge.metrics.matching import match
 from edge.metrics.points import PointMetrics
 from edge.predictor import MODES, default_mode
 from edge.preprocess import PreprocessConfig
@@ -42,7 +43,6 @@ from .data import Reporter, iter_eval_frames
 from .torch_backend import torch_predictor
 
 NO_VR = 0.999999  # the codecs require vr < 1; this keeps every peak above 1e-6 x the best one
-SWEEP_FLOOR = 0.05  # decode down to this score so the PR / Pd-FPPI sweeps have candidates
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -173,13 +173,13 @@ def evaluate(args) -> dict:
 
         raise DatasetError(f"{', '.join(args.data)}: no readable frames in split {args.split!r}; check --split/--format")
     r = metrics.compute(codec.thr)
-    basic = PointMetrics(max_dist=3.0, frames=metrics.frames).compute(codec.thr)
+    basic = PointMetrics(max_dist=BASICIRSTD_HIT_PX, frames=metrics.frames).compute(codec.thr)
     hung = PointMetrics(max_dist=args.max_dist, method="hungarian", frames=metrics.frames).compute(codec.thr)
     result = {k: r[k] for k in ("precision", "recall", "f1", "fa_per_pixel", "fppi", "images", "targets",
                                 "tp", "fp", "fn", "loc_error_px")}
     result.update({
         "pd": r["recall"], "threshold": codec.thr, "max_dist": args.max_dist, "matching": "greedy (SPIRE)",
-        "basicirstd": {"pd": basic["pd"], "false_points_per_frame": basic["fppi"], "max_dist": 3.0},
+        "basicirstd": {"pd": basic["pd"], "false_points_per_frame": basic["fppi"], "max_dist": BASICIRSTD_HIT_PX},
         "hungarian": {k: hung[k] for k in ("precision", "recall", "f1", "fppi")},
         "model": source, "data": [str(d) for d in args.data], "split": args.split,
         "resolution": resolution(mode, pre.imgsz), "mode": mode,
