@@ -32,7 +32,7 @@ from benchmarks.artifacts import ArtifactMaker, one_line
 from benchmarks.measure import measure, synthetic_frames
 from benchmarks.rows import Row
 from edge.errors import SpireEdgeError
-from edge.scoring import RunScores, SourceFrames, score
+from edge.scoring import SourceFrames, score
 from edge.sources import open_source
 
 
@@ -61,8 +61,7 @@ def score_source(predictor, root: str, split: str, stride: int, progress: bool) 
     """edge.run's metrics of `predictor` over one labelled root (its reader, matching and counts)."""
     source = open_source(root, None, split, stride)
     try:
-        res = score(predictor, SourceFrames(source), metrics=RunScores(), progress=progress,
-                    desc=f"  {Path(root).name}")
+        res = score(predictor, SourceFrames(source), progress=progress, desc=f"  {Path(root).name}")
     finally:
         source.close()
     r = res.compute()

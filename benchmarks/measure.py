@@ -23,7 +23,6 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.rows import Row
-from edge.metrics import PointMetrics
 from edge.predictor import STAGES
 from edge.scoring import LabelledFrame, score
 
@@ -137,19 +136,13 @@ def measure(row: Row, predictor, frames: list[LabelledFrame], timing: TimingConf
         raise ValueError("no benchmark frames")
     for i in range(timing.warmup):
         predictor.predict(frames[i % len(frames)].frame, frames[i % len(frames)].name)
-    metrics = PointMetrics()
-    per_stage: dict[str, list[float]] = {k: [] for k in STAGES}
     passes = max(1, -(-timing.min_runs // len(frames)))
     if power is not None:
         power.start()
     t_start = time.perf_counter()
-    for p in range(passes):
-        res = score(predictor, frames, metrics=metrics if p == 0 else None, progress=progress,
-                    desc=f"{row.name} ({p + 1}/{passes})")
-        n = res.frames
-        for k in STAGES:
-            per_stage[k] += res.stage_ms.get(k, [0.0] * n)
+    runs = [score(predictor, frames, progress=progress, desc=f"{row.name} ({p + 1}/{passes})") for p in range(passes)]
     wall_s = time.perf_counter() - t_start
+    per_stage = {k: [v for r in runs for v in r.stage_ms.get(k, [0.0] * r.frames)] for k in STAGES}
     totals = [sum(v) for v in zip(*per_stage.values())]
     watts = power.stop() if power is not None else None
     x = infer_input(predictor, frames[0])
@@ -162,7 +155,7 @@ def measure(row: Row, predictor, frames: list[LabelledFrame], timing: TimingConf
         infer_ms.append((time.perf_counter() - t0) * 1000.0)
 
     if scored:  # speed-only frames leave accuracy None (n/a), never 0
-        m = metrics.compute()
+        m = runs[0].compute()
         row.p, row.r, row.f1 = m["precision"], m["recall"], m["f1"]
         row.fa_per_pixel, row.fppi = m["fa_per_pixel"], m["fppi"]
     row.frames = len(frames)
