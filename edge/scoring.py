@@ -17,17 +17,18 @@ from __future__ import annotations
 
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from edge.errors import FrameError
+from edge.errors import FrameError, SpireEdgeError
 from edge.metrics import PointMetrics
 
 __all__ = ["LabelledFrame", "SourceFrames", "RunScores", "ScoreResult", "score", "skip_reason", "CLIP_KEYS", "SKIP_REASONS"]
 
 CLIP_KEYS = ("precision", "recall", "f1", "fppi", "tp", "fp", "fn", "images", "targets", "fp_per_target_free_frame")
 SKIP_REASONS = ("unreadable", "unlabelled")
+READ_ERRORS = (SpireEdgeError, OSError, ValueError)  # what reading a frame raises for a bad file
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,18 @@ class LabelledFrame:
         """An `edge.datasets.Sample` (a sample whose label file broke has no points)."""
         pts = sample.points if getattr(sample, "labelled", True) else None
         return cls(sample.frame, str(sample.name), pts, clip, index)
+
+    @classmethod
+    def read(cls, dataset, index: int, name: str | None = None) -> "LabelledFrame":
+        """Item `index` of an `edge.datasets` dataset; a read error becomes the frame (skipped by `score`)."""
+        try:
+            sample = dataset[index]
+        except READ_ERRORS as e:
+            names = getattr(dataset, "names", None)
+            return cls(e, name if name is not None else str(names[index] if names is not None else index), None,
+                       index=index)
+        fr = cls.from_sample(sample, index)
+        return fr if name is None else replace(fr, name=name)
 
     @classmethod
     def from_item(cls, item) -> "LabelledFrame":

@@ -64,7 +64,7 @@ def val_set(val_data: str | Path | None, val_split: str = "val", frames: int = 5
     idx = np.random.default_rng(seed).permutation(len(ds))[:frames]
 
     def get(i):
-        return LabelledFrame.from_sample(ds[int(idx[i])], int(idx[i]))
+        return LabelledFrame.read(ds, int(idx[i]))
 
     return ValSet(str(val_data), val_split, [str(ds.names[int(i)]) if hasattr(ds, "names") else str(i) for i in idx], get)
 

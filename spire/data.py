@@ -22,9 +22,8 @@ import numpy as np
 import torch
 from torch.utils.data import Sampler
 
-from edge.errors import SpireEdgeError
 from edge.preprocess import PreprocessConfig, letterbox, normalize
-from edge.scoring import LabelledFrame
+from edge.scoring import LabelledFrame, skip_reason
 
 from .augment import AugmentConfig, augment
 
@@ -131,22 +130,21 @@ class FrameStore:
 
     def read(self, source, index: int, name: str):
         """(frame, points) from a dataset item, or None after reporting why (once per name)."""
-        frame, pts = self.read_labelled(source, index, name)
-        return None if pts is None else (frame, pts)
+        fr = self.read_labelled(source, index, name)
+        return None if skip_reason(fr) else (fr.frame, fr.points)
 
-    def read_labelled(self, source, index: int, name: str):
-        """(frame or the read error, points or None when unlabelled), reporting a problem once per name."""
-        try:
-            s = source[index]
-        except (SpireEdgeError, OSError, ValueError) as e:
+    def read_labelled(self, source, index: int, name: str) -> LabelledFrame:
+        """The frame as `LabelledFrame.read` gives it, its problem (edge.scoring's skip rule) reported once per name."""
+        fr = LabelledFrame.read(source, index, name)
+        why = skip_reason(fr)
+        if why == "unreadable":
+            e = fr.frame
             msg = str(e).splitlines()[0] if str(e) else type(e).__name__
             self.reporter.once(f"read:{name}", f"{name}: skipped, cannot be read ({msg})")
-            return e, None
-        if not getattr(s, "labelled", True):
+        elif why == "unlabelled":
             self.reporter.once(f"label:{name}", f"{name}: skipped, its label could not be read "
                                "(fix or delete the mask file)")
-            return s.frame, None
-        return s.frame, np.asarray(s.points, np.float32).reshape(-1, 2)
+        return fr
 
     def iter_add(self, dataset, exclude: set[str] | None = None, desc: str = "indexing", domain: int = 0):
         """Read every frame of `dataset` once, adding the usable ones; yields each added frame.
@@ -405,14 +403,14 @@ def iter_eval_frames(dataset, reporter: Reporter, frames: list | None = None):
 
     A frame that cannot be read (its `frame` is the error) or whose label broke (`points` None) is
     reported here once by name and still yielded, so `score` skips and counts it (the one rule).
-    `frames` (optional) caches usable raw frames by index across calls (the validation set of a run).
+    `frames` (optional) caches usable frames by index across calls (the validation set of a run).
     """
     store = FrameStore(reporter=reporter)
     for i, name in enumerate(dataset.names):
-        got = frames[i] if frames is not None and i < len(frames) and frames[i] is not None else None
-        if got is None:
-            got = store.read_labelled(dataset, i, name)
-            if frames is not None and got[1] is not None:
+        fr = frames[i] if frames is not None and i < len(frames) and frames[i] is not None else None
+        if fr is None:
+            fr = store.read_labelled(dataset, i, name)
+            if frames is not None and skip_reason(fr) is None:
                 frames.extend([None] * (i + 1 - len(frames)))
-                frames[i] = got
-        yield LabelledFrame(got[0], name, got[1], index=i)
+                frames[i] = fr
+        yield fr

@@ -110,9 +110,14 @@ def test_eval_frames_hand_broken_frames_to_the_skip_rule(tmp_path):
             return Sample(self.names[i], None, np.zeros((8, 8), np.uint8), np.array([[2.0, 3.0]], np.float32),
                           labelled=i == 0)
 
+    broken = LabelledFrame.read(_DS(), 1)
+    assert not broken.readable and broken.name == "broken" and broken.index == 1 and broken.points is None
     reporter = Reporter(enabled=False)
-    res = score(_Pred(), iter_eval_frames(_DS(), reporter), progress=False)
-    assert res.frames == 1 and res.skipped == {"unreadable": 1, "unlabelled": 1} and len(reporter.messages) == 2
+    cache = []
+    for _ in range(2):  # the second pass reads the usable frame from the cache, the broken ones again
+        res = score(_Pred(), iter_eval_frames(_DS(), reporter, cache), progress=False)
+        assert res.frames == 1 and res.skipped == {"unreadable": 1, "unlabelled": 1} and len(reporter.messages) == 2
+    assert len(cache) == 1 and cache[0].name == "good"
 
 
 def _tree(rel: str) -> ast.Module:
