@@ -11,7 +11,7 @@ Each rung is measured the way a user runs it:
   folder's export/, or exported now by `benchmarks.artifacts`), run through
   `edge.predictor.Predictor` (native resolution, tiled where larger than the input, the
   sidecar's threshold) over `edge.sources.open_source(ROOT, split, stride)` and scored by
-  `edge.scoring.RunScores`: the same reader, predictor and metrics `python -m edge.run --source
+  `edge.scoring.score` into a `RunScores`: the same reader, predictor and metrics `python -m edge.run --source
   ROOT --split val` uses, so the figures are edge.run's;
 - size: parameters and GMAC of one `--imgsz`² forward pass (`spire.models.summary`);
 - speed: `benchmarks.measure.measure` on synthetic `--imgsz`² frames, end to end (read, preprocess,
@@ -32,6 +32,8 @@ from benchmarks.artifacts import ArtifactMaker, one_line
 from benchmarks.measure import measure, synthetic_frames
 from benchmarks.rows import Row
 from edge.errors import SpireEdgeError
+from edge.scoring import SourceFrames, score
+from edge.sources import open_source
 
 
 @dataclass
@@ -57,23 +59,12 @@ class Rung:
 
 def score_source(predictor, root: str, split: str, stride: int, progress: bool) -> dict:
     """edge.run's metrics of `predictor` over one labelled root (its reader, matching and counts)."""
-    from tqdm import tqdm
-
-    from edge.scoring import RunScores
-    from edge.sources import open_source
-
     source = open_source(root, None, split, stride)
-    scores = RunScores()
     try:
-        for item in tqdm(source, total=len(source), desc=f"  {Path(root).name}", unit="frame", leave=False,
-                         disable=not progress):
-            if isinstance(item.frame, Exception) or item.gt is None:
-                continue
-            pts, _ = predictor.predict(item.frame, item.name)
-            scores.update(pts, item.gt, item.frame.shape[:2], clip=item.clip)
+        res = score(predictor, SourceFrames(source), progress=progress, desc=f"  {Path(root).name}")
     finally:
         source.close()
-    r = scores.compute()
+    r = res.compute()
     return {k: r[k] for k in ("precision", "recall", "f1", "fppi", "fp_per_target_free_frame", "images", "targets",
                               "target_free_frames")}
 

@@ -24,6 +24,7 @@ import numpy as np
 
 from benchmarks.rows import Row
 from edge.predictor import STAGES
+from edge.scoring import LabelledFrame, score
 
 
 @dataclass(frozen=True)
@@ -44,17 +45,7 @@ class FrameSet:
     scored: bool = True
 
 
-@dataclass
-class BenchFrame:
-    """One benchmark frame: the array (or path, so reading is timed), its GT points and size."""
-
-    name: str
-    src: object  # np.ndarray or path
-    points: np.ndarray
-    hw: tuple[int, int]
-
-
-def synthetic_frames(n: int, size: int, seed: int = 12345) -> list[BenchFrame]:
+def synthetic_frames(n: int, size: int, seed: int = 12345) -> list[LabelledFrame]:
     """`n` seeded synthetic `size`×`size` frames (one model input, no tiling).
 
     The seed differs from the PTQ calibration and fidelity seeds, so INT8 is never measured on
@@ -62,13 +53,8 @@ def synthetic_frames(n: int, size: int, seed: int = 12345) -> list[BenchFrame]:
     """
     from edge.synthetic import SyntheticDataset
 
-    frames: list[BenchFrame] = []
     ds = SyntheticDataset(n, size, seed=seed)
-    for i in range(len(ds)):
-        s = ds[i]
-        pts = np.asarray(s.points, np.float32).reshape(-1, 2)
-        frames.append(BenchFrame(str(s.name), s.frame, pts, tuple(s.frame.shape[:2])))
-    return frames
+    return [LabelledFrame.from_sample(ds[i], i) for i in range(len(ds))]
 
 
 def frame_sets(data: str | None, split: str, n: int, size: int, seed: int = 12345) -> list[FrameSet]:
@@ -86,7 +72,7 @@ def frame_sets(data: str | None, split: str, n: int, size: int, seed: int = 1234
             FrameSet(f"synthetic {size}x{size}, speed only", synthetic_frames(n, size, seed), False)]
 
 
-def load_frames(data: str | None, split: str, n: int, size: int, seed: int = 12345) -> list[BenchFrame]:
+def load_frames(data: str | None, split: str, n: int, size: int, seed: int = 12345) -> list[LabelledFrame]:
     """`n` labelled frames evenly spread over a dataset split (None: the built-in clip, every frame
     labelled; 'synthetic': seeded synthetic `size`×`size` frames).
 
@@ -102,17 +88,16 @@ def load_frames(data: str | None, split: str, n: int, size: int, seed: int = 123
         from edge.demo import demo_root
 
         data, split = str(demo_root()), "all"
-    frames: list[BenchFrame] = []
+    frames: list[LabelledFrame] = []
     ds = open_dataset(data, split=split)
     if len(ds) == 0:
         raise DatasetError(f"{data}: split '{split}' has no frames; pass --split with a list that exists")
     idx = np.unique(np.linspace(0, len(ds) - 1, min(n, len(ds))).round().astype(int))
     for i in idx:
         s = ds[int(i)]
-        pts = np.asarray(s.points, np.float32).reshape(-1, 2)
         video = getattr(ds, "format", None) == "video"
         src = str(s.path) if getattr(s, "path", None) and not video else s.frame
-        frames.append(BenchFrame(str(s.name), src, pts, tuple(s.frame.shape[:2])))
+        frames.append(LabelledFrame(src, str(s.name), s.points, index=int(i), hw=tuple(s.frame.shape[:2])))
     return frames
 
 
@@ -131,43 +116,34 @@ def _pct(values: list[float], q: float) -> float | None:
     return float(np.percentile(values, q)) if values else None
 
 
-def infer_input(predictor, frame: BenchFrame) -> np.ndarray:
+def infer_input(predictor, frame: LabelledFrame) -> np.ndarray:
     """One preprocessed (1, C, S, S) input for the infer-only timing."""
     from edge.frames import read_frame
     from edge.preprocess import preprocess
 
-    x, _ = preprocess(read_frame(frame.src, frame.name), predictor.cfg)
+    x, _ = preprocess(read_frame(frame.frame, frame.name), predictor.cfg)
     return x[None]
 
 
-def measure(row: Row, predictor, frames: list[BenchFrame], timing: TimingConfig, power=None,
+def measure(row: Row, predictor, frames: list[LabelledFrame], timing: TimingConfig, power=None,
             progress: bool = True, scored: bool = True) -> Row:
-    """Fill `row` with accuracy (when `scored`), latency and power from `predictor` on `frames`; returns it."""
-    from edge.metrics import PointMetrics
+    """Fill `row` with accuracy (when `scored`), latency and power from `predictor` on `frames`; returns it.
 
+    Every timed pass is an `edge.scoring.score` pass (the metrics are the first pass's); its
+    per-frame stage times are the latencies.
+    """
     if not frames:
         raise ValueError("no benchmark frames")
     for i in range(timing.warmup):
-        predictor.predict(frames[i % len(frames)].src, frames[i % len(frames)].name)
-    metrics = PointMetrics()
-    per_stage: dict[str, list[float]] = {k: [] for k in STAGES}
-    totals: list[float] = []
+        predictor.predict(frames[i % len(frames)].frame, frames[i % len(frames)].name)
     passes = max(1, -(-timing.min_runs // len(frames)))
-    bar = _progress(passes * len(frames), row.name, progress)
     if power is not None:
         power.start()
     t_start = time.perf_counter()
-    for p in range(passes):
-        for fr in frames:
-            pts, t = predictor.predict(fr.src, fr.name)
-            if p == 0:
-                metrics.update(pts, fr.points, fr.hw)
-            for k in STAGES:
-                per_stage[k].append(float(t.get(k, 0.0)))
-            totals.append(sum(float(t.get(k, 0.0)) for k in STAGES))
-            bar.update(1)
+    runs = [score(predictor, frames, progress=progress, desc=f"{row.name} ({p + 1}/{passes})") for p in range(passes)]
     wall_s = time.perf_counter() - t_start
-    bar.close()
+    per_stage = {k: [v for r in runs for v in r.stage_ms.get(k, [0.0] * r.frames)] for k in STAGES}
+    totals = [sum(v) for v in zip(*per_stage.values())]
     watts = power.stop() if power is not None else None
     x = infer_input(predictor, frames[0])
     for _ in range(min(3, timing.repeats)):
@@ -179,7 +155,7 @@ def measure(row: Row, predictor, frames: list[BenchFrame], timing: TimingConfig,
         infer_ms.append((time.perf_counter() - t0) * 1000.0)
 
     if scored:  # speed-only frames leave accuracy None (n/a), never 0
-        m = metrics.compute()
+        m = runs[0].compute()
         row.p, row.r, row.f1 = m["precision"], m["recall"], m["f1"]
         row.fa_per_pixel, row.fppi = m["fa_per_pixel"], m["fppi"]
     row.frames = len(frames)
@@ -193,28 +169,10 @@ def measure(row: Row, predictor, frames: list[BenchFrame], timing: TimingConfig,
     row.fps = 1000.0 / row.latency_ms_p50 if row.latency_ms_p50 else None
     if watts is not None:
         row.power_w = watts
-        row.energy_mj_per_frame = watts * wall_s / len(totals) * 1000.0
+        row.energy_mj_per_frame = watts * wall_s / max(len(totals), 1) * 1000.0
     if power is not None:
         row.power_source = power.note
     return row
-
-
-class _NoBar:
-    def update(self, n: int = 1) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
-def _progress(total: int, desc: str, enabled: bool):
-    if not enabled:
-        return _NoBar()
-    try:
-        from tqdm import tqdm
-    except ImportError:
-        return _NoBar()
-    return tqdm(total=total, desc=desc, leave=False, unit="frame")
 
 
 def file_mb(path: Path | None) -> float | None:

@@ -30,7 +30,9 @@ __all__ = ["ClipData", "iter_clip_frames", "clip_names", "load_or_detect", "mode
 @dataclass
 class ClipData:
     """One clip: frame indices (F,), per-frame labels, detections (xy, scores) above `conf_low`,
-    registration shift (F, 2) from the previous kept frame and its response (F,), frame size."""
+    registration shift (F, 2) from the previous kept frame and its response (F,), frame size.
+    A cache of a whole clip's detections for tracker tuning, not a frame to score
+    (`edge.scoring.LabelledFrame` is that)."""
 
     name: str
     frames: np.ndarray

@@ -22,6 +22,8 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from edge.metrics.constants import HIT_RADIUS_PX
+
 __all__ = ["FrameInfo", "Canvas", "Layer", "annotate", "render_base", "auto_scale", "frame_errors", "COLORS"]
 
 COLORS = {  # BGR
@@ -33,7 +35,7 @@ COLORS = {  # BGR
     "text": (255, 255, 80),
     "bad": (40, 40, 255),
 }
-MATCH_PX = 5.0  # the point metrics' hit radius (edge.metrics: SPIRE convention)
+MATCH_PX = HIT_RADIUS_PX  # the point metrics' hit radius (edge.metrics.constants: SPIRE convention)
 
 
 @dataclass

@@ -17,6 +17,7 @@ from pathlib import Path
 from edge.cli import run_cli
 from edge.errors import FrameError
 from edge.predictor import STAGES
+from edge.scoring import LabelledFrame, RunScores
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -186,9 +187,7 @@ class Run:
             self.track = TrackRun(TrackerConfig.from_pairs(getattr(args, "tracker", None)), args.save)
             self.writer.layers.append(draw_tracks)
         self.metrics = None
-        if self.source.labelled:
-            from edge.scoring import RunScores  # PointMetrics overall, plus one per clip
-
+        if self.source.labelled:  # the accumulator every scoring loop uses: overall, per clip, skips
             self.metrics = RunScores()
         self.sensor, self.tried = detect(args.power)
         self.sampler = PowerSampler(self.sensor) if self.sensor is not None else None
@@ -254,8 +253,8 @@ class Run:
                         pts = self.track.update(pts, frame, item)
                         extra = {"tracks": pts.tracks}
                     stats.add(t, len(pts))
-                    if self.metrics is not None and item.gt is not None:
-                        self.metrics.update(pts, item.gt, frame.shape[:2], clip=item.clip)
+                    if self.metrics is not None:  # edge.scoring's rule: an unlabelled frame is not scored
+                        self.metrics.add(LabelledFrame.from_item(item), pts)
                     self.writer.frame(item.frame_id, item.name, pts, t, frame, item.gt, extra=extra)
                 bar.update(1)
                 if (stats.frames + stats.skipped) % self.writer.summary_every == 0:

@@ -30,7 +30,11 @@ from edge.frames import IMAGE_SUFFIXES, read_frame
 
 
 class Item(NamedTuple):
-    """One frame from a source (frame is an np.ndarray, or the Exception that reading raised)."""
+    """One frame from a source (frame is an np.ndarray, or the Exception that reading raised).
+
+    Kept beside `edge.scoring.LabelledFrame` (`LabelledFrame.from_item`, `SourceFrames`) because a
+    live run also needs its read time; scoring takes the LabelledFrame view of it.
+    """
 
     frame_id: int
     name: str

@@ -38,7 +38,11 @@ def _warn(msg: str) -> None:
 
 @dataclass(frozen=True)
 class CalibFrame:
-    """One calibration frame: raw pixels (at most S×S) and whether it is a native-scale crop."""
+    """One calibration frame: raw pixels (at most S×S) and whether it is a native-scale crop.
+
+    Not an `edge.scoring.LabelledFrame`: it is a crop fed to a quantiser, never scored; it carries
+    the `native` flag and only the count of targets it holds (calibration info), not their points.
+    """
 
     name: str
     frame: np.ndarray

@@ -2,7 +2,8 @@
 
 Why: an INT8 artifact is only worth shipping if it finds the same targets. Both the FP32 and
 the INT8 artifact run through `edge.predictor.Predictor` (same preprocessing, tiling and decoder
-as on the device) on validation frames — never the calibration or test frames — and the report
+as on the device), each scored by `edge.scoring.score` on the same validation frames (never the
+calibration or test frames, read as `LabelledFrame`s in a seeded order) — and the report
 gives FP32 vs INT8 P / R / F1 / Fa (SPIRE convention), the share of frames whose decoded points
 are the same, the mean shift of the points both found, and the latency of each on this CPU.
 It is written as `fidelity.json` beside the artifact's metadata.json.
@@ -22,21 +23,13 @@ from edge.datasets import open_dataset
 from edge.errors import DatasetError
 from edge.io import atomic_write_json
 from edge.metrics import PointMetrics, match_hungarian
-from edge.metrics.matching import HIT_RADIUS_PX
-from edge.metrics.operating import THR_GRID, best_operating_point
+from edge.metrics.constants import HIT_RADIUS_PX, IDENTICAL_TOL_PX, PAIR_GATE_PX, THR_GRID
+from edge.metrics.operating import best_operating_point
 from edge.predictor import Predictor
+from edge.scoring import LabelledFrame, score
 from edge.sidecar import read_sidecar, write_sidecar
 from edge.synthetic import SyntheticDataset
 
-IDENTICAL_TOL_PX = 0.5  # two decodes are "identical" when they pair up one-to-one within this
-PAIR_GATE_PX = 3.0  # points further apart than this are different detections, not a shift
-
-
-@dataclass
-class ValFrame:
-    name: str
-    frame: np.ndarray
-    points: np.ndarray  # (N, 2) image px
 
 
 @dataclass
@@ -51,7 +44,7 @@ class ValSet:
     def __len__(self) -> int:
         return len(self.names)
 
-    def __iter__(self) -> Iterator[ValFrame]:
+    def __iter__(self) -> Iterator[LabelledFrame]:
         for i in range(len(self.names)):
             yield self._get(i)
 
@@ -63,8 +56,7 @@ def val_set(val_data: str | Path | None, val_split: str = "val", frames: int = 5
         ds = SyntheticDataset(frames, size, seed=seed + 1000)  # other frames than the calibration ones
 
         def get(i):
-            s = ds[i]
-            return ValFrame(str(s.name), s.frame, np.asarray(s.points, np.float32).reshape(-1, 2))
+            return LabelledFrame.from_sample(ds[i], i)
 
         return ValSet("synthetic", None, [f"synthetic_{i}" for i in range(len(ds))], get)
 
@@ -72,8 +64,7 @@ def val_set(val_data: str | Path | None, val_split: str = "val", frames: int = 5
     idx = np.random.default_rng(seed).permutation(len(ds))[:frames]
 
     def get(i):
-        s = ds[int(idx[i])]
-        return ValFrame(str(s.name), s.frame, np.asarray(s.points, np.float32).reshape(-1, 2))
+        return LabelledFrame.read(ds, int(idx[i]))
 
     return ValSet(str(val_data), val_split, [str(ds.names[int(i)]) if hasattr(ds, "names") else str(i) for i in idx], get)
 
@@ -137,8 +128,6 @@ def fidelity_report(fp32_model: str | Path, int8_model: str | Path, vals: ValSet
     FP32's threshold would then drop true targets. The report's INT8 figures are at that threshold
     ('int8_thr'); the caller writes it into the INT8 sidecar (`set_decode_threshold`).
     """
-    from tqdm import tqdm
-
     p32 = Predictor(fp32_model, threads=threads)
     thr32 = p32.conf
     labelled = vals.split is not None  # synthetic frames: keep FP32's threshold
@@ -146,14 +135,11 @@ def fidelity_report(fp32_model: str | Path, int8_model: str | Path, vals: ValSet
     p8 = Predictor(int8_model, threads=threads)
     low = min(THR_GRID[0], thr32) if retune else None  # decode low, pick the INT8 threshold afterwards
     m32, m8 = PointMetrics(max_dist=max_dist), PointMetrics(max_dist=max_dist)
-    frames, t32, t8 = [], 0.0, 0.0
-    for vf in tqdm(vals, total=len(vals), desc=desc, unit="frame", leave=False):
-        a, ta = p32.predict(vf.frame, vf.name)
-        b, tb = p8.predict(vf.frame, vf.name, thr=low)
-        t32, t8 = t32 + ta["infer"], t8 + tb["infer"]
-        m32.update(a, vf.points, vf.frame.shape[:2])
-        m8.update(b, vf.points, vf.frame.shape[:2])
-        frames.append((vf.name, a, b))
+    got32, got8 = [], []
+    s32 = score(p32, vals, metrics=m32, on_frame=lambda fr, pts: got32.append((fr.name, pts)), desc=f"{desc} fp32")
+    s8 = score(p8, vals, thr=low, metrics=m8, on_frame=lambda fr, pts: got8.append(pts), desc=f"{desc} int8")
+    frames = [(name, a, b) for (name, a), b in zip(got32, got8)]  # the same frames, read in the same order
+    t32, t8 = sum(s32.stage_ms.get("infer", ())), sum(s8.stage_ms.get("infer", ()))
     thr8 = best_operating_point(m8, thr32)["thr"] if retune else p8.conf
     identical, exact, shifts, changed = 0, 0, [], []
     for name, a, b in frames:

@@ -89,7 +89,7 @@ def pixel_stats(frames: Iterable[tuple[str, np.ndarray]], norm: Normalization) -
 def reference_stats(norm: Normalization, vals=None) -> tuple[PixelStats | None, str]:
     """What calibration frames should look like: real validation frames, else the model's training statistics."""
     if vals is not None and getattr(vals, "split", None) is not None:
-        return pixel_stats(((v.name, v.frame) for v in vals), norm), f"the validation frames ({vals.source})"
+        return pixel_stats(((v.name, v.frame) for v in vals if v.readable), norm), f"the validation frames ({vals.source})"
     if norm.mode == "mean-std" and len(norm.mean) == 1:
         return PixelStats(frames=0, mean=float(norm.mean[0]), std=float(norm.std[0])), \
             "the model's training frames (sidecar preprocess.norm)"

@@ -22,13 +22,13 @@ import numpy as np
 import torch
 from torch.utils.data import Sampler
 
-from edge.errors import SpireEdgeError
 from edge.preprocess import PreprocessConfig, letterbox, normalize
+from edge.scoring import LabelledFrame, skip_reason
 
 from .augment import AugmentConfig, augment
 
 __all__ = ["HARD", "Reporter", "FrameRecord", "FrameStore", "TrainDataset", "PlanSampler", "epoch_plan",
-           "collate_skip", "EvalFrame", "iter_eval_frames"]
+           "collate_skip", "iter_eval_frames"]
 
 
 class Reporter:
@@ -57,7 +57,11 @@ class Reporter:
 
 @dataclass
 class FrameRecord:
-    """One usable training frame: where it comes from, its points and size (frame if cached)."""
+    """One usable training frame: where it comes from, its points and size (frame if cached).
+
+    Not an `edge.scoring.LabelledFrame`: a training record is an index into the store (read lazily
+    per view, its `domain` weights sampling), never scored; evaluation frames are LabelledFrames.
+    """
 
     name: str
     source: object | None  # an edge.datasets Dataset (read lazily) or None (in-memory frame)
@@ -126,17 +130,21 @@ class FrameStore:
 
     def read(self, source, index: int, name: str):
         """(frame, points) from a dataset item, or None after reporting why (once per name)."""
-        try:
-            s = source[index]
-        except (SpireEdgeError, OSError, ValueError) as e:
+        fr = self.read_labelled(source, index, name)
+        return None if skip_reason(fr) else (fr.frame, fr.points)
+
+    def read_labelled(self, source, index: int, name: str) -> LabelledFrame:
+        """The frame as `LabelledFrame.read` gives it, its problem (edge.scoring's skip rule) reported once per name."""
+        fr = LabelledFrame.read(source, index, name)
+        why = skip_reason(fr)
+        if why == "unreadable":
+            e = fr.frame
             msg = str(e).splitlines()[0] if str(e) else type(e).__name__
             self.reporter.once(f"read:{name}", f"{name}: skipped, cannot be read ({msg})")
-            return None
-        if not getattr(s, "labelled", True):
+        elif why == "unlabelled":
             self.reporter.once(f"label:{name}", f"{name}: skipped, its label could not be read "
                                "(fix or delete the mask file)")
-            return None
-        return s.frame, np.asarray(s.points, np.float32).reshape(-1, 2)
+        return fr
 
     def iter_add(self, dataset, exclude: set[str] | None = None, desc: str = "indexing", domain: int = 0):
         """Read every frame of `dataset` once, adding the usable ones; yields each added frame.
@@ -390,31 +398,19 @@ def collate_skip(batch):
 
 
 # ----------------------------------------------------------------------------- evaluation
-@dataclass
-class EvalFrame:
-    """One labelled evaluation frame, as read: `edge.predictor.Predictor` preprocesses it."""
-
-    name: str
-    frame: np.ndarray
-    points: np.ndarray
-    hw: tuple[int, int]
-    index: int
-
-
 def iter_eval_frames(dataset, reporter: Reporter, frames: list | None = None):
-    """Yield `EvalFrame`s of an edge dataset; unreadable / unlabelled frames are reported, skipped.
+    """Yield an `edge.scoring.LabelledFrame` per frame of an edge dataset, for `edge.scoring.score`.
 
-    `frames` (optional) caches raw frames by index across calls (the validation set of a run).
+    A frame that cannot be read (its `frame` is the error) or whose label broke (`points` None) is
+    reported here once by name and still yielded, so `score` skips and counts it (the one rule).
+    `frames` (optional) caches usable frames by index across calls (the validation set of a run).
     """
     store = FrameStore(reporter=reporter)
     for i, name in enumerate(dataset.names):
-        got = frames[i] if frames is not None and i < len(frames) and frames[i] is not None else None
-        if got is None:
-            got = store.read(dataset, i, name)
-            if got is None:
-                continue
-            if frames is not None:
+        fr = frames[i] if frames is not None and i < len(frames) and frames[i] is not None else None
+        if fr is None:
+            fr = store.read_labelled(dataset, i, name)
+            if frames is not None and skip_reason(fr) is None:
                 frames.extend([None] * (i + 1 - len(frames)))
-                frames[i] = got
-        frame, pts = got
-        yield EvalFrame(name, frame, pts, tuple(frame.shape[:2]), i)
+                frames[i] = fr
+        yield fr

@@ -1,9 +1,7 @@
-"""The loop pieces training and evaluation share: loss, warm-up, DDP setup, one epoch, scoring.
+"""The loop pieces training and evaluation share: loss, warm-up, DDP setup, one epoch, run files.
 
-Why separate from the CLIs: `spire.train` (validation every k epochs) and `spire.evaluate`
-(the test split) must score a model the same way, through `edge.predictor.Predictor` (the path
-every exported artifact runs through) and `PointMetrics`, and the DDP test drives the same epoch
-function the real run uses.
+Why separate from the CLIs: the DDP test drives the same epoch function the real run uses. Scoring
+(validation, `spire.evaluate`) is `edge.scoring.score`, the loop every tool scores a predictor with.
 """
 from __future__ import annotations
 
@@ -12,7 +10,6 @@ import dataclasses
 import math
 import os
 import random
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,12 +19,9 @@ import torch.distributed as dist
 import torch.nn as nn
 
 from edge.io import atomic_open
-from edge.metrics.points import PointMetrics
-
-from .data import EvalFrame
 
 __all__ = ["heatmap_loss", "Warmup", "DistInfo", "setup_distributed", "cleanup_distributed",
-           "broadcast_object", "train_one_epoch", "score_frames", "rng_state",
+           "broadcast_object", "train_one_epoch", "rng_state",
            "set_rng_state", "param_checksum", "RunState", "Resume", "build_meta", "save_last", "save_best",
            "load_last", "write_log", "LOG_COLUMNS"]
 
@@ -160,28 +154,6 @@ def train_one_epoch(model: nn.Module, loader, optimizer, *, device, loss_kind: s
             break
     return {"loss": total / n if n else float("nan"), "loss_sum": total, "batches": n, "steps": step,
             "global_step": global_step, "stopped": stopped, "skipped": skipped}
-
-
-def score_frames(predictor, frames, metrics: PointMetrics | None = None, thr: float | None = None,
-                 on_frame=None, progress: bool = True) -> tuple[PointMetrics, float]:
-    """Run `predictor` (an `edge.predictor.Predictor`) on every `EvalFrame` and accumulate metrics.
-
-    thr: decode threshold for this pass (lower than the codec's to keep candidates for PR sweeps;
-    `metrics.compute(codec.thr)` then gives the operating point); the codec is never changed.
-    on_frame(frame, points) is called per frame (overlays). Returns (metrics, seconds per frame).
-    """
-    from tqdm import tqdm
-
-    metrics = PointMetrics() if metrics is None else metrics
-    t0, n = time.perf_counter(), 0
-    for fr in tqdm(frames, desc="evaluating", unit="frame", leave=False, disable=not progress):
-        fr: EvalFrame
-        pts, _ = predictor.predict(fr.frame, fr.name, thr=thr)
-        metrics.update(pts, fr.points, fr.hw)
-        n += 1
-        if on_frame is not None:
-            on_frame(fr, pts)
-    return metrics, (time.perf_counter() - t0) / max(n, 1)
 
 
 def rng_state() -> dict:

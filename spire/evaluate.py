@@ -30,10 +30,12 @@ import torch
 
 from edge.annotate import FrameInfo, annotate, frame_errors
 from edge.codecs import build_codec
-from edge.metrics.matching import HIT_RADIUS_PX, match
+from edge.metrics.constants import BASICIRSTD_HIT_PX, HIT_RADIUS_PX, SWEEP_FLOOR
+from edge.metrics.matching import match
 from edge.metrics.points import PointMetrics
 from edge.predictor import MODES, default_mode
 from edge.preprocess import PreprocessConfig
+from edge.scoring import score
 
 from . import engine
 from .cli import add_data_options, default_weights, open_roots, run_main, write_json
@@ -41,7 +43,6 @@ from .data import Reporter, iter_eval_frames
 from .torch_backend import torch_predictor
 
 NO_VR = 0.999999  # the codecs require vr < 1; this keeps every peak above 1e-6 x the best one
-SWEEP_FLOOR = 0.05  # decode down to this score so the PR / Pd-FPPI sweeps have candidates
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -159,7 +160,7 @@ def evaluate(args) -> dict:
     metrics = PointMetrics(max_dist=args.max_dist)
     records = []  # (set index, frame index, name, gt, kept predictions, errors)
 
-    def on_frame(fr, pts):
+    def on_frame(fr, pts):  # fr: an edge.scoring.LabelledFrame
         kept = pts.filter(codec.thr)
         m = match(fr.points, kept.xy.astype(np.float64), args.max_dist, "greedy")
         records.append((k, fr.index, fr.name, fr.points, kept, m.fp + m.fn))
@@ -167,26 +168,22 @@ def evaluate(args) -> dict:
     t0 = time.perf_counter()
     spf = []
     for k, ds in enumerate(sets):
-        frames = iter_eval_frames(ds, reporter)
-        if args.max_frames:
-            from itertools import islice
-
-            frames = islice(frames, max(0, args.max_frames - len(metrics)))
-        _, s = engine.score_frames(pred, frames, metrics, min(SWEEP_FLOOR, codec.thr), on_frame,
-                                   progress=not args.quiet)
-        spf.append(s)
+        left = max(0, args.max_frames - len(metrics)) if args.max_frames else None
+        res = score(pred, iter_eval_frames(ds, reporter), thr=min(SWEEP_FLOOR, codec.thr), metrics=metrics,
+                    on_frame=on_frame, progress=not args.quiet, desc="evaluating", limit=left)
+        spf.append(res.seconds_per_frame)
     if not len(metrics):
         from edge.errors import DatasetError
 
         raise DatasetError(f"{', '.join(args.data)}: no readable frames in split {args.split!r}; check --split/--format")
     r = metrics.compute(codec.thr)
-    basic = PointMetrics(max_dist=3.0, frames=metrics.frames).compute(codec.thr)
+    basic = PointMetrics(max_dist=BASICIRSTD_HIT_PX, frames=metrics.frames).compute(codec.thr)
     hung = PointMetrics(max_dist=args.max_dist, method="hungarian", frames=metrics.frames).compute(codec.thr)
     result = {k: r[k] for k in ("precision", "recall", "f1", "fa_per_pixel", "fppi", "images", "targets",
                                 "tp", "fp", "fn", "loc_error_px")}
     result.update({
         "pd": r["recall"], "threshold": codec.thr, "max_dist": args.max_dist, "matching": "greedy (SPIRE)",
-        "basicirstd": {"pd": basic["pd"], "false_points_per_frame": basic["fppi"], "max_dist": 3.0},
+        "basicirstd": {"pd": basic["pd"], "false_points_per_frame": basic["fppi"], "max_dist": BASICIRSTD_HIT_PX},
         "hungarian": {k: hung[k] for k in ("precision", "recall", "f1", "fppi")},
         "model": source, "data": [str(d) for d in args.data], "split": args.split,
         "resolution": resolution(mode, pre.imgsz), "mode": mode,

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from edge.metrics.matching import HIT_RADIUS_PX, pairwise_distances
+from edge.scoring import score
 
 from .cli import UsageError, add_data_options, open_roots, run_main
 
@@ -74,7 +75,6 @@ def read_hard_negatives(path) -> dict[tuple[str, str], np.ndarray]:
 
 def mine(args) -> int:
     import torch
-    from tqdm import tqdm
 
     from .data import Reporter, iter_eval_frames
     from .evaluate import adjust, load_model
@@ -95,15 +95,18 @@ def mine(args) -> int:
     reporter = Reporter()
     sets = open_roots(args.data, args.format, args.split, reporter=reporter, stride=args.frame_stride)
     out.parent.mkdir(parents=True, exist_ok=True)
-    rows, frames_with = [], 0
+    rows, seen = [], []  # mined CSV rows; per scored frame, whether it had a false alarm
+
+    def keep_false_alarms(fr, pts):  # on_frame of edge.scoring.score: this frame's mined rows
+        found = false_alarms(pts.xy, pts.scores, fr.points, args.max_dist)
+        seen.append(bool(found))
+        rows.extend((root, fr.name, f"{x:.2f}", f"{y:.2f}", f"{s:.4f}") for x, y, s in found)
+
     for ds in sets:
         root = Path(str(ds.root)).name
-        for fr in tqdm(iter_eval_frames(ds, reporter), total=len(ds), desc=f"mining {root}", unit="frame",
-                       disable=args.quiet):
-            pts, _ = pred.predict(fr.frame, fr.name, thr=args.thr)
-            found = false_alarms(pts.xy, pts.scores, fr.points, args.max_dist)
-            frames_with += bool(found)
-            rows += [(root, fr.name, f"{x:.2f}", f"{y:.2f}", f"{s:.4f}") for x, y, s in found]
+        score(pred, iter_eval_frames(ds, reporter), thr=args.thr, on_frame=keep_false_alarms,
+              progress=not args.quiet, desc=f"mining {root}")
+    frames_with = sum(seen)
     tmp = out.with_suffix(out.suffix + ".part")
     with tmp.open("w", newline="") as f:
         w = csv.writer(f)

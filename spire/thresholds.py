@@ -23,8 +23,8 @@ import torch
 from edge.metrics.matching import HIT_RADIUS_PX
 from edge.metrics.points import PointMetrics
 from edge.predictor import MODES
+from edge.scoring import score
 
-from . import engine
 from .cli import add_data_options, default_weights, open_roots, run_main, write_json
 from .data import Reporter, iter_eval_frames
 from .evaluate import adjust, load_model
@@ -66,7 +66,7 @@ def sweep(args) -> dict:
         reporter = Reporter()
         (ds,) = open_roots([root], args.format, args.split, reporter=reporter, stride=args.frame_stride)
         metrics = PointMetrics(max_dist=args.max_dist)
-        engine.score_frames(pred, iter_eval_frames(ds, reporter), metrics, floor, None, progress=not args.quiet)
+        score(pred, iter_eval_frames(ds, reporter), thr=floor, metrics=metrics, progress=not args.quiet)
         out[Path(root).name] = {r["score_thr"]: r for r in metrics.sweep(args.thr)}
     return out
 

@@ -27,6 +27,8 @@ import torch
 
 from edge.errors import SpireEdgeError
 from edge.metrics.operating import THR_GRID
+from edge.metrics.points import PointMetrics
+from edge.scoring import score
 
 from .cli import UsageError, git_commit, run_main, write_json
 from .data import PlanSampler, Reporter, TrainDataset, collate_skip, iter_eval_frames
@@ -84,10 +86,7 @@ def validate(model, val_sets, pre, codec, info, mode: str, reporter, max_frames:
     the model's score is the worst set's F1 (`edge.metrics.operating.joint_operating_point`), so
     a model cannot be selected for one domain at another's expense. `max_frames` caps each set.
     """
-    from itertools import islice
-
     from edge.metrics.operating import joint_operating_point
-    from edge.metrics.points import PointMetrics
     from spire.torch_backend import torch_predictor
 
     pred = torch_predictor(model, pre, codec, mode=mode, device=info.device)
@@ -95,9 +94,8 @@ def validate(model, val_sets, pre, codec, info, mode: str, reporter, max_frames:
     for k, ds in enumerate(val_sets):
         metrics = PointMetrics()
         frames = iter_eval_frames(ds, reporter, cache[k] if cache is not None else None)
-        if max_frames:
-            frames = islice(frames, max_frames)
-        engine.score_frames(pred, frames, metrics, thr=min(THR_GRID[0], codec.thr), progress=not quiet)
+        score(pred, frames, thr=min(THR_GRID[0], codec.thr), metrics=metrics, progress=not quiet, desc="validating",
+              limit=max_frames or None)
         name = Path(str(ds.root)).name
         per_set[name if name not in per_set else f"{name}_{k}"] = metrics
     return joint_operating_point(per_set, codec.thr)

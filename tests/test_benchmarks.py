@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from benchmarks import device, rows, table
-from benchmarks.measure import BenchFrame, TimingConfig, measure
+from benchmarks.measure import TimingConfig, measure
+from edge.scoring import LabelledFrame
 from benchmarks.rows import Row, RowSpec, apply_speedups, plan_rows
 
 REQUIRED = ("backend", "precision", "status", "size_mb", "f1", "latency_ms_p50", "fps", "speedup", "power_w")
@@ -153,7 +154,7 @@ class _FakePredictor:
         self.shift = shift
         self.backend = _FakeBackend()
 
-    def predict(self, src, name=None):
+    def predict(self, src, name=None, thr=None):
         from edge.points import Points
 
         xy = self.gt[name] + self.shift
@@ -163,8 +164,8 @@ class _FakePredictor:
 
 def _frames(n=3):
     rng = np.random.default_rng(0)
-    return [BenchFrame(f"f{i}", rng.integers(0, 255, (32, 32), dtype=np.uint8),
-                       np.array([[5.0 + i, 7.0], [20.0, 21.0 - i]], np.float32), (32, 32)) for i in range(n)]
+    return [LabelledFrame(rng.integers(0, 255, (32, 32), dtype=np.uint8), f"f{i}",
+                          np.array([[5.0 + i, 7.0], [20.0, 21.0 - i]], np.float32)) for i in range(n)]
 
 
 def test_measure_counts_accuracy_and_stage_shares():

@@ -19,6 +19,7 @@ pytest.importorskip("onnxruntime")
 
 from edge.errors import BackendUnavailable, DatasetError, SpireEdgeError  # noqa: E402
 from edge.preprocess import Normalization, PreprocessConfig  # noqa: E402
+from edge.scoring import LabelledFrame  # noqa: E402
 from tests.conftest import shared  # noqa: E402
 
 NUAA = shared("data", "nuaa-sirst")
@@ -387,7 +388,7 @@ def test_fidelity_repicks_the_int8_threshold_on_labelled_frames(monkeypatch, tmp
             return Points(xy[keep], sc[keep]), {"infer": 1.0}
 
     monkeypatch.setattr(fidelity, "Predictor", FakePredictor)
-    frames = [fidelity.ValFrame(str(k), np.zeros((64, 64), np.uint8), np.array([[10.0 + k, 20.0]], np.float32))
+    frames = [LabelledFrame(np.zeros((64, 64), np.uint8), str(k), np.array([[10.0 + k, 20.0]], np.float32))
               for k in range(6)]
     vals = fidelity.ValSet("fixture", "val", [f.name for f in frames], lambda i: frames[i])
     rep = fidelity.fidelity_report("fp32_model", "int8_model", vals, bench_runs=0)

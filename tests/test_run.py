@@ -230,13 +230,13 @@ def test_video_source_and_a_stalled_stream(model, tmp_path, capsys):
 
 def test_labelled_dataset_metrics_agree_with_spire_evaluate(model, tmp_path, capsys):
     """edge.run on a dataset folder scores like spire's evaluation: the same Predictor, decoded low for the
-    PR sweep and cut at the codec's threshold afterwards (spire.engine.score_frames), gives the same counts."""
+    PR sweep and cut at the codec's threshold afterwards (edge.scoring.score), gives the same counts."""
     pytest.importorskip("torch")
     from edge.datasets import open_dataset
     from edge.metrics import PointMetrics
     from edge.predictor import Predictor
+    from edge.scoring import score
     from spire.data import Reporter, iter_eval_frames
-    from spire.engine import score_frames
 
     root = tmp_path / "ds"
     (root / "images").mkdir(parents=True)
@@ -257,7 +257,7 @@ def test_labelled_dataset_metrics_agree_with_spire_evaluate(model, tmp_path, cap
 
     pred = Predictor(model, threads=1)
     evals = list(iter_eval_frames(open_dataset(root, split="all"), Reporter(enabled=False)))
-    ref, _ = score_frames(pred, evals, PointMetrics(), thr=0.05, progress=False)
+    ref = score(pred, evals, metrics=PointMetrics(), thr=0.05, progress=False).metrics
     assert pred.codec.thr == pytest.approx(0.3)  # the sweep's threshold was an argument, the codec is untouched
     want = ref.compute(pred.codec.thr)
     for k in ("precision", "recall", "f1", "fa_per_pixel", "fppi"):

@@ -37,6 +37,8 @@ class Sample:
     points: float32 (N, 2) target centres (x, y) in image pixels (pixel i's centre is i).
     mask: uint8 H×W (0 / 255) or None; scr: (N,) signal-to-clutter ratios or None.
     labelled: False for a frame whose labels could not be read (points is then empty).
+    Kept beside `edge.scoring.LabelledFrame` (what scoring reads, `LabelledFrame.from_sample`)
+    because it carries what readers and training need and scoring does not: file, mask and SCR.
     """
 
     name: str

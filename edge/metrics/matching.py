@@ -21,11 +21,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .constants import HIT_RADIUS_PX  # noqa: F401  (the hit radius: edge.metrics.constants)
+
 __all__ = ["Match", "pairwise_distances", "match_greedy", "match_hungarian", "match", "linear_assignment", "HIT_RADIUS_PX"]
 
-# The hit radius of the SPIRE metric, in original-image pixels: a prediction within it of a label
-# is that label found. Every matcher, metric, sweep and command default reads this one value.
-HIT_RADIUS_PX = 5.0
 
 
 @dataclass(frozen=True)

@@ -6,11 +6,9 @@ FP32's) on the same validation frames; both must choose the same way. Never run 
 """
 from __future__ import annotations
 
+from .constants import THR_GRID  # the thresholds tried
 from .points import PointMetrics
 
-# Thresholds tried; the codec's default (0.35) suits a converged PRPS map, a model's own best
-# operating point often lies elsewhere.
-THR_GRID = tuple(round(0.15 + 0.05 * i, 2) for i in range(17))  # 0.15 .. 0.95 (a sharp model's clutter can peak at 0.8)
 KEYS = ("precision", "recall", "f1", "fa_per_pixel", "fppi", "tp", "fp", "fn", "images", "targets")
 
 

@@ -21,7 +21,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .matching import HIT_RADIUS_PX, match
+from .constants import HIT_RADIUS_PX, SCR_BANDS
+from .matching import match
 
 __all__ = ["PointMetrics", "UNITS", "as_pred_arrays"]
 
@@ -83,7 +84,7 @@ class PointMetrics:
 
     max_dist: float = HIT_RADIUS_PX
     method: str = "greedy"
-    scr_bands: tuple[float, ...] = (0.0, 2.0, 4.0, 8.0, math.inf)
+    scr_bands: tuple[float, ...] = SCR_BANDS
     frames: list = field(default_factory=list, repr=False)
     keep_frames: bool = True
 

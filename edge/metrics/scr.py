@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from .constants import SCR_RING
+
 __all__ = ["RING", "ring_stats", "measure_scr"]
 
-RING = (1.5, 5.0, 10.0)  # r_target, r_in, r_out in pixels
+RING = SCR_RING  # r_target, r_in, r_out in pixels (edge.metrics.constants)
 
 
 def _window(shape, x: float, y: float, r: float):
