@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from edge.annotate import FrameInfo, annotate, frame_errors
+from edge.cli import run_cli
 from edge.codecs import build_codec
 from edge.metrics.matching import HIT_RADIUS_PX, match
 from edge.metrics.points import PointMetrics
@@ -36,7 +37,7 @@ from edge.predictor import MODES, default_mode
 from edge.preprocess import PreprocessConfig
 
 from . import engine
-from .cli import add_data_options, default_weights, open_roots, run_main, write_json
+from .cli import add_data_options, default_weights, open_roots, write_json
 from .data import Reporter, iter_eval_frames
 from .torch_backend import torch_predictor
 
@@ -241,4 +242,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(run_main(main))
+    sys.exit(run_cli(main))

@@ -22,9 +22,10 @@ from pathlib import Path
 
 import numpy as np
 
+from edge.cli import run_cli
 from edge.metrics.matching import HIT_RADIUS_PX, pairwise_distances
 
-from .cli import UsageError, add_data_options, open_roots, run_main
+from .cli import UsageError, add_data_options, open_roots
 
 FIELDS = ("root", "name", "x", "y", "score")
 
@@ -121,4 +122,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(run_main(main))
+    sys.exit(run_cli(main))

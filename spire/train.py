@@ -25,11 +25,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from edge.cli import run_cli
 from edge.errors import DatasetError
 from edge.metrics.operating import THR_GRID, best_operating_point
 
-from .cli import UsageError, carve_split, git_commit, open_roots, run_main, write_json
-from .data import FrameStore, PlanSampler, Reporter, TrainDataset, collate_skip, iter_eval_frames
+from .cli import UsageError, carve_split, git_commit, open_roots, write_json
+from .data import FrameStore, Mixture, PlanSampler, Reporter, TrainDataset, collate_skip, iter_eval_frames
 from .augment import AugmentConfig
 from . import engine
 from .engine import RunState, build_meta, load_last, save_best, save_last, write_log
@@ -334,9 +335,9 @@ def train(cfg: TrainConfig) -> dict:
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="max", factor=cfg.lr_factor,
                                                        patience=cfg.lr_patience, min_lr=cfg.min_lr)
-    sampler = PlanSampler(store, cfg.seed, cfg.bg_ratio, info.rank, info.world,
-                          weights=_domain_weights(cfg, store), size=cfg.epoch_size,
-                          bg_weights=_domain_weights(cfg, store, cfg.bg_weights), hard_ratio=cfg.hard_ratio)
+    mix = Mixture(cfg.bg_ratio, _domain_weights(cfg, store), cfg.epoch_size,
+                  _domain_weights(cfg, store, cfg.bg_weights), cfg.hard_ratio)
+    sampler = PlanSampler(store, cfg.seed, mix, info.rank, info.world)
     batches = -(-sampler.epoch_len() // cfg.batch)
     warm = engine.Warmup([cfg.lr], min(cfg.warmup_iters, batches))
     st = RunState()
@@ -397,10 +398,9 @@ def train(cfg: TrainConfig) -> dict:
             bar = tqdm(total=batches, initial=st.step, desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="batch",
                        disable=quiet, leave=False)
             t0 = time.monotonic()
-            r = engine.train_one_epoch(net, loader, opt, device=info.device, loss_kind=cfg.loss,
-                                       warmup=warm, global_step=st.global_step, start_step=st.step,
-                                       should_stop=should_stop, progress=None if quiet else bar,
-                                       grad_clip=cfg.grad_clip, ema=ema)
+            r = engine.train_one_epoch(net, loader, engine.StepRule(opt, cfg.loss, cfg.grad_clip, warm, ema),
+                                       device=info.device, global_step=st.global_step, start_step=st.step,
+                                       should_stop=should_stop, progress=None if quiet else bar)
             bar.close()
             if info.distributed:  # log the loss of all ranks, not rank 0's share only
                 t = torch.tensor([r["loss_sum"], float(r["batches"])], dtype=torch.float64, device=info.device)
@@ -476,4 +476,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(run_main(main))
+    sys.exit(run_cli(main))
