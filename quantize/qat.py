@@ -89,7 +89,8 @@ def finetune(src, job: Int8Job, opts: QatOptions):
 
     from spire import engine
     from spire.augment import AugmentConfig
-    from spire.data import Mixture, PlanSampler, Reporter, TrainDataset, collate_skip
+    from spire.data import Reporter, TrainDataset, collate_skip
+    from spire.plan import Mixture, PlanSampler
     from spire.train import TrainConfig, build_data, validate
 
     epochs, batch, lr, steps = opts.epochs, opts.batch, opts.lr, opts.steps

@@ -8,7 +8,7 @@ frame is read once up front (points, size, optional statistics), a frame that ca
 has no label is reported once by name and left out, and a file that breaks later is skipped
 (the batch shrinks) instead of crashing an epoch.
 
-Epochs are plans, not random draws (`spire.plan`, re-exported here): every view's key carries its
+Epochs are plans, not random draws (`spire.plan`): every view's key carries its
 own RNG seed, so the same epoch is bit-identical after `--resume`, with any number of DataLoader
 workers and on every DDP rank.
 """
@@ -24,10 +24,9 @@ from edge.errors import SpireEdgeError
 from edge.preprocess import PreprocessConfig, letterbox, normalize
 
 from .augment import AugmentConfig, augment
-from .plan import HARD, Mixture, PlanFrames, PlanSampler, epoch_plan
+from .plan import HARD
 
-__all__ = ["HARD", "Reporter", "FrameRecord", "FrameStore", "TrainDataset", "PlanSampler", "epoch_plan",
-           "Mixture", "PlanFrames", "collate_skip", "EvalFrame", "iter_eval_frames"]
+__all__ = ["Reporter", "FrameRecord", "FrameStore", "TrainDataset", "collate_skip", "EvalFrame", "iter_eval_frames"]
 
 
 class Reporter:

@@ -30,7 +30,8 @@ from edge.errors import DatasetError
 from edge.metrics.operating import THR_GRID, best_operating_point
 
 from .cli import UsageError, carve_split, git_commit, open_roots, write_json
-from .data import FrameStore, Mixture, PlanSampler, Reporter, TrainDataset, collate_skip, iter_eval_frames
+from .data import FrameStore, Reporter, TrainDataset, collate_skip, iter_eval_frames
+from .plan import Mixture, PlanSampler
 from .augment import AugmentConfig
 from . import engine
 from .engine import RunState, build_meta, load_last, save_best, save_last, write_log

@@ -15,7 +15,8 @@ import pytest
 import torch
 
 from spire.augment import AugmentConfig, augment, dihedral, random_crop
-from spire.data import FrameStore, Mixture, PlanFrames, PlanSampler, epoch_plan
+from spire.data import FrameStore
+from spire.plan import Mixture, PlanFrames, PlanSampler, epoch_plan
 from tests.conftest import needs_shared, shared
 
 NUAA = shared("data", "nuaa-sirst")
@@ -347,7 +348,7 @@ def test_hard_negative_views_are_planned_and_centred_on_the_mined_place(tmp_path
     """spire.mine's false alarms become that share of the background views, each a crop holding its place."""
     from spire.augment import AugmentConfig, augment
     from spire.cli import UsageError
-    from spire.data import HARD, Mixture, PlanFrames, epoch_plan
+    from spire.plan import HARD, Mixture, PlanFrames, epoch_plan
     from spire.mine import false_alarms, read_hard_negatives
 
     frames = PlanFrames(20, tuple(range(10)), tuple(range(10, 20)))
