@@ -35,7 +35,7 @@ from quantize.sanity import FidelityGateError, check_calibration, check_drop
 def run_ptq(job: Int8Job, src=None) -> list[Path]:
     """Quantize a checkpoint to INT8 for each of `job`'s backends (see `Int8Job` for the settings).
 
-    `src`: an already loaded export.common.Source (QAT, the benchmarks); None loads `job.weights`
+    `src`: an already loaded export.common.Source (the benchmarks reuse theirs); None loads `job.weights`
     at `job.imgsz`. Artifacts go to `<job.out>/<arch>_<S>_int8_<format>/`.
     Returns:
         The artifact folders, in backend order.
