@@ -8,13 +8,10 @@ from __future__ import annotations
 
 import math
 
-from edge.errors import SpireEdgeError
+from edge.codecs.base import check_threshold
+from edge.errors import ArgumentError
 
 __all__ = ["ArgumentError", "check_threads", "check_conf", "check_count", "check_raw16"]
-
-
-class ArgumentError(SpireEdgeError, ValueError):
-    """An option value that cannot work; the message names the option and what it accepts."""
 
 
 def check_threads(threads, flag: str = "--threads") -> int | None:
@@ -31,8 +28,6 @@ def check_conf(conf, flag: str = "--conf") -> float | None:
     """None (the sidecar's threshold) or a score threshold in edge.codecs.base.SCORE_RANGE."""
     if conf is None:
         return None
-    from edge.codecs.base import check_threshold
-
     return check_threshold(conf, flag)
 
 

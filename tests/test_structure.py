@@ -36,13 +36,8 @@ ALLOW_PARAMS = {
 # Cycles through function-level (lazy) imports: moving those imports to the top, as the house
 # rules ask, would make them real cycles. Each sorted tuple of modules -> why it is still there.
 ALLOW_LAZY_CYCLES: dict[tuple[str, ...], str] = {
-    ("edge.argcheck", "edge.codecs", "edge.codecs.base", "edge.codecs.gaussian", "edge.codecs.prps"):
-        "codecs.base.build_codec imports the codec modules to register them, and check_threshold and "
-        "argcheck import each other's error/rule; the registry belongs in edge/codecs/__init__ (edge rooms, issue 24)",
     ("edge.integrity", "edge.sidecar"): "sidecar verifies with integrity, integrity reads the sidecar; "
         "edge/sidecar.py is being reworked by another engineer (issue 24)",
-    ("spire.models.hrpe", "spire.models.hrpe_dense", "spire.models.registry", "spire.models.sshd"):
-        "the registry imports the architecture modules (which register themselves) on first use",
     ("edge.capture", "edge.sources"): "CaptureSource behind edge.sources' module __getattr__; edge/sources.py "
         "and edge/capture.py are being reworked by the sources engineer (issue 24)",
     ("benchmarks.ladder", "benchmarks.run"): "the ladder reuses benchmarks.run's helpers and run dispatches to it; "
