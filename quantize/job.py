@@ -134,7 +134,8 @@ class QatOptions:
         d = {f.name: f.default for f in dataclasses.fields(cls)}
         p.add_argument("--epochs", type=int, required=True, help="fine-tuning epochs")
         p.add_argument("--batch", type=int, default=d["batch"])
-        p.add_argument("--lr", type=float, default=d["lr"], help=f"peak learning rate (cosine decay; default {d['lr']:g})")
+        p.add_argument("--lr", type=float, default=d["lr"],
+                       help=f"peak learning rate (cosine decay; default {d['lr']:g})")
         p.add_argument("--steps", type=int, default=d["steps"], help="cap batches per epoch (0: a full epoch)")
         p.add_argument("--max-val-frames", type=int, default=d["max_val_frames"],
                        help="cap validation frames per epoch (0: all)")
