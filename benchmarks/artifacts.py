@@ -174,12 +174,17 @@ class ArtifactMaker:
     def _ptq(self, spec) -> Path:
         if self.weights is None:
             raise SpireEdgeError("INT8 needs the checkpoint to calibrate; pass --model PATH/TO/best.pt")
+        from quantize.calibration import MIN_FRAMES
+        from quantize.job import Int8Job
         from quantize.ptq import run_ptq
-        kw = dict(weights=self.weights, backend=spec.backend, data=self.calib_data, split=self.calib_split,
-                  frames=self.calib_frames, imgsz=self.imgsz, out=self.cache)
-        kw.update(self._ptq_extras(run_ptq))
+
+        # the loaded model, the small --quick calibration set allowed, and no fidelity report (the
+        # table itself compares INT8 with FP32 on the benchmark frames)
+        job = Int8Job(weights=str(self.weights), backend=spec.backend, data=self.calib_data, split=self.calib_split,
+                      frames=self.calib_frames, imgsz=self.imgsz, out=str(self.cache), fidelity=False,
+                      val_frames=self.val_frames, min_frames=min(self.calib_frames, MIN_FRAMES))
         with self._hush():
-            paths = run_ptq(**kw)
+            paths = run_ptq(job, src=self.source())
         for p in paths or []:
             p = Path(p)
             folder = p if p.is_dir() else p.parent
@@ -191,24 +196,6 @@ class ArtifactMaker:
             if meta.format == spec.name and meta.precision == "int8":
                 return folder
         raise SpireEdgeError(f"quantize.ptq produced no int8 {spec.name} artifact in {self.cache}")
-
-    def _ptq_extras(self, run_ptq) -> dict:
-        """Optional run_ptq arguments, passed when it takes them: reuse the loaded model, allow the
-        small --quick calibration set, and skip the fidelity report (the table itself compares
-        INT8 with FP32 on the benchmark frames)."""
-        import inspect
-        params = inspect.signature(run_ptq).parameters
-        extra = {}
-        if "src" in params:
-            extra["src"] = self.source()
-        if "fidelity" in params:
-            extra["fidelity"] = False
-        if "val_frames" in params:
-            extra["val_frames"] = self.val_frames
-        if "min_frames" in params:
-            extra["min_frames"] = min(self.calib_frames, params["min_frames"].default
-                                      if isinstance(params["min_frames"].default, int) else 8)
-        return extra
 
     def _hush(self):
         return quiet_fds() if self.quiet else contextlib.nullcontext()

@@ -18,13 +18,14 @@ and the last minute's p99 stays within 1.5x of the first minute's.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
+
+from edge.cli import run_cli
 
 GOAL_RSS_MB_PER_20K = 5.0
 GOAL_P99_RATIO = 1.5
@@ -216,16 +217,8 @@ def soak(a: argparse.Namespace, command: str = "") -> SoakReport:
     return report
 
 
-def main(argv=None) -> int:
-    from edge.errors import SpireEdgeError
-
-    a = build_parser().parse_args(argv)
-    command = "python -m benchmarks.soak " + " ".join(sys.argv[1:] if argv is None else argv)
-    try:
-        report = soak(a, command)
-    except SpireEdgeError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+def _main(a, command: str) -> int:
+    report = soak(a, command)
     v = report.verdict()
     print(report.table())
     if "rss_mb_per_20k" in v:
@@ -244,7 +237,10 @@ def main(argv=None) -> int:
     return 0
 
 
-if __name__ == "__main__":
-    from edge.cli import run_cli
+def main(argv=None) -> int:
+    command = "python -m benchmarks.soak " + " ".join(sys.argv[1:] if argv is None else argv)
+    return run_cli(lambda a: _main(a, command), argv, build_parser())
 
-    sys.exit(run_cli(main))
+
+if __name__ == "__main__":
+    sys.exit(main())

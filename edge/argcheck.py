@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import math
 
-from edge.codecs.base import SCORE_RANGE
-from edge.errors import SpireEdgeError
+from edge.codecs.base import SCORE_RANGE, check_threshold
+from edge.errors import ArgumentError
 
 __all__ = ["ArgumentError", "check_threads", "check_conf", "check_count", "check_raw16", "SCORE_THR_RULE",
            "score_threshold_ok"]
@@ -17,10 +17,6 @@ __all__ = ["ArgumentError", "check_threads", "check_conf", "check_count", "check
 # The one rule for a decode threshold, wherever it comes from (--conf, a sidecar's codec.thr,
 # quantize.pick --thr): edge.codecs.base.SCORE_RANGE, which says what a score is.
 SCORE_THR_RULE = f"({SCORE_RANGE[0]:g}, {SCORE_RANGE[1]:g}]"  # in words, for messages
-
-
-class ArgumentError(SpireEdgeError, ValueError):
-    """An option value that cannot work; the message names the option and what it accepts."""
 
 
 def check_threads(threads, flag: str = "--threads") -> int | None:
@@ -46,8 +42,6 @@ def check_conf(conf, flag: str = "--conf") -> float | None:
     """None (the sidecar's threshold) or a score threshold in edge.codecs.base.SCORE_RANGE."""
     if conf is None:
         return None
-    from edge.codecs.base import check_threshold
-
     return check_threshold(conf, flag)
 
 

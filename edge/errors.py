@@ -21,5 +21,10 @@ class BackendUnavailable(SpireEdgeError, ImportError):
     """A backend runtime that is not installed; the message names the pip extra."""
 
 
+class ArgumentError(SpireEdgeError, ValueError):
+    """An option value that cannot work; the message names the option and what it accepts
+    (checked in edge.argcheck, and by edge.codecs.base.check_threshold for score thresholds)."""
+
+
 class DatasetError(SpireEdgeError):
     """A dataset folder that is empty, of an unknown layout, or missing its lists."""

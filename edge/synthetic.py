@@ -16,20 +16,23 @@ Physics, in kelvin then counts (all steps vectorised; one 512x512 frame takes a 
   is solved so that the SCR defined in `edge.metrics.scr` equals the chosen value on the noisy
   background; the SCR measured on the final raw frame is what is returned.
 Sequences keep the sensor pattern, drift the clutter slowly and move targets smoothly.
+The clutter lives in `edge.synthetic_clutter`, the tracker scenarios in `edge.synthetic_tracks`.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from functools import lru_cache
 
 import cv2
 import numpy as np
 
+from edge import synthetic_tracks as st
 from edge.datasets.core import Sample
 from edge.metrics.scr import RING, measure_scr, ring_stats
+from edge.synthetic_clutter import clutter, uniform
+from edge.synthetic_tracks import Scenario
 
-__all__ = ["SceneConfig", "SensorConfig", "TargetConfig", "SynthConfig", "SynthFrame", "make_frame",
-           "make_sequence", "demo_clip", "SyntheticDataset", "SCENES", "DEMO_SEED"]
+__all__ = ["SceneConfig", "SensorConfig", "TargetConfig", "SynthConfig", "SynthFrame", "Placed", "Scenario",
+           "make_frame", "make_sequence", "demo_clip", "SyntheticDataset", "SCENES", "DEMO_SEED"]
 
 SCENES = ("sky", "sea", "ground")
 DEMO_SEED = 20250607
@@ -116,105 +119,6 @@ def _hw(size) -> tuple[int, int]:
     return int(h), int(w)
 
 
-def _u(rng, lohi) -> float:
-    return float(rng.uniform(lohi[0], lohi[1]))
-
-
-@lru_cache(maxsize=16)
-def _log_freq(h: int, w: int, aniso: float) -> np.ndarray:
-    """log of the radial frequency of the rfft2 grid (float32, cached per size)."""
-    fy = np.fft.fftfreq(h)[:, None]
-    fx = np.fft.rfftfreq(w)[None, :] * aniso
-    f0 = 1.0 / max(h, w)  # soft low cut so beta=3 does not become one big gradient
-    return (0.5 * np.log(fx * fx + fy * fy + f0 * f0)).astype(np.float32)
-
-
-def _fractal(rng, shape, beta: float, aniso: float = 1.0, down: int = 1) -> np.ndarray:
-    """Zero-mean, unit-std field with power spectrum ~ 1/f^beta (aniso > 1 stretches along x).
-
-    Random complex spectrum times f^(-beta/2), one inverse real FFT (single precision). `down`
-    > 1 makes it at 1/down resolution and resizes (bilinear): for beta >= 2 almost no power lies
-    above that Nyquist, and the random numbers are most of the cost."""
-    if down > 1:
-        small = _fractal(rng, (-(-shape[0] // down), -(-shape[1] // down)), beta, aniso)
-        return cv2.resize(small, (shape[1], shape[0]), interpolation=cv2.INTER_LINEAR)
-    h, w = shape
-    amp = np.exp(_log_freq(h, w, float(aniso)) * np.float32(-beta / 2.0))
-    amp[0, 0] = 0.0
-    spec = rng.standard_normal((h, w // 2 + 1, 2), dtype=np.float32).view(np.complex64)[..., 0]
-    spec *= amp
-    f = np.fft.irfft2(spec, s=(h, w)).astype(np.float32, copy=False)
-    f -= f.mean()
-    f /= f.std() + np.float32(1e-12)
-    return f
-
-
-def _sky(rng, shape, sc: SceneConfig) -> np.ndarray:
-    h, w = shape
-    t = np.linspace(-6.0, 0.0, h, dtype=np.float32)[:, None] + np.zeros((1, w), np.float32)
-    f = _fractal(rng, shape, _u(rng, sc.beta), down=2)
-    thr = np.quantile(f[::4, ::4], 1.0 - _u(rng, sc.cloud_cover))
-    c = np.clip((f - thr) / 1.2, 0.0, 1.0)
-    c = c * c * (3.0 - 2.0 * c)  # smoothstep: soft cloud boundaries
-    fine = _fractal(rng, shape, 1.6, down=2)  # texture inside the clouds (thicker = warmer)
-    t += c * _u(rng, sc.cloud_contrast_k) * np.clip(0.55 + 0.2 * (f - thr) + 0.15 * fine, 0.2, 1.5)
-    gx = cv2.Sobel(c, cv2.CV_32F, 1, 0, ksize=3)
-    gy = cv2.Sobel(c, cv2.CV_32F, 0, 1, ksize=3)
-    edge = cv2.GaussianBlur(np.sqrt(gx * gx + gy * gy), (0, 0), 1.0)
-    t += _u(rng, sc.edge_gain_k) * edge / (float(edge.max()) + 1e-6)
-    return t
-
-
-def _below_horizon(rng, shape, sc: SceneConfig):
-    h, w = shape
-    h0 = _u(rng, sc.horizon) * h
-    tilt = float(rng.uniform(-0.05, 0.05))
-    yy = np.arange(h, dtype=np.float32)[:, None]
-    hrow = h0 + tilt * (np.arange(w, dtype=np.float32)[None, :] - w / 2)
-    below = np.clip(yy - hrow + 0.5, 0.0, 1.0)  # 1 px soft horizon edge
-    return yy, hrow, below
-
-
-def _sea(rng, shape, sc: SceneConfig, yy, hrow, below) -> np.ndarray:
-    h, w = shape
-    waves = _fractal(rng, shape, 2.6, aniso=5.0, down=2)
-    depth = np.clip((yy - hrow) / max(h - hrow.min(), 1.0), 0.0, 1.0)
-    t = 2.0 + 1.5 * depth + (0.4 + 0.8 * depth) * waves
-    t += 3.0 * np.exp(-(((yy - hrow) / 2.0) ** 2))  # warm horizon band (longest air path)
-    # sun glint: sparse 1-3 px specks, Poisson in a band of the sea (they look like targets)
-    n = int(rng.poisson(_u(rng, sc.glint_density) * h * w * 4e-4))
-    if n:
-        centre = float(hrow.mean()) + rng.uniform(0.1, 0.6) * (h - float(hrow.mean()))
-        x = rng.integers(0, w, n)
-        y = np.clip(np.rint(rng.normal(centre, 0.08 * h, n)), 0, h - 1).astype(int)
-        specks = np.zeros(shape, np.float32)
-        np.add.at(specks, (y, x), rng.exponential(6.0, n).astype(np.float32))
-        t += cv2.GaussianBlur(specks, (0, 0), 0.7) * below * 6.0
-    return t
-
-
-def _ground(rng, shape, sc: SceneConfig, yy, hrow) -> np.ndarray:
-    h, w = shape
-    t = 4.0 + 2.5 * _fractal(rng, shape, 2.0, down=2) + 0.6 * _fractal(rng, shape, 1.2)
-    blocks = np.zeros(shape, np.float32)
-    top = int(max(0, hrow.min()))
-    for _ in range(int(rng.integers(3, 12))):
-        bw, bh = int(rng.integers(4, max(5, w // 8))), int(rng.integers(3, max(4, h // 12)))
-        x0, y0 = int(rng.integers(0, w)), int(rng.integers(top, h))
-        cv2.rectangle(blocks, (x0, y0), (x0 + bw, y0 + bh), float(rng.choice([-1, 1]) * rng.uniform(2, 8)), -1)
-    return t + cv2.GaussianBlur(blocks, (0, 0), 0.7)
-
-
-def _clutter(rng, shape, sc: SceneConfig, kind: str) -> np.ndarray:
-    """Scene temperature field (K, relative to the reference) of the given kind."""
-    sky = _sky(rng, shape, sc)
-    if kind == "sky":
-        return sky
-    yy, hrow, below = _below_horizon(rng, shape, sc)
-    low = _sea(rng, shape, sc, yy, hrow, below) if kind == "sea" else _ground(rng, shape, sc, yy, hrow)
-    return sky + below * (low - sky)
-
-
 @dataclass
 class _Sensor:
     """Per-clip fixed sensor pattern (K) and defect pixels."""
@@ -222,6 +126,7 @@ class _Sensor:
     pattern: np.ndarray
     hot: np.ndarray
     dead: np.ndarray
+    config: SensorConfig
 
     @classmethod
     def make(cls, rng, shape, se: SensorConfig) -> "_Sensor":
@@ -232,7 +137,7 @@ class _Sensor:
         n = int(rng.binomial(h * w, se.defect_fraction)) if se.defect_fraction > 0 else 0
         idx = rng.choice(h * w, size=n, replace=False) if n else np.zeros(0, np.int64)
         hot = rng.random(n) < 0.5
-        return cls(pattern.astype(np.float32), idx[hot], idx[~hot])
+        return cls(pattern.astype(np.float32), idx[hot], idx[~hot], se)
 
 
 def _psf(x: float, y: float, sigma: float, shape):
@@ -247,8 +152,11 @@ def _psf(x: float, y: float, sigma: float, shape):
     return (slice(y0, y1), slice(x0, x1)), g, float(g[d2 <= RING[0] ** 2].mean())
 
 
-def _render(rng, clutter, sensor: _Sensor, se: SensorConfig, pts, sig, pol, scr, kind) -> SynthFrame:
-    b = clutter + sensor.pattern + rng.standard_normal(clutter.shape, dtype=np.float32) * np.float32(se.netd_k)
+def _render(rng, temps: np.ndarray, sensor: _Sensor, pts, sig, pol, scr, kind) -> SynthFrame:
+    """The frame: clutter temperatures `temps` (K) + sensor pattern + noise, targets (PSF solved for their SCR),
+    ADC, defects and AGC."""
+    se = sensor.config
+    b = temps + sensor.pattern + rng.standard_normal(temps.shape, dtype=np.float32) * np.float32(se.netd_k)
     for (x, y), s, p, q in zip(pts, sig, pol, scr):
         mu_t, mu_b, sd = ring_stats(b, x, y)
         sl, g, mean_g = _psf(x, y, s, b.shape)
@@ -311,54 +219,61 @@ def _setup(seed, config, scene):
     return cfg, rng, kind
 
 
+@dataclass(frozen=True)
+class Placed:
+    """Targets placed exactly: `points` (N,2) (x, y) px, and optionally their SCRs, PSF sigmas (px)
+    and polarities (+1 bright, -1 dark), each an (N,) array or one value for all (else drawn from
+    the config's ranges)."""
+
+    points: object
+    scr: object = None
+    sigma: object = None
+    polarity: object = None
+
+
 def make_frame(size=256, seed=None, config: SynthConfig | None = None, n_targets: int | None = None,
-               scene: str | None = None, points=None, scr=None, sigma=None, polarity=None) -> SynthFrame:
+               scene: str | None = None, placed: Placed | None = None) -> SynthFrame:
     """One synthetic frame. `size` is an int or (H, W); `seed` an int or a sequence of ints.
 
-    `n_targets` / `scene` override the config's ranges; `points` (N,2) (with optional `scr`,
-    `sigma`, `polarity` arrays) places targets exactly instead of at random.
+    `n_targets` / `scene` override the config's ranges; `placed` puts the targets exactly there
+    instead of at random.
     """
     cfg, rng, kind = _setup(seed, config, scene)
     shape = _hw(size)
-    clutter = _clutter(rng, shape, cfg.scene, kind)
+    temps = clutter(rng, shape, cfg.scene, kind)
     sensor = _Sensor.make(rng, shape, cfg.sensor)
-    if points is None:
+    if placed is None:
         n, sig, pol, q = _targets(rng, cfg.targets, n_targets)
         pts = _place(rng, n, shape, cfg.targets)
         sig, pol, q = sig[: len(pts)], pol[: len(pts)], q[: len(pts)]
     else:
-        pts = np.asarray(points, np.float64).reshape(-1, 2)
+        pts = np.asarray(placed.points, np.float64).reshape(-1, 2)
         n, sig, pol, q = _targets(rng, cfg.targets, len(pts))
-        sig = sig if sigma is None else np.broadcast_to(np.asarray(sigma, float), (n,))
-        pol = pol if polarity is None else np.broadcast_to(np.asarray(polarity, int), (n,))
-        q = q if scr is None else np.broadcast_to(np.asarray(scr, float), (n,))
-    return _render(rng, clutter, sensor, cfg.sensor, pts, sig, pol, q, kind)
+        sig = sig if placed.sigma is None else np.broadcast_to(np.asarray(placed.sigma, float), (n,))
+        pol = pol if placed.polarity is None else np.broadcast_to(np.asarray(placed.polarity, int), (n,))
+        q = q if placed.scr is None else np.broadcast_to(np.asarray(placed.scr, float), (n,))
+    return _render(rng, temps, sensor, pts, sig, pol, q, kind)
 
 
 def make_sequence(n_frames: int = 16, size=256, seed=None, config: SynthConfig | None = None,
-                  n_targets: int | None = None, scene: str | None = None, *, crossing: bool = False,
-                  occlusions=(), false_alarms: int = 0, pan=None) -> list[SynthFrame]:
+                  n_targets: int | None = None, scene: str | None = None,
+                  scenario: Scenario = Scenario()) -> list[SynthFrame]:
     """A clip: fixed sensor pattern, slowly drifting clutter, targets on smooth curved paths
     (constant SCR each, amplitude re-solved per frame), fresh temporal noise every frame.
 
     Each frame's `ids` say which target each point is (its track id, 0..n-1), so a tracker can
-    be scored. Tracker situations (edge.synthetic_tracks), all off by default:
-    crossing: targets 0 and 1 cross at right angles at the centre at frame n_frames // 2;
-    occlusions: (target, first frame, frames) triples: the target is not rendered nor labelled;
-    false_alarms: that many one-frame target-like blobs (in `false_alarms`, not in `points`);
-    pan: camera motion, (dx, dy) px per frame or (n_frames, 2) positions: clutter and targets
-    move by -(camera step) in the image; a target out of view (within 2 px of the border) is not labelled.
+    be scored. `scenario`: the tracker situations (crossing, occlusions, one-frame false alarms,
+    camera pan; `edge.synthetic_tracks.Scenario`), all off by default.
     """
-    from edge import synthetic_tracks as st
-
+    crossing, occlusions, false_alarms = scenario.crossing, scenario.occlusions, scenario.false_alarms
     if n_frames < 1:
         raise ValueError(f"n_frames must be >= 1, got {n_frames}")
     cfg, rng, kind = _setup(seed, config, scene)
     h, w = _hw(size)
-    cam = st.camera_path(pan, n_frames)
-    drift = _u(rng, cfg.scene.drift_px) * np.array([np.cos(a := rng.uniform(0, 2 * np.pi)), np.sin(a)])
+    cam = st.camera_path(scenario.pan, n_frames)
+    drift = uniform(rng, cfg.scene.drift_px) * np.array([np.cos(a := rng.uniform(0, 2 * np.pi)), np.sin(a)])
     pad = int(np.ceil(np.abs(drift).max() * (n_frames - 1) + np.abs(cam).max())) + 2
-    big = _clutter(rng, (h + 2 * pad, w + 2 * pad), cfg.scene, kind)
+    big = clutter(rng, (h + 2 * pad, w + 2 * pad), cfg.scene, kind)
     sensor = _Sensor.make(rng, (h, w), cfg.sensor)
     tc = cfg.targets
     n, sig, pol, q = _targets(rng, tc, n_targets)
@@ -375,14 +290,14 @@ def make_sequence(n_frames: int = 16, size=256, seed=None, config: SynthConfig |
     frames = []
     for i in range(n_frames):
         m = np.float32([[1, 0, pad + drift[0] * i + cam[i, 0]], [0, 1, pad + drift[1] * i + cam[i, 1]]])
-        clutter = cv2.warpAffine(big, m, (w, h), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP)
+        temps = cv2.warpAffine(big, m, (w, h), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP)
         ids, k = np.flatnonzero(vis[i]), len(fas[i])
         pts, sg, pl, qq = img[i][ids], sig[:n][ids], pol[:n][ids], q[:n][ids]
         if k:  # false alarms: bright blobs of a target's size and an SCR in the targets' range
             pts, sg = np.concatenate([pts, fas[i]]), np.concatenate([sg, fa_sig[i, :k]])
             pl = np.concatenate([pl, np.ones(k, int)])
             qq = np.concatenate([qq, tc.scr[0] + (tc.scr[1] - tc.scr[0]) * fa_q[i, :k]])
-        f = _render(rng, clutter, sensor, cfg.sensor, pts, sg, pl, qq, kind)
+        f = _render(rng, temps, sensor, pts, sg, pl, qq, kind)
         t = len(ids)
         frames.append(replace(f, points=f.points[:t], scr=f.scr[:t], sigma=f.sigma[:t], polarity=f.polarity[:t],
                               ids=ids.astype(np.int64), false_alarms=f.points[t:], camera=cam[i].copy()))

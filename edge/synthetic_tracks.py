@@ -11,9 +11,28 @@ in frame i, so the scene moves by -(cam[i] - cam[i-1]) in the image between fram
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
-__all__ = ["smooth_paths", "camera_path", "crossing_paths", "visibility", "false_alarm_points"]
+__all__ = ["Scenario", "smooth_paths", "camera_path", "crossing_paths", "visibility", "false_alarm_points"]
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """The tracker situations of a clip, all off by default.
+
+    crossing: targets 0 and 1 cross at right angles at the centre at frame n_frames // 2;
+    occlusions: (target, first frame, frames) triples: the target is not rendered nor labelled;
+    false_alarms: that many one-frame target-like blobs (in `SynthFrame.false_alarms`, not in `points`);
+    pan: camera motion, (dx, dy) px per frame or (n_frames, 2) positions: clutter and targets
+    move by -(camera step) in the image; a target out of view (within 2 px of the border) is not labelled.
+    """
+
+    crossing: bool = False
+    occlusions: tuple = ()
+    false_alarms: int = 0
+    pan: object = None
 
 
 def smooth_paths(rng, p0: np.ndarray, n_frames: int, shape, margin: float, speed) -> np.ndarray:

@@ -153,12 +153,14 @@ def _normalise_codec(codec: dict) -> dict:
 
 
 def make_meta(src: Source, fmt: str, precision: str, folder: Path, model_file: str,
-              input_name: str = "images", output_name: str = "heatmap",
+              io_names: tuple[str, str] = ("images", "heatmap"),
               calibration: dict | None = None, extra: dict | None = None) -> ModelMeta:
-    """The sidecar for an artifact whose files already sit in `folder` (`files` hashes all of them)."""
+    """The sidecar for an artifact whose files already sit in `folder` (`files` hashes all of them).
+
+    `io_names`: the model's (input, output) tensor names, as its runtime reports them."""
     from edge.integrity import hash_files, needed_files
 
-    inp, out = io_specs(src.imgsz, src.channels, src.stride, input_name, output_name)
+    inp, out = io_specs(src.imgsz, src.channels, src.stride, *io_names)
     return ModelMeta(arch=src.arch, arch_kwargs=dict(src.arch_kwargs), format=fmt, model_file=model_file,
                      model_sha256=file_sha256(Path(folder) / model_file), precision=precision, input=inp,
                      output=out, preprocess=dict(src.preprocess), codec=dict(src.codec),

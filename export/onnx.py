@@ -232,6 +232,6 @@ def export_onnx(src: Source, out: str | Path, precision: str = "fp32", opset: in
     with staged_folder(final) as tmp:
         path, report = build_onnx(src, tmp, fmt.model_file(src.arch, src.imgsz, precision), precision, opset,
                                   free=True)
-        write_sidecar(tmp, make_meta(src, "onnx", precision, tmp, path.name, INPUT_NAME, OUTPUT_NAME,
+        write_sidecar(tmp, make_meta(src, "onnx", precision, tmp, path.name, (INPUT_NAME, OUTPUT_NAME),
                                      extra={k: v for k, v in report.items() if k != "ops"}))
     return final

@@ -56,5 +56,5 @@ def export_openvino(src: Source, out: str | Path, precision: str = "fp32", opset
         extra = {**report, "weights_file": xml.with_suffix(".bin").name,
                  "weights_sha256": file_sha256(xml.with_suffix(".bin")), "compress_to_fp16": precision == "fp16",
                  "exporter": "torch.onnx.export(dynamo=True) -> openvino.convert_model"}
-        write_sidecar(tmp, make_meta(src, "openvino", precision, tmp, xml.name, INPUT_NAME, OUTPUT_NAME, extra=extra))
+        write_sidecar(tmp, make_meta(src, "openvino", precision, tmp, xml.name, (INPUT_NAME, OUTPUT_NAME), extra=extra))
     return final

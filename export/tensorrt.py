@@ -119,6 +119,6 @@ def export_tensorrt(src: Source, out: str | Path, precision: str = "fp32", opset
         checks = offline_checks(path, precision, lint=lint)
         add_recipe(tmp)
         golden = {k: v for k, v in golden.items() if k.startswith("golden") or k in ("exporter", "nodes")}
-        write_sidecar(tmp, make_meta(src, "tensorrt", precision, tmp, path.name, INPUT_NAME, OUTPUT_NAME,
+        write_sidecar(tmp, make_meta(src, "tensorrt", precision, tmp, path.name, (INPUT_NAME, OUTPUT_NAME),
                                      extra=_extra(precision, path.name, checks, golden)))
     return final

@@ -104,5 +104,5 @@ def export_tflite(src: Source, out: str | Path, precision: str = "fp32", **_) ->
         report = compare(ref, tflite_run(path, x), precision, f"tflite {precision}")
         extra = {**report, "exporter": "litert-torch" + (" + ai-edge-quantizer float16" if precision == "fp16" else ""),
                  "delegate": "XNNPACK"}
-        write_sidecar(tmp, make_meta(src, "tflite", precision, tmp, path.name, in_name, out_name, extra=extra))
+        write_sidecar(tmp, make_meta(src, "tflite", precision, tmp, path.name, (in_name, out_name), extra=extra))
     return final

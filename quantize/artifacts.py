@@ -22,6 +22,7 @@ from edge.sidecar import read_sidecar, write_sidecar
 from export.common import make_meta, staged_folder
 from export.onnx import build_onnx
 from quantize.fidelity import fidelity_report, publish_report, set_decode_threshold
+from quantize.job import Int8Run
 
 
 def fp32_onnx(src, folder: Path) -> Path:
@@ -30,39 +31,32 @@ def fp32_onnx(src, folder: Path) -> Path:
     return path
 
 
-def write_meta(src, fmt: str, folder: Path, model_file: str, precision: str, calibration: dict | None,
-               extra: dict, input_name: str = "images", output_name: str = "heatmap") -> Path:
-    """The artifact's metadata.json (export's sidecar builder, so INT8 and FP32 sidecars agree)."""
-    meta = make_meta(src, fmt, precision, folder, model_file, input_name, output_name,
-                     calibration=calibration, extra=extra)
-    return write_sidecar(folder, meta)
-
-
-def stage_int8(recipe, src, out: str | Path, make: Callable[[Path], dict], calib: dict, vals=None,
-               onnx32: Path | None = None, work: Path | None = None, threads: int | None = 2, bench_runs: int = 30,
-               report: dict | None = None, thr_without_report: float | None = None) -> tuple[Path, dict | None]:
+def stage_int8(run: Int8Run, recipe, make: Callable[[Path], dict], report: dict | None = None,
+               thr_without_report: float | None = None) -> tuple[Path, dict | None]:
     """Write one INT8 artifact: `make(model_path) -> sidecar extra` builds the model in a staged folder.
 
     Then the sidecar (`recipe.quantizer` and `make`'s extra), export's finishing step
-    (`recipe.finish`) and, with validation frames `vals`, the fidelity report against the recipe's
-    FP32 reference (its INT8 decode threshold goes into the sidecar; `report` adds fields to it).
-    Without a report, `thr_without_report` (QAT's own validation choice) is the decode threshold.
-    The folder replaces `recipe.folder(out, src)` only when everything succeeded.
+    (`recipe.finish`) and, with validation frames `run.vals`, the fidelity report against the
+    recipe's FP32 reference (its INT8 decode threshold goes into the sidecar; `report` adds fields
+    to it). Without a report, `thr_without_report` (QAT's own validation choice) is the decode
+    threshold. The folder replaces `recipe.folder(run.job.out, run.src)` only when everything succeeded.
     Returns (artifact folder, fidelity report or None).
     """
-    final = recipe.folder(out, src)
+    src, job = run.src, run.job
+    final = recipe.folder(job.out, src)
     rep = None
     with staged_folder(final) as tmp:
         name = recipe.model_file(src)
         extra = {"quantizer": recipe.quantizer, **make(tmp / name)}
-        write_meta(src, recipe.target.format, tmp, name, "int8", calib, extra, *recipe.io_names(tmp / name))
+        write_sidecar(tmp, make_meta(src, recipe.target.format, "int8", tmp, name, recipe.io_names(tmp / name),
+                                     calibration=run.calib, extra=extra))
         recipe.finish(tmp)
-        if vals is not None:
-            ref = recipe.fp32_reference(src, onnx32, work)
-            rep = fidelity_report(ref, recipe.runnable(tmp, work), vals, threads, bench_runs,
+        if run.vals is not None:
+            ref = recipe.fp32_reference(src, run.onnx32, run.work)
+            rep = fidelity_report(ref, recipe.runnable(tmp, run.work), run.vals, job.threads, job.bench_runs,
                                   desc=f"fidelity {recipe.backend}",
                                   labels=(f"FP32 {recipe.backend} export of the same checkpoint", final.name))
-            rep.update(backend=recipe.backend, runtime=recipe.runtime, calibration=calib, **(report or {}))
+            rep.update(backend=recipe.backend, runtime=recipe.runtime, calibration=run.calib, **(report or {}))
             publish_report(tmp, rep, final.name)
         elif thr_without_report is not None:
             set_decode_threshold(tmp, thr_without_report)

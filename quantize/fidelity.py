@@ -119,15 +119,17 @@ def latency_ms(model_path: str | Path, runs: int = 30, threads: int | None = 2, 
 
 
 def fidelity_report(fp32_model: str | Path, int8_model: str | Path, vals: ValSet, threads: int | None = 2,
-                    bench_runs: int = 30, max_dist: float = HIT_RADIUS_PX, desc: str = "fidelity",
-                    labels: tuple[str, str] | None = None, retune_thr: bool = True) -> dict:
+                    bench_runs: int = 30, desc: str = "fidelity", labels: tuple[str, str] | None = None,
+                    retune_thr: bool = True) -> dict:
     """Run both artifacts on the validation frames; returns the report dict (see module docstring).
 
     retune_thr: choose the INT8 model's decode threshold on these (validation, labelled) frames, as
     training chose FP32's (edge.metrics.operating): INT8 maps often peak lower than FP32's, and
     FP32's threshold would then drop true targets. The report's INT8 figures are at that threshold
-    ('int8_thr'); the caller writes it into the INT8 sidecar (`set_decode_threshold`).
+    ('int8_thr'); the caller writes it into the INT8 sidecar (`set_decode_threshold`). A hit is
+    within the SPIRE hit radius (`HIT_RADIUS_PX`), as everywhere else.
     """
+    max_dist = HIT_RADIUS_PX
     p32 = Predictor(fp32_model, threads=threads)
     thr32 = p32.conf
     labelled = vals.split is not None  # synthetic frames: keep FP32's threshold

@@ -25,6 +25,7 @@ import os
 import shutil
 from pathlib import Path
 
+from edge.cli import run_cli
 from edge.errors import SpireEdgeError
 from edge.io import atomic_write_json
 from edge.preprocess import FITS
@@ -112,8 +113,6 @@ def set_operating_point(export_root: str | Path, thr: float, rule: str, fit: str
 
 
 def main(argv=None) -> int:
-    from quantize.cli import run_main
-
     p = argparse.ArgumentParser(prog="python -m quantize.pick", description=__doc__.split("\n\n")[0])
     p.add_argument("export", help="folder of exported artifacts (e.g. weights/shipped/export)")
     p.add_argument("--qat", help="folder of QAT artifacts to compare with the PTQ ones first")
@@ -148,7 +147,7 @@ def main(argv=None) -> int:
             raise SpireEdgeError("--fit is part of the operating point: pass it with --thr T --thr-rule \"why\"")
         return 0
 
-    return run_main(run, p, argv)
+    return run_cli(run, argv, p)
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@ Why one command: every runtime has its own well-kept quantizer (onnxruntime.quan
 litert-torch pt2e, TensorRT's explicit Q/DQ rules), but they must all be calibrated on the same
 real IR frames, preprocessed by the runtime's own function, keep the same layers in FP32, and be
 judged the same way (FP32 vs INT8 through `edge.predictor`). `python -m export --precision int8`
-calls `run_ptq` too.
+hands off to this command. The settings are one `quantize.job.Int8Job`.
 
     python -m quantize.ptq --weights W [--data PATH] [--frames 300] [--imgsz S]
         --backend openvino|onnxruntime|tflite|tensorrt|all [--out DIR]
@@ -20,60 +20,45 @@ from pathlib import Path
 
 import numpy as np
 
+from edge.cli import run_cli
 from edge.errors import SpireEdgeError
 from edge.preprocess import PreprocessConfig
 from edge.runfolders import check_out_path
 from export.common import load_source
 from quantize.artifacts import fp32_onnx, stage_int8
-from quantize.calibration import MIN_FRAMES, calibration_source
+from quantize.calibration import calibration_source
 from quantize.fidelity import default_val, val_set
+from quantize.job import Int8Job, Int8Run, add_job_options
 from quantize.recipes import RECIPES, check_runtime, resolve_backends
 from quantize.sanity import FidelityGateError, check_calibration, check_drop
 
 
-def run_ptq(weights: str | Path | None = None, backend: str | list[str] = "all", data: str | Path | None = None,
-            split: str = "train", val_data: str | Path | None = None, val_split: str = "val", frames: int = 300,
-            imgsz: int | None = None, out: str | Path = "runs/quantize", ignored_scope: list[str] | None = None,
-            val_frames: int = 50, seed: int = 0, threads: int | None = 2, bench_runs: int = 30,
-            fidelity: bool = True, calibrate_method: str | None = None, min_frames: int = MIN_FRAMES,
-            src=None, max_drop: float | None = None) -> list[Path]:
-    """Quantize a checkpoint to INT8 for one or all backends.
+def run_ptq(job: Int8Job, src=None) -> list[Path]:
+    """Quantize a checkpoint to INT8 for each of `job`'s backends (see `Int8Job` for the settings).
 
-    Args:
-        weights: FP32 checkpoint (default: the shipped one, edge.zoo.default_checkpoint()).
-        backend: 'onnxruntime' | 'openvino' | 'tflite' | 'tensorrt' | 'all' (or a list / comma list).
-        data, split: calibration dataset root and split (None: synthetic frames, with a warning).
-        val_data, val_split: validation frames for fidelity.json (default: `data` if it has
-            `val_split`, else synthetic).
-        frames: calibration frames; imgsz: input size (default: the checkpoint's).
-        out: output root; artifacts go to `<out>/<arch>_<S>_int8_<format>/`.
-        ignored_scope: module paths / node names kept FP32 in addition to the head; None: the
-            architecture's own recipe per backend (`ModelCfg.int8`), [] : none.
-        calibrate_method: onnxruntime/TensorRT statistic; None: the recipe's, else MinMax.
-        val_frames, threads, bench_runs, fidelity: the fidelity report's size and latency runs.
-        src: an already loaded export.common.Source (QAT passes its fine-tuned model).
-        max_drop: the fidelity gate: an INT8 F1 more than this many points below FP32 is an error
-            (the artifact stays, with its fidelity.json); None: report only (benchmarks measure drops).
+    `src`: an already loaded export.common.Source (the benchmarks reuse theirs); None loads `job.weights`
+    at `job.imgsz`. Artifacts go to `<job.out>/<arch>_<S>_int8_<format>/`.
     Returns:
         The artifact folders, in backend order.
     Raises:
         SpireEdgeError (one line): unknown backend, missing runtime (names the pip extra),
         missing/too few/degenerate calibration frames (quantize.sanity), a toolchain failure, an
-        INT8 F1 drop beyond `max_drop`.
+        INT8 F1 drop beyond `job.max_drop`.
     """
-    check_out_path(out, "--out")  # a path under a file fails before calibration, not after it
-    names = resolve_backends(backend)
+    check_out_path(job.out, "--out")  # a path under a file fails before calibration, not after it
+    names = resolve_backends(job.backend)
     for n in names:
         check_runtime(n)
     if src is None:
-        src = load_source(weights, imgsz)
+        src = load_source(job.weights, job.imgsz)
 
     cfg = PreprocessConfig.from_dict(src.preprocess)
-    source = calibration_source(data, split, frames, cfg, seed, min_frames)
+    data = (job.roots or [None])[0]
+    source = calibration_source(data, job.split, job.frames, cfg, job.seed, job.min_frames)
     vals = None
-    if fidelity:
-        vdata, vsplit = default_val(data, val_data, val_split, split)
-        vals = val_set(vdata, vsplit, val_frames, src.imgsz, seed)
+    if job.fidelity:
+        vdata, vsplit = default_val(data, job.val_data, job.val_split, job.split)
+        vals = val_set(vdata, vsplit, job.val_frames, src.imgsz, job.seed)
     source = check_calibration(source, vals)  # constant / low-contrast / foreign frames are refused
     calib = source.info()
     print(f"quantize: {src.arch} at {src.imgsz}px, {calib['frames']} calibration frames from {calib['source']}"
@@ -82,12 +67,10 @@ def run_ptq(weights: str | Path | None = None, backend: str | list[str] = "all",
     with tempfile.TemporaryDirectory(prefix="spire_ptq_") as work:
         work = Path(work)
         onnx32 = fp32_onnx(src, work) if any(RECIPES[n].from_fp32_onnx for n in names) else None
+        run = Int8Run(job, src, calib, vals, onnx32, work)
         for n in names:
             try:
-                scope, method = backend_recipe(src, n, ignored_scope, calibrate_method)
-                n_source = fit_histogram(source, onnx32, method) if RECIPES[n].ort_calibration else source
-                done.append((n, _one(n, src, onnx32, n_source, n_source.info(), out, scope, method, vals, work,
-                                 threads, bench_runs, max_drop)))
+                done.append((n, _backend(run, n, source)))
             except SpireEdgeError as e:
                 failed.append(f"{n}: {e}")
             except Exception as e:  # a toolchain crash: one line, other backends still run
@@ -100,6 +83,13 @@ def run_ptq(weights: str | Path | None = None, backend: str | list[str] = "all",
     if failed:
         raise SpireEdgeError("INT8 failed for " + "; ".join(failed))
     return [f for _, f in done]
+
+
+def _backend(run: Int8Run, n: str, source) -> Path:
+    """One backend's artifact: its recipe's FP32 scope and statistic, the frames that statistic can hold."""
+    scope, method = backend_recipe(run.src, n, run.job.ignored_scope, run.job.calibrate_method)
+    n_source = fit_histogram(source, run.onnx32, method) if RECIPES[n].ort_calibration else source
+    return _one(dataclasses.replace(run, calib=n_source.info()), n, n_source, scope, method)
 
 
 def backend_recipe(src, backend: str, ignored_scope: list[str] | None,
@@ -139,15 +129,17 @@ def fit_histogram(source, onnx32, method: str):
     return dataclasses.replace(source, frames=[source.frames[i] for i in keep])
 
 
-def _one(n, src, onnx32, source, calib, out, scope, method, vals, work, threads, bench_runs, max_drop=None) -> Path:
+def _one(run: Int8Run, n: str, source, scope: tuple[str, ...], method: str) -> Path:
+    """Build, stage and gate one backend's INT8 artifact on the calibration `source`."""
     recipe = RECIPES[n]
 
     def make(path: Path) -> dict:
-        extra = recipe.build(src, onnx32, source, path, scope, method)
+        extra = recipe.build(run.src, run.onnx32, source, path, scope, method)
         return {"ignored_scope": list(scope), "fp32_head": True, **extra}
 
-    final, rep = stage_int8(recipe, src, out, make, calib, vals, onnx32, work, threads, bench_runs)
+    final, rep = stage_int8(run, recipe, make)
     print(f"quantize: wrote {final}")
+    max_drop = run.job.max_drop
     verdict = check_drop(rep, str(final), max_drop) if rep is not None and max_drop is not None else None
     if verdict:  # the gate: kept for inspection, but not a success
         raise FidelityGateError(f"{verdict}; check the calibration frames, or pass --allow-drop to accept it")
@@ -155,32 +147,24 @@ def _one(n, src, onnx32, source, calib, out, scope, method, vals, work, threads,
 
 
 def _parser() -> argparse.ArgumentParser:
-    from quantize.cli import add_common
-
     p = argparse.ArgumentParser(prog="python -m quantize.ptq", description=__doc__.split("\n\n")[0])
-    add_common(p)
-    p.add_argument("--backend", default="all", help="openvino|onnxruntime|tflite|tensorrt|all (comma list ok)")
-    p.add_argument("--data", default=None, help="calibration dataset root (training/validation split); "
+    job = Int8Job()
+    add_job_options(p, job)
+    p.add_argument("--backend", default=job.backend, help="openvino|onnxruntime|tflite|tensorrt|all (comma list ok)")
+    p.add_argument("--data", default=job.data, help="calibration dataset root (training/validation split); "
                    "default: synthetic frames with a warning")
-    p.add_argument("--out", default="runs/quantize", help="output root (default runs/quantize)")
-    p.add_argument("--calibrate-method", default=None, choices=("MinMax", "Percentile", "Entropy"),
+    p.add_argument("--calibrate-method", default=job.calibrate_method, choices=("MinMax", "Percentile", "Entropy"),
                    help="onnxruntime/TensorRT calibration statistic (default: the architecture's recipe, else MinMax)")
     return p
 
 
 def _main(a: argparse.Namespace) -> int:
-    run_ptq(weights=a.weights, backend=a.backend, data=a.data, split=a.split, val_data=a.val_data,
-            val_split=a.val_split, frames=a.frames, imgsz=a.imgsz, out=a.out, ignored_scope=a.ignored_scope,
-            val_frames=a.val_frames, seed=a.seed, threads=a.threads, bench_runs=a.bench_runs,
-            fidelity=not a.no_fidelity, calibrate_method=a.calibrate_method,
-            max_drop=None if a.allow_drop else a.max_drop)
+    run_ptq(Int8Job.from_args(a))
     return 0
 
 
 def main(argv=None) -> int:
-    from quantize.cli import run_main
-
-    return run_main(_main, _parser(), argv)
+    return run_cli(_main, argv, _parser())
 
 
 if __name__ == "__main__":

@@ -29,13 +29,20 @@ import tempfile
 import time
 from pathlib import Path
 
+from edge.cli import run_cli
 from edge.codecs import build_codec
 from edge.errors import SpireEdgeError
 from edge.preprocess import PreprocessConfig
+from edge.runfolders import check_out_path
 from export.common import load_source, quiet
+from quantize.artifacts import fp32_onnx, stage_int8
+from quantize.fidelity import default_val, val_set
+from quantize.job import Int8Job, Int8Run, QatOptions, add_job_options
 from quantize.recipes import RECIPES, check_runtime, resolve_backends
+from quantize.sanity import FidelityGateError, check_drop
 
 QAT_BACKENDS = tuple(n for n, r in RECIPES.items() if r.qat)  # onnxruntime, openvino, tensorrt
+QAT_JOB = Int8Job(backend=",".join(QAT_BACKENDS), out="runs/qat")  # `python -m quantize.qat`'s defaults
 
 
 def _fake_quant_model(model, channels: int, imgsz: int, ignored_scope: tuple[str, ...] = ()):
@@ -76,23 +83,23 @@ def _count_fake_quant(net) -> int:
     return sum(1 for m in net.modules() if "FakeQuantize" in type(m).__name__)
 
 
-def finetune(src, data: list[str], epochs: int, out: Path, split: str = "train", val_data: str | None = None,
-             val_split: str = "val", batch: int = 8, lr: float = 1e-4, steps: int = 0, max_val_frames: int = 0,
-             seed: int = 0, threads: int | None = None, ignored_scope: tuple[str, ...] = (), quiet: bool = False):
-    """QAT fine-tuning from the FP32 model of `src`; returns (best fake-quant net, history, info)."""
+def finetune(src, job: Int8Job, opts: QatOptions):
+    """QAT fine-tuning from the FP32 model of `src` on `job.roots`; returns (best fake-quant net, history, info)."""
     import torch
     from tqdm import tqdm
 
     from spire import engine
     from spire.augment import AugmentConfig
-    from spire.data import PlanSampler, Reporter, TrainDataset, collate_skip
+    from spire.data import Reporter, TrainDataset, collate_skip
+    from spire.plan import Mixture, PlanSampler
     from spire.train import validate
     from spire.train_config import TrainConfig
     from spire.train_data import build_data
 
-    if threads:
-        torch.set_num_threads(threads)
-    torch.manual_seed(seed)
+    epochs, batch, lr, steps = opts.epochs, opts.batch, opts.lr, opts.steps
+    if job.threads:
+        torch.set_num_threads(job.threads)
+    torch.manual_seed(job.seed)
 
     # The FP32 run's crops, sampling and zoom carry over (its background share sets the false-alarm
     # rate); the model is exported at its deployed size (src.imgsz, edge.contract), trained on crops.
@@ -105,15 +112,20 @@ def finetune(src, data: list[str], epochs: int, out: Path, split: str = "train",
         extra["bg_ratio"] = float(trained["bg_ratio"])
     if (trained.get("augment") or {}).get("zoom"):
         extra["zoom"] = tuple(trained["augment"]["zoom"])
-    cfg = TrainConfig(data=[str(d) for d in data], train_split=split, val_data=val_data, val_split=val_split,
-                      imgsz=crop, epochs=epochs, batch=batch, lr=lr, max_val_frames=max_val_frames,
-                      seed=seed, out=str(out), quiet=quiet, **extra)
+    # video roots are read as the FP32 run read them (a --finetune run: every frame of a short clip;
+    # the default stride of 10 left "2 training frames" of a 30-frame clip)
+    stride = int((trained.get("split") or {}).get("frame_stride") or 1)
+    extra["frame_stride"] = extra["val_frame_stride"] = stride
+    out = Path(job.out)
+    cfg = TrainConfig(data=job.roots, train_split=job.split, val_data=job.val_data, val_split=job.val_split,
+                      imgsz=crop, epochs=epochs, batch=batch, lr=lr, max_val_frames=opts.max_val_frames,
+                      seed=job.seed, out=str(out), quiet=opts.quiet, **extra)
     reporter = Reporter()
-    store, val_sets, split_info, _ = build_data(cfg, False, pre.channels, reporter, quiet)
+    store, val_sets, split_info, _ = build_data(cfg, False, pre.channels, reporter, opts.quiet)
     aug = AugmentConfig(zoom=cfg.zoom, dihedral=True, crop=None if pre.scale_up else crop)
-    ds = TrainDataset(store, pre, codec, aug, seed)
-    sampler = PlanSampler(store, seed, cfg.bg_ratio)
-    net = _fake_quant_model(src.model, pre.channels, crop, ignored_scope)
+    ds = TrainDataset(store, pre, codec, aug, job.seed)
+    sampler = PlanSampler(store, job.seed, Mixture(cfg.bg_ratio))
+    net = _fake_quant_model(src.model, pre.channels, crop, tuple(job.ignored_scope or ()))
     info = engine.DistInfo()
     val_mode = "resize" if pre.scale_up else "native"  # spire.train's validation of such a model
     opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=cfg.weight_decay)
@@ -122,7 +134,8 @@ def finetune(src, data: list[str], epochs: int, out: Path, split: str = "train",
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, epochs * n_steps), eta_min=lr * 0.01)
     history, best, best_state, best_thr = [], -math.inf, None, None
     out.mkdir(parents=True, exist_ok=True)
-    print(f"qat: {src.arch} on {crop} px crops, exported at {src.imgsz} px, {len(store)} training frames, {split_info['val_frames']} validation "
+    print(f"qat: {src.arch} on {crop} px crops, exported at {src.imgsz} px, {len(store)} training frames, "
+          f"{split_info['val_frames']} validation "
           f"frames, {_count_fake_quant(net)} fake-quant modules, {epochs} epoch(s) x {n_steps} step(s), lr {lr:g}")
     for epoch in range(epochs):
         t0 = time.monotonic()
@@ -136,9 +149,10 @@ def finetune(src, data: list[str], epochs: int, out: Path, split: str = "train",
             return bool(steps) and done["n"] >= steps
 
         with tqdm(total=n_steps, desc=f"qat epoch {epoch + 1}/{epochs}", unit="batch", leave=False,
-                  disable=quiet) as bar:
-            r = engine.train_one_epoch(net, loader, opt, device=info.device, should_stop=should_stop, progress=bar)
-        val = validate(net, val_sets, pre, codec, info, val_mode, reporter, max_val_frames, None, quiet)
+                  disable=opts.quiet) as bar:
+            r = engine.train_one_epoch(net, loader, engine.StepRule(opt), device=info.device, should_stop=should_stop,
+                                       progress=bar)
+        val = validate(net, val_sets, pre, codec, info, val_mode, reporter, opts.max_val_frames, None, opts.quiet)
         row = {"epoch": epoch + 1, "lr": opt.param_groups[0]["lr"], "train_loss": r["loss"],
                **{f"val_{k}": v for k, v in val.items()}, "seconds": time.monotonic() - t0}
         history.append(row)
@@ -166,113 +180,89 @@ def export_qdq(net, channels: int, imgsz: int, path: Path) -> Path:
     return path
 
 
-def build_artifacts(src, qdq: Path, out: Path, backends, calib: dict, qat_info: dict, vals, work: Path,
-                    threads: int | None, bench_runs: int, max_drop: float | None = None) -> list[Path]:
+def build_artifacts(run: Int8Run, qdq: Path, backends, qat_info: dict) -> list[Path]:
     """The QAT QDQ model as onnxruntime / OpenVINO / TensorRT artifacts with sidecars + fidelity.
 
-    max_drop: the fidelity gate (quantize.sanity.check_drop); every artifact is written, then an
-    INT8 F1 more than `max_drop` points below FP32 is an error. None: report only.
+    The fidelity gate (quantize.sanity.check_drop, `run.job.max_drop`): every artifact is written,
+    then an INT8 F1 more than `max_drop` points below FP32 is an error. None: report only.
     """
     import onnx
 
-    from quantize.artifacts import fp32_onnx, stage_int8
     from quantize.onnx_int8 import activations_to_uint8
 
     u8 = onnx.load(str(qdq))
     activations_to_uint8(u8)
-    onnx.save(u8, str(work / "qat_u8.onnx"))
-    onnx32 = fp32_onnx(src, work) if vals is not None else None
+    onnx.save(u8, str(run.work / "qat_u8.onnx"))
+    if run.vals is not None:
+        run = dataclasses.replace(run, onnx32=fp32_onnx(run.src, run.work))
     done, rejected = [], []
     for n in backends:
         recipe = RECIPES[n]
 
         def make(path: Path) -> dict:
             return {"quantizer": "QAT: torchao pt2e (litert-torch quantizer), fake-quant fine-tuning", "qat": qat_info,
-                    **recipe.from_qdq(qdq, work / "qat_u8.onnx", path)}
+                    **recipe.from_qdq(qdq, run.work / "qat_u8.onnx", path)}
 
-        final, rep = stage_int8(recipe, src, out, make, calib, vals, onnx32, work, threads, bench_runs,
-                                report={"method": "qat"}, thr_without_report=qat_info.get("best_val_thr"))
+        final, rep = stage_int8(run, recipe, make, report={"method": "qat"},
+                                thr_without_report=qat_info.get("best_val_thr"))
         print(f"qat: wrote {final}")
         done.append(final)
-        if rep is not None and max_drop is not None:
-            from quantize.sanity import check_drop
-
-            rejected += [v for v in [check_drop(rep, str(final), max_drop)] if v]
+        if rep is not None and run.job.max_drop is not None:
+            rejected += [v for v in [check_drop(rep, str(final), run.job.max_drop)] if v]
     if rejected:
-        from quantize.sanity import FidelityGateError
-
         raise FidelityGateError("; ".join(rejected) + "; pass --allow-drop to accept it")
     return done
 
 
-def run_qat(weights, data, epochs: int, out: str | Path = "runs/qat", backend="onnxruntime,openvino,tensorrt",
-            imgsz: int | None = None, split: str = "train", val_data: str | None = None, val_split: str = "val",
-            batch: int = 8, lr: float = 1e-4, steps: int = 0, max_val_frames: int = 0, val_frames: int = 50,
-            ignored_scope=(), seed: int = 0, threads: int | None = 2, bench_runs: int = 30,
-            fidelity: bool = True, quiet: bool = False, max_drop: float | None = None) -> list[Path]:
-    """Fine-tune with fake quantization and write the INT8 artifacts; returns their folders (max_drop: the gate)."""
-    from quantize.fidelity import default_val, val_set
-
-    from edge.runfolders import check_out_path
-
-    out = check_out_path(out, "--out")  # before the runtimes load and the fine-tuning runs, not after
-    names = resolve_backends(backend)
+def run_qat(job: Int8Job, opts: QatOptions) -> list[Path]:
+    """Fine-tune `job.weights` with fake quantization on `job.roots` and write the INT8 artifacts of
+    `job.backend`; returns their folders (`job.max_drop`: the fidelity gate)."""
+    check_out_path(job.out, "--out")  # before the runtimes load and the fine-tuning runs, not after
+    names = resolve_backends(job.backend)
     bad = [n for n in names if n not in QAT_BACKENDS]
     if bad:
         raise SpireEdgeError(f"--backend {bad[0]}: QAT exports {', '.join(QAT_BACKENDS)}; for tflite use "
                              "python -m quantize.ptq --backend tflite")
     for n in names + ["tflite"]:  # the pt2e quantizer comes with the tflite extra
         check_runtime(n)
-    if epochs < 1:
-        raise SpireEdgeError(f"--epochs {epochs}: QAT needs at least 1 epoch")
-    data = [data] if isinstance(data, (str, Path)) else list(data)
-    src = load_source(weights, imgsz)
-    net, history, info = finetune(src, data, epochs, out, split, val_data, val_split, batch, lr, steps,
-                                  max_val_frames, seed, threads, tuple(ignored_scope), quiet)
-    calib = {"source": ",".join(str(d) for d in data), "frames": info["split"]["train_frames"], "split": split,
-             "method": "qat", "epochs": epochs}
+    if opts.epochs < 1:
+        raise SpireEdgeError(f"--epochs {opts.epochs}: QAT needs at least 1 epoch")
+    if not job.roots:
+        raise SpireEdgeError("QAT fine-tunes on labelled frames: pass --data ROOT")
+    src = load_source(job.weights, job.imgsz)
+    net, history, info = finetune(src, job, opts)
+    calib = {"source": ",".join(job.roots), "frames": info["split"]["train_frames"], "split": job.split,
+             "method": "qat", "epochs": opts.epochs}
     vals = None
-    if fidelity:
-        vdata, vsplit = default_val(data[0], val_data, val_split, split)
-        vals = val_set(vdata, vsplit, val_frames, src.imgsz, seed)
-    qat_info = {"epochs": epochs, "lr": lr, "batch": batch, "steps_per_epoch": steps or None,
+    if job.fidelity:
+        vdata, vsplit = default_val(job.roots[0], job.val_data, job.val_split, job.split)
+        vals = val_set(vdata, vsplit, job.val_frames, src.imgsz, job.seed)
+    qat_info = {"epochs": opts.epochs, "lr": opts.lr, "batch": opts.batch, "steps_per_epoch": opts.steps or None,
                 "best_val_f1": info["best_val_f1"], "best_val_thr": info.get("best_val_thr"),
                 "fake_quant_modules": info["fake_quant_modules"],
                 "history": history}
     with tempfile.TemporaryDirectory(prefix="spire_qat_") as work:
         work = Path(work)
         qdq = export_qdq(net, src.channels, src.imgsz, work / "qat_qdq.onnx")
-        return build_artifacts(src, qdq, out, names, calib, qat_info, vals, work, threads, bench_runs, max_drop)
+        return build_artifacts(Int8Run(job, src, calib, vals, work=work), qdq, names, qat_info)
 
 
 def _parser() -> argparse.ArgumentParser:
-    from quantize.cli import add_common
-
     p = argparse.ArgumentParser(prog="python -m quantize.qat", description=__doc__.split("\n\n")[0])
-    add_common(p, weights_required=True, calibration=False)
+    add_job_options(p, QAT_JOB, weights_required=True, calibration=False)
     p.add_argument("--data", nargs="+", required=True, help="training dataset root(s) (spire.train's --data)")
-    p.add_argument("--epochs", type=int, required=True, help="fine-tuning epochs")
-    p.add_argument("--out", default="runs/qat", help="output root (default runs/qat)")
-    p.add_argument("--backend", default=",".join(QAT_BACKENDS), help="onnxruntime,openvino,tensorrt (comma list)")
-    p.add_argument("--batch", type=int, default=8)
-    p.add_argument("--lr", type=float, default=1e-4, help="peak learning rate (cosine decay; default 1e-4)")
-    p.add_argument("--steps", type=int, default=0, help="cap batches per epoch (0: a full epoch)")
-    p.add_argument("--max-val-frames", type=int, default=0, help="cap validation frames per epoch (0: all)")
-    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--backend", default=QAT_JOB.backend, help="onnxruntime,openvino,tensorrt (comma list)")
+    QatOptions.add_options(p)
     return p
 
 
 def _main(a: argparse.Namespace) -> int:
-    run_qat(a.weights, a.data, a.epochs, a.out, a.backend, a.imgsz, a.split, a.val_data, a.val_split, a.batch,
-            a.lr, a.steps, a.max_val_frames, a.val_frames, a.ignored_scope or (), a.seed, a.threads, a.bench_runs,
-            not a.no_fidelity, a.quiet, max_drop=None if a.allow_drop else a.max_drop)
+    run_qat(Int8Job.from_args(a, QAT_JOB), QatOptions.from_args(a))
     return 0
 
 
 def main(argv=None) -> int:
-    from quantize.cli import run_main
-
-    return run_main(_main, _parser(), argv)
+    return run_cli(_main, argv, _parser())
 
 
 if __name__ == "__main__":

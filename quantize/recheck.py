@@ -17,6 +17,7 @@ import json
 import tempfile
 from pathlib import Path
 
+from edge.cli import run_cli
 from edge.errors import SidecarError
 from edge.sidecar import read_sidecar
 
@@ -65,8 +66,6 @@ def recheck(fp32: str | Path, int8: str | Path, val_data: str | None, val_split:
 
 
 def main(argv=None) -> int:
-    from quantize.cli import run_main
-
     p = argparse.ArgumentParser(prog="python -m quantize.recheck", description=__doc__.split("\n\n")[0])
     p.add_argument("--fp32", required=True, help="FP32 artifact folder (the reference)")
     p.add_argument("--int8", required=True, help="INT8 artifact folder whose report is rewritten")
@@ -80,7 +79,7 @@ def main(argv=None) -> int:
         recheck(a.fp32, a.int8, a.val_data, a.val_split, a.frames, a.threads, a.bench_runs)
         return 0
 
-    return run_main(run, p, argv)
+    return run_cli(run, argv, p)
 
 
 if __name__ == "__main__":

@@ -26,14 +26,15 @@ from pathlib import Path
 import onnx
 
 from edge.errors import BackendUnavailable, SpireEdgeError
-from edge.sidecar import file_sha256
+from edge.sidecar import file_sha256, write_sidecar
 from edge.targets import Target, target_for_backend
+from export.common import make_meta
 from export.openvino import onnx_to_ir
 from export.onnx import free_hw
 from export.tensorrt import finish_int8_folder
 from export.tflite import io_names, torch_to_tflite
 from quantize import calibration as cal
-from quantize.artifacts import onnxruntime_view, write_meta
+from quantize.artifacts import onnxruntime_view
 from quantize.graph_opt import optimize_for_int8
 from quantize.onnx_int8 import OrtInt8Config, qdq_counts, quantize_onnx
 
@@ -112,7 +113,7 @@ class Int8Recipe(ABC):
         folder = Path(work) / f"fp32_{self.backend}"
         folder.mkdir(parents=True, exist_ok=True)
         name = self._fp32_file(src, onnx32, folder)
-        write_meta(src, self.target.format, folder, name, "fp32", None, {}, *self.io_names(folder / name))
+        write_sidecar(folder, make_meta(src, self.target.format, "fp32", folder, name, self.io_names(folder / name)))
         return folder
 
     def _fp32_file(self, src, onnx32: Path, folder: Path) -> str:

@@ -127,18 +127,14 @@ def _window_start(length: int, win: float, centre: float | None, margin: float,
 
 
 def random_crop(frame: np.ndarray, points: np.ndarray, size: int, rng: np.random.Generator,
-                zoom: float = 1.0, target: int | None = None, margin: float = 8.0,
-                slack: float = 0.0, centre: tuple[float, float] | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """A size x size crop, zoomed by `zoom`, around point `target` or the place `centre` (x, y)
-    (neither: anywhere on the frame)."""
+                zoom: float = 1.0, centre: tuple[float, float] | None = None, margin: float = 8.0,
+                slack: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """A size x size crop, zoomed by `zoom`, holding the place `centre` (x, y: a target's point or a
+    mined false alarm) at least `margin` px inside (None: anywhere on the frame)."""
     p = _as_points(points)
     h, w = frame.shape[:2]
     win = size / zoom
-    cx = cy = None
-    if target is not None:
-        cx, cy = float(p[target, 0]), float(p[target, 1])
-    elif centre is not None:
-        cx, cy = float(centre[0]), float(centre[1])
+    cx, cy = (None, None) if centre is None else (float(centre[0]), float(centre[1]))
     x0 = _window_start(w, win, cx, margin, rng, slack)
     y0 = _window_start(h, win, cy, margin, rng, slack)
     return warp_window(frame, p, x0, y0, zoom, (size, size))
@@ -159,9 +155,10 @@ def augment(frame: np.ndarray, points: np.ndarray, cfg: AugmentConfig, rng: np.r
         if z != 1.0:
             frame, p = centred_zoom(frame, p, z)
     else:
-        target = None if (background or len(p) == 0) else int(rng.integers(len(p)))
-        frame, p = random_crop(frame, p, cfg.crop, rng, zoom=z, target=target, margin=cfg.margin,
-                               slack=cfg.edge_slack, centre=centre if target is None else None)
+        if not background and len(p):  # a target-centred view: one of the targets, at random
+            centre = tuple(p[int(rng.integers(len(p)))])
+        frame, p = random_crop(frame, p, cfg.crop, rng, zoom=z, centre=centre, margin=cfg.margin,
+                               slack=cfg.edge_slack)
     if cfg.dihedral:
         frame, p = dihedral(frame, p, int(rng.integers(8)))
     if cfg.photometric > 0 and rng.random() < cfg.photometric:

@@ -1,8 +1,8 @@
 """Shared command-line plumbing for `spire.train` and `spire.evaluate`.
 
-Why: both tools must report user errors the same way (one `error: ...` line, exit 2), resolve
-the shipped model the same way when no weights are given, and open datasets from the same
-`--data/--format/--split` arguments.
+Why: both tools must resolve the shipped model the same way when no weights are given, and open
+datasets from the same `--data/--format/--split` arguments. (Their errors go through
+`edge.cli.run_cli`, as every command's do.)
 """
 from __future__ import annotations
 
@@ -11,11 +11,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from edge.cli import run_cli as run_main  # noqa: F401  (spire's CLIs: one error line, exit 2)
 from edge.errors import DatasetError, SidecarError, SpireEdgeError
 from edge.io import atomic_write_json
 
-__all__ = ["UsageError", "run_main", "add_data_options", "default_weights", "git_commit", "write_json", "carve_split", "REPO_ROOT"]
+__all__ = ["UsageError", "add_data_options", "default_weights", "git_commit", "write_json", "carve_split", "REPO_ROOT"]
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 

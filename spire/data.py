@@ -8,27 +8,25 @@ frame is read once up front (points, size, optional statistics), a frame that ca
 has no label is reported once by name and left out, and a file that breaks later is skipped
 (the batch shrinks) instead of crashing an epoch.
 
-Epochs are plans, not random draws: `epoch_plan(seed, epoch)` lists (frame, background?) items
-and every item carries its own RNG seed, so the same epoch is bit-identical after `--resume`,
-with any number of DataLoader workers and on every DDP rank.
+Epochs are plans, not random draws (`spire.plan`): every view's key carries its
+own RNG seed, so the same epoch is bit-identical after `--resume`, with any number of DataLoader
+workers and on every DDP rank.
 """
 from __future__ import annotations
 
-import math
 import sys
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-from torch.utils.data import Sampler
 
 from edge.preprocess import PreprocessConfig, letterbox, normalize
 from edge.scoring import LabelledFrame, skip_reason
 
 from .augment import AugmentConfig, augment
+from .plan import HARD
 
-__all__ = ["HARD", "Reporter", "FrameRecord", "FrameStore", "TrainDataset", "PlanSampler", "epoch_plan",
-           "collate_skip", "iter_eval_frames"]
+__all__ = ["Reporter", "FrameRecord", "FrameStore", "TrainDataset", "collate_skip", "iter_eval_frames"]
 
 
 class Reporter:
@@ -209,139 +207,6 @@ class FrameStore:
             self.reporter.once(f"size:{r.name}", f"{r.name}: skipped, the file changed size during training")
             return None
         return frame, r.points
-
-
-HARD = 2  # the background flag of a view centred on a mined false alarm (spire.mine)
-
-
-def epoch_plan(n_frames: int, positives: list[int], negatives: list[int], seed: int, epoch: int,
-               bg_ratio: float, domains: list[int] | None = None, weights: list[float] | None = None,
-               size: int = 0, bg_weights: list[float] | None = None, hard: list[int] | None = None,
-               hard_ratio: float = 0.0) -> list[tuple[int, int]]:
-    """The shuffled (frame index, background flag) items of one epoch.
-
-    Without `weights`: every frame with targets appears once (a target-centred view) and
-    background items (random views of target-free frames, or of any frame when there are none)
-    make up `bg_ratio` of the epoch; target-free frames are drawn without replacement while they
-    last.
-
-    With `weights` (one per domain; `domains[i]` is frame i's domain): the mixture is designed,
-    not inherited from the set sizes (65 k near-identical drone frames must not drown 200 SIRST
-    targets). `size` target views (default: all positives) are split between the domains by
-    weight, each domain cycling through its own positives in a fresh order; background views are
-    split the same way and come from the domain's target-free frames, or random views of any of
-    its frames when it has none, so every domain's clutter is seen. `bg_weights` (default:
-    `weights`) splits the background views differently: where the false alarms come from (one
-    sensor's cluttered frames) is not where the targets come from.
-
-    `hard` (frames holding mined false alarms) with `hard_ratio` > 0: that share of the background
-    views become `HARD` items, crops around one of the frame's mined false alarms, drawn without
-    replacement while they last; the rest of the background is drawn as before.
-    """
-    rng = np.random.default_rng([int(seed), int(epoch), 7])
-    ratio = float(hard_ratio) if hard else 0.0
-    if weights is not None and domains is not None:
-        items, n_hard = _weighted_plan(rng, n_frames, positives, negatives, bg_ratio, domains, weights, size,
-                                       bg_weights if bg_weights is not None else weights, ratio)
-    else:
-        pos = list(positives) if positives else list(range(n_frames))
-        items = [(i, 0) for i in pos]
-        n_bg, n_hard = _hard_split(_background_count(len(pos), bg_ratio), ratio)
-        pool = list(negatives) if negatives else list(range(n_frames))
-        items += [(i, 1) for i in _draw(rng, pool, n_bg)]
-    items += [(i, HARD) for i in _draw(rng, list(hard or []), n_hard)]
-    order = rng.permutation(len(items))
-    return [items[k] for k in order]
-
-
-def _background_count(n_pos: int, bg_ratio: float) -> int:
-    """Background views that make them `bg_ratio` of an epoch with `n_pos` target views."""
-    return int(round(n_pos * bg_ratio / (1.0 - bg_ratio))) if 0 < bg_ratio < 1 else 0
-
-
-def _hard_split(n_bg: int, hard_ratio: float) -> tuple[int, int]:
-    """(plain background views, hard views) of `n_bg` background views at `hard_ratio`."""
-    n_hard = int(round(n_bg * hard_ratio))
-    return n_bg - n_hard, n_hard
-
-
-def _draw(rng: np.random.Generator, pool: list[int], n: int) -> list[int]:
-    """n items of `pool`, without replacement while they last (whole shuffled passes)."""
-    if n <= 0 or not pool:
-        return []
-    reps = math.ceil(n / len(pool))
-    return [int(i) for i in np.concatenate([rng.permutation(pool) for _ in range(reps)])[:n]]
-
-
-def _split_counts(total: int, weights: np.ndarray) -> list[int]:
-    """Integer counts summing to `total`, proportional to `weights` (largest remainders)."""
-    raw = total * weights / weights.sum()
-    counts = np.floor(raw).astype(int)
-    for k in np.argsort(-(raw - counts))[: total - int(counts.sum())]:
-        counts[k] += 1
-    return counts.tolist()
-
-
-def _weighted_plan(rng, n_frames, positives, negatives, bg_ratio, domains, weights, size, bg_weights,
-                   hard_ratio: float = 0.0):
-    dom = np.asarray(domains, int)
-    ids = sorted(set(dom.tolist()))
-    w = np.asarray([float(weights[d]) if d < len(weights) else 0.0 for d in ids])
-    wb = np.asarray([float(bg_weights[d]) if d < len(bg_weights) else 0.0 for d in ids])
-    if not (w > 0).any() or not (wb > 0).any():
-        raise ValueError(f"domain weights {list(weights)} / {list(bg_weights)} give no domain a positive weight")
-    is_pos, is_neg = np.zeros(n_frames, bool), np.zeros(n_frames, bool)
-    is_pos[list(positives)], is_neg[list(negatives)] = True, True
-    n_pos = int(size) if size else len(positives) or n_frames
-    n_bg, n_hard = _hard_split(_background_count(n_pos, bg_ratio), hard_ratio)
-    items: list[tuple[int, int]] = []
-    for d, k_pos, k_bg in zip(ids, _split_counts(n_pos, w), _split_counts(n_bg, wb)):
-        mine = np.flatnonzero(dom == d)
-        p = (mine[is_pos[mine]] if is_pos[mine].any() else mine).tolist()
-        b = (mine[is_neg[mine]] if is_neg[mine].any() else mine).tolist()
-        items += [(i, 0) for i in _draw(rng, p, k_pos)] + [(i, 1) for i in _draw(rng, b, k_bg)]
-    return items, n_hard
-
-
-class PlanSampler(Sampler):
-    """Yields (frame, background, epoch, slot) keys of this rank's share of the epoch plan.
-
-    The plan is the same on every rank (seeded); rank r takes items r, r + world, ... cut to the
-    same length on all ranks, so DDP ranks always run the same number of steps. `skip` drops the
-    first items (a resumed mid-epoch run continues where it stopped).
-    """
-
-    def __init__(self, store: FrameStore, seed: int, bg_ratio: float, rank: int = 0, world: int = 1,
-                 weights: list[float] | None = None, size: int = 0, bg_weights: list[float] | None = None,
-                 hard_ratio: float = 0.0):
-        self.store, self.seed, self.bg_ratio = store, int(seed), float(bg_ratio)
-        self.hard_ratio = float(hard_ratio)
-        self.rank, self.world = int(rank), int(world)
-        self.epoch, self.skip = 0, 0
-        self._pos, self._neg = store.positives, store.negatives
-        self.weights, self.size = (list(weights) if weights else None), int(size or 0)
-        self.bg_weights = list(bg_weights) if bg_weights else None
-        self._domains = [r.domain for r in store.records] if self.weights else None
-
-    def set_epoch(self, epoch: int, skip: int = 0) -> None:
-        self.epoch, self.skip = int(epoch), int(skip)
-
-    def shard(self) -> list[tuple[int, int, int, int]]:
-        plan = epoch_plan(len(self.store), self._pos, self._neg, self.seed, self.epoch, self.bg_ratio,
-                          self._domains, self.weights, self.size, self.bg_weights,
-                          sorted(self.store.hard), self.hard_ratio)
-        keys = [(f, b, self.epoch, slot) for slot, (f, b) in enumerate(plan)]
-        per_rank = len(keys) // self.world
-        return keys[self.rank::self.world][:per_rank]
-
-    def epoch_len(self) -> int:
-        return len(self.shard())
-
-    def __iter__(self):
-        return iter(self.shard()[self.skip:])
-
-    def __len__(self) -> int:
-        return max(0, self.epoch_len() - self.skip)
 
 
 class TrainDataset(torch.utils.data.Dataset):

@@ -21,7 +21,7 @@ import torch.nn as nn
 from edge.io import atomic_open
 
 __all__ = ["heatmap_loss", "Warmup", "DistInfo", "setup_distributed", "cleanup_distributed",
-           "broadcast_object", "train_one_epoch", "rng_state",
+           "broadcast_object", "StepRule", "train_one_epoch", "rng_state",
            "set_rng_state", "param_checksum", "RunState", "Resume", "build_meta", "save_last", "save_best",
            "load_last", "write_log", "LOG_COLUMNS"]
 
@@ -108,17 +108,30 @@ def broadcast_object(obj, info: DistInfo):
     return box[0]
 
 
-def train_one_epoch(model: nn.Module, loader, optimizer, *, device, loss_kind: str = "mse",
-                    warmup: Warmup | None = None, global_step: int = 0, start_step: int = 0,
-                    should_stop=None, progress=None, grad_clip: float = 0.0, ema=None) -> dict:
-    """Run the batches of one epoch.
+@dataclass
+class StepRule:
+    """How one batch updates the model: the optimizer, the loss ('mse' | 'focal'), gradient clipping
+    (0: off), the learning-rate warm-up and the weight average (`ema`, a
+    torch.optim.swa_utils.AveragedModel updated after every optimizer step) — spire.train's and
+    quantize.qat's own choices, passed as one."""
+
+    optimizer: object
+    loss_kind: str = "mse"
+    grad_clip: float = 0.0
+    warmup: Warmup | None = None
+    ema: object = None
+
+
+def train_one_epoch(model: nn.Module, loader, rule: StepRule, *, device, global_step: int = 0,
+                    start_step: int = 0, should_stop=None, progress=None) -> dict:
+    """Run the batches of one epoch, each a step by `rule`.
 
     `start_step`: batches already done in this epoch (resume); `should_stop()` is polled after
     every batch and ends the epoch early (the caller saves `last`). Returns {'loss' (mean over
     this call's batches), 'batches', 'steps' (batches done in the epoch), 'global_step',
-    'stopped', 'skipped' (empty batches)}. `ema`: a torch.optim.swa_utils.AveragedModel updated
-    after every optimizer step.
+    'stopped', 'skipped' (empty batches)}.
     """
+    optimizer, warmup, ema, grad_clip = rule.optimizer, rule.warmup, rule.ema, rule.grad_clip
     model.train()
     total, n, skipped = 0.0, 0, 0
     step = start_step
@@ -131,7 +144,7 @@ def train_one_epoch(model: nn.Module, loader, optimizer, *, device, loss_kind: s
             x, y = (t.to(device, non_blocking=True) for t in batch)
             if warmup is not None:
                 warmup.step(optimizer, global_step + 1)
-            loss = heatmap_loss(model(x), y, loss_kind)
+            loss = heatmap_loss(model(x), y, rule.loss_kind)
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"training loss is {loss.item()} at step {step}; lower --lr "
                                          "or check the data for corrupt frames")

@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from edge.annotate import FrameInfo, annotate, frame_errors
+from edge.cli import run_cli
 from edge.codecs import build_codec
 from edge.metrics.constants import BASICIRSTD_HIT_PX, HIT_RADIUS_PX, SWEEP_FLOOR
 from edge.metrics.matching import match
@@ -38,7 +39,7 @@ from edge.preprocess import PreprocessConfig
 from edge.scoring import score
 
 from . import engine
-from .cli import add_data_options, default_weights, open_roots, run_main, write_json
+from .cli import add_data_options, default_weights, open_roots, write_json
 from .data import Reporter, iter_eval_frames
 from .torch_backend import torch_predictor
 
@@ -242,4 +243,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(run_main(main))
+    sys.exit(run_cli(main))

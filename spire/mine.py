@@ -22,10 +22,11 @@ from pathlib import Path
 
 import numpy as np
 
+from edge.cli import run_cli
 from edge.metrics.matching import HIT_RADIUS_PX, pairwise_distances
 from edge.scoring import score
 
-from .cli import UsageError, add_data_options, open_roots, run_main
+from .cli import UsageError, add_data_options, open_roots
 
 FIELDS = ("root", "name", "x", "y", "score")
 
@@ -124,4 +125,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(run_main(main))
+    sys.exit(run_cli(main))

@@ -20,7 +20,9 @@ import shutil
 import sys
 from pathlib import Path
 
-from .cli import UsageError, run_main
+from edge.cli import run_cli
+
+from .cli import UsageError
 
 COPIED = ("log.csv", "train_args.json")
 
@@ -83,4 +85,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(run_main(main))
+    sys.exit(run_cli(main))

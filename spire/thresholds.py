@@ -20,12 +20,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from edge.cli import run_cli
 from edge.metrics.matching import HIT_RADIUS_PX
 from edge.metrics.points import PointMetrics
 from edge.predictor import MODES
 from edge.scoring import score
 
-from .cli import add_data_options, default_weights, open_roots, run_main, write_json
+from .cli import add_data_options, default_weights, open_roots, write_json
 from .data import Reporter, iter_eval_frames
 from .evaluate import adjust, load_model
 from .torch_backend import torch_predictor
@@ -93,4 +94,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(run_main(main))
+    sys.exit(run_cli(main))

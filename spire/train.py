@@ -25,13 +25,15 @@ from pathlib import Path
 
 import torch
 
+from edge.cli import run_cli
 from edge.errors import SpireEdgeError
 from edge.metrics.operating import THR_GRID
 from edge.metrics.points import PointMetrics
 from edge.scoring import score
 
-from .cli import UsageError, git_commit, run_main, write_json
-from .data import PlanSampler, Reporter, TrainDataset, collate_skip, iter_eval_frames
+from .cli import UsageError, git_commit, write_json
+from .data import Reporter, TrainDataset, collate_skip, iter_eval_frames
+from .plan import Mixture, PlanSampler
 from .augment import AugmentConfig
 from . import engine
 from .engine import RunState, build_meta, load_last, save_best, save_last, write_log
@@ -217,9 +219,9 @@ def _loop_state(job: Job, p: Parts) -> Loop:
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="max", factor=cfg.lr_factor,
                                                        patience=cfg.lr_patience, min_lr=cfg.min_lr)
-    sampler = PlanSampler(p.store, cfg.seed, cfg.bg_ratio, info.rank, info.world,
-                          weights=domain_weights(cfg, p.store), size=cfg.epoch_size,
-                          bg_weights=domain_weights(cfg, p.store, cfg.bg_weights), hard_ratio=cfg.hard_ratio)
+    mix = Mixture(cfg.bg_ratio, domain_weights(cfg, p.store), cfg.epoch_size,
+                  domain_weights(cfg, p.store, cfg.bg_weights), cfg.hard_ratio)
+    sampler = PlanSampler(p.store, cfg.seed, mix, info.rank, info.world)
     batches = -(-sampler.epoch_len() // cfg.batch)
     st = RunState()
     if job.resume is not None:
@@ -288,9 +290,9 @@ def _epoch(job: Job, p: Parts, lp: Loop, should_stop: StopControl) -> bool:
     bar = tqdm(total=lp.batches, initial=st.step, desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="batch",
                disable=job.quiet, leave=False)
     t0 = time.monotonic()
-    r = engine.train_one_epoch(lp.net, loader, lp.opt, device=info.device, loss_kind=cfg.loss, warmup=lp.warm,
-                               global_step=st.global_step, start_step=st.step, should_stop=should_stop,
-                               progress=None if job.quiet else bar, grad_clip=cfg.grad_clip, ema=lp.ema)
+    r = engine.train_one_epoch(lp.net, loader, engine.StepRule(lp.opt, cfg.loss, cfg.grad_clip, lp.warm, lp.ema),
+                               device=info.device, global_step=st.global_step, start_step=st.step,
+                               should_stop=should_stop, progress=None if job.quiet else bar)
     bar.close()
     if info.distributed:  # log the loss of all ranks, not rank 0's share only
         t = torch.tensor([r["loss_sum"], float(r["batches"])], dtype=torch.float64, device=info.device)
@@ -401,4 +403,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(run_main(main))
+    sys.exit(run_cli(main))

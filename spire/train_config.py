@@ -85,90 +85,121 @@ class TrainConfig:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """spire.train's command line; every default is the TrainConfig field's (written once, there)."""
     p = argparse.ArgumentParser(prog="python -m spire.train", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    d = TrainConfig()
-    a = p.add_argument
+    for section in (_data_options, _sampling_options, _optimiser_options, _validation_options, _run_options):
+        section(p, _adder(p))
+    return p
+
+
+def _adder(p, defaults: TrainConfig | None = None):
+    """`add_argument` whose default is the TrainConfig field the option sets (flags default to False;
+    an explicit `default=None` is a sentinel: decided later from other options)."""
+    d = defaults or TrainConfig()
+
+    def add(*flags, group=None, **kw):
+        dest = kw.get("dest") or flags[0].lstrip("-").replace("-", "_")
+        if kw.get("action") not in ("store_true", "store_false") and not kw.get("required") and "default" not in kw:
+            v = getattr(d, dest)
+            kw["default"] = list(v) if isinstance(v, tuple) else v
+        return (group or p).add_argument(*flags, **kw)
+
+    return add
+
+
+def _data_options(p, a) -> None:
     a("--model", default=None, help=f"registered model name (spire.models.list_models()); default: --init's "
-      f"architecture, else {d.model}")
+      f"architecture, else {TrainConfig.model}")
     a("--data", nargs="+", required=True, help="training dataset root(s)")
-    a("--format", default=d.format, choices=("auto", *FORMATS))
-    a("--train-split", default=d.train_split, help="list name (or .txt path) of every --data root")
-    a("--val-data", nargs="+", default=None,
+    a("--format", choices=("auto", *FORMATS))
+    a("--train-split", help="list name (or .txt path) of every --data root")
+    a("--val-data", nargs="+",
       help="external validation root(s); every training frame showing the same pixels as one of their frames is "
            "removed from training; the model is selected on the WORST of their F1s")
-    a("--val-split", default=d.val_split)
-    a("--frame-stride", type=int, default=d.frame_stride,
+    a("--val-split")
+    a("--frame-stride", type=int,
       help="video-clip roots: train on every k-th frame (neighbours are near-duplicates at 30 fps)")
-    a("--val-frame-stride", type=int, default=d.val_frame_stride, help="video-clip roots: validate on every k-th frame")
-    a("--data-weights", type=float, nargs="+", default=None,
-      help="share of each --data root in an epoch's target and background views (default: as the data comes)")
-    a("--bg-weights", type=float, nargs="+", default=None,
-      help="share of each --data root in the background views (default: --data-weights)")
-    a("--epoch-size", type=int, default=0, help="target-centred views per epoch with --data-weights (0: all positives)")
-    a("--photometric", type=float, default=0.0,
-      help="probability of a sensor-like photometric change per view (AGC gain/offset, gamma, noise, blur)")
-    a("--hard-negatives", default=None,
-      help="a python -m spire.mine CSV of false alarms on the training frames: --hard-ratio of the background views "
-           "are crops around them")
-    a("--hard-ratio", type=float, default=0.0, help="share of background views centred on a mined false alarm")
-    a("--copy-paste", type=float, default=0.0,
-      help="share of the plain background views that get 1-3 real targets pasted in (cut from the training "
-           "frames' labels, spire.paste)")
-    a("--val-fraction", type=float, default=d.val_fraction, help="carved from training without --val-data")
-    a("--synthetic", type=int, default=d.synthetic, help="add N synthetic frames (edge.synthetic)")
-    a("--imgsz", type=int, default=d.imgsz, help="network input / crop side (multiple of 32)")
-    a("--epochs", type=int, default=d.epochs)
-    a("--batch", type=int, default=d.batch, help="batch per process")
-    a("--lr", type=float, default=d.lr)
-    a("--weight-decay", type=float, default=d.weight_decay)
-    a("--warmup-iters", type=int, default=d.warmup_iters, help="capped at one epoch")
-    a("--loss", default=d.loss, choices=["mse", "focal"])
-    a("--codec", default=None, choices=["prps", "gaussian"], help="override the model's target codec")
-    a("--eval-every", type=int, default=d.eval_every, help="validate every k epochs (and at the end)")
-    a("--lr-patience", type=int, default=d.lr_patience, help="ReduceLROnPlateau patience, in evaluations")
-    a("--lr-factor", type=float, default=d.lr_factor)
-    a("--min-lr", type=float, default=d.min_lr)
-    a("--bg-ratio", type=float, default=d.bg_ratio, help="share of background (target-free) views")
-    a("--zoom", type=float, nargs=2, default=list(d.zoom), metavar=("LO", "HI"))
-    a("--no-flip", action="store_true", help="no flips / transposes")
-    g = p.add_mutually_exclusive_group()
-    g.add_argument("--native-val", dest="native_val", action="store_true", default=None,
-                   help="validate whole frames at native resolution (default for scale_up=False models)")
-    g.add_argument("--letterbox-val", dest="native_val", action="store_false", help="validate letterboxed to --imgsz")
-    a("--val-fit", default=None, choices=["native", "pad"],
-      help="validate as edge.run runs the exports: frames that fit the --val-imgsz input at their own size "
-           "(native) or padded to it (pad), larger ones tiled; recorded in the checkpoint's preprocess.fit, so "
-           "the epoch kept and its threshold are the runtime's (default: --native-val / --letterbox-val)")
-    a("--val-imgsz", type=int, default=d.val_imgsz, help="the exports' input size for --val-fit (default 512)")
-    a("--max-val-frames", type=int, default=0, help="validate on the first N frames only (0: all)")
-    a("--grad-clip", type=float, default=0.0)
-    a("--ema", type=float, default=d.ema, metavar="DECAY",
-      help="validate and save an exponential moving average of the weights (torch.optim.swa_utils; e.g. 0.998: "
-           "a horizon of ~500 steps); 0: the raw weights")
-    a("--seed", type=int, default=d.seed)
-    a("--out", default=d.out)
-    a("--resume", action="store_true", help="continue OUT/last.pt exactly")
-    a("--exist-ok", action="store_true",
-      help="OUT already holds a run: start this new one in the next free OUT2, OUT3, ... instead of refusing "
-           "(a run is never overwritten)")
-    a("--workers", type=int, default=d.workers, help="DataLoader worker processes")
-    a("--threads", type=int, default=None, help="torch.set_num_threads")
-    a("--device", default=d.device, help="auto | cpu | cuda")
-    a("--time-limit-min", type=float, default=0.0, help="stop cleanly (saving last) after N minutes")
-    a("--init", default=None,
-      help="start from this spire.train checkpoint's weights and normalisation (fine-tuning; a new run, "
-           "new optimiser)")
+    a("--val-frame-stride", type=int, help="video-clip roots: validate on every k-th frame")
+    a("--val-fraction", type=float, help="carved from training without --val-data")
+    a("--synthetic", type=int, help="add N synthetic frames (edge.synthetic)")
+    a("--init", help="start from this spire.train checkpoint's weights and normalisation (fine-tuning; a new run, "
+                     "new optimiser)")
     a("--finetune", action="store_true",
       help="fine-tune --init on a small dataset of your own: " + ", ".join(f"--{k.replace('_', '-')} {v}"
                                                                            for k, v in FINETUNE.items())
       + " unless given; validates as the model is deployed")
-    a("--set-lr", type=float, default=None,
+
+
+def _sampling_options(p, a) -> None:
+    a("--data-weights", type=float, nargs="+",
+      help="share of each --data root in an epoch's target and background views (default: as the data comes)")
+    a("--bg-weights", type=float, nargs="+",
+      help="share of each --data root in the background views (default: --data-weights)")
+    a("--epoch-size", type=int, help="target-centred views per epoch with --data-weights (0: all positives)")
+    a("--photometric", type=float,
+      help="probability of a sensor-like photometric change per view (AGC gain/offset, gamma, noise, blur)")
+    a("--hard-negatives",
+      help="a python -m spire.mine CSV of false alarms on the training frames: --hard-ratio of the background views "
+           "are crops around them")
+    a("--hard-ratio", type=float, help="share of background views centred on a mined false alarm")
+    a("--copy-paste", type=float,
+      help="share of the plain background views that get 1-3 real targets pasted in (cut from the training "
+           "frames' labels, spire.paste)")
+    a("--imgsz", type=int, help="network input / crop side (multiple of 32)")
+    a("--bg-ratio", type=float, help="share of background (target-free) views")
+    a("--zoom", type=float, nargs=2, metavar=("LO", "HI"))
+    a("--no-flip", action="store_true", help="no flips / transposes")
+
+
+def _optimiser_options(p, a) -> None:
+    a("--epochs", type=int)
+    a("--batch", type=int, help="batch per process")
+    a("--lr", type=float)
+    a("--weight-decay", type=float)
+    a("--warmup-iters", type=int, help="capped at one epoch")
+    a("--loss", choices=["mse", "focal"])
+    a("--codec", choices=["prps", "gaussian"], help="override the model's target codec")
+    a("--lr-patience", type=int, help="ReduceLROnPlateau patience, in evaluations")
+    a("--lr-factor", type=float)
+    a("--min-lr", type=float)
+    a("--grad-clip", type=float)
+    a("--ema", type=float, metavar="DECAY",
+      help="validate and save an exponential moving average of the weights (torch.optim.swa_utils; e.g. 0.998: "
+           "a horizon of ~500 steps); 0: the raw weights")
+    a("--seed", type=int)
+
+
+def _validation_options(p, a) -> None:
+    a("--eval-every", type=int, help="validate every k epochs (and at the end)")
+    g = p.add_mutually_exclusive_group()
+    a("--native-val", group=g, dest="native_val", action="store_true",
+      help="validate whole frames at native resolution (default for scale_up=False models)")
+    a("--letterbox-val", group=g, dest="native_val", action="store_false", help="validate letterboxed to --imgsz")
+    p.set_defaults(native_val=TrainConfig.native_val)  # neither flag: decided by the model
+    a("--val-fit", choices=["native", "pad"],
+      help="validate as edge.run runs the exports: frames that fit the --val-imgsz input at their own size "
+           "(native) or padded to it (pad), larger ones tiled; recorded in the checkpoint's preprocess.fit, so "
+           "the epoch kept and its threshold are the runtime's (default: --native-val / --letterbox-val)")
+    a("--val-imgsz", type=int, help="the exports' input size for --val-fit")
+    a("--max-val-frames", type=int, help="validate on the first N frames only (0: all)")
+
+
+def _run_options(p, a) -> None:
+    a("--out")
+    a("--resume", action="store_true", help="continue OUT/last.pt exactly")
+    a("--exist-ok", action="store_true",
+      help="OUT already holds a run: start this new one in the next free OUT2, OUT3, ... instead of refusing "
+           "(a run is never overwritten)")
+    a("--workers", type=int, help="DataLoader worker processes")
+    a("--threads", type=int, help="torch.set_num_threads")
+    a("--device", help="auto | cpu | cuda")
+    a("--time-limit-min", type=float, help="stop cleanly (saving last) after N minutes")
+    a("--set-lr", type=float,
       help="with --resume: continue at this learning rate (a manual step decay; the plateau schedule "
            "goes on from it)")
     a("--cache", action="store_true", help="keep decoded frames in memory")
     a("--quiet", action="store_true", help="no progress bars")
-    return p
 
 
 def explicit_options(argv) -> set[str]:

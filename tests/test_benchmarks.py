@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from benchmarks import device, rows, table
+from benchmarks import device, table
 from benchmarks.measure import TimingConfig, measure
 from edge.scoring import LabelledFrame
 from benchmarks.rows import Row, RowSpec, apply_speedups, plan_rows

@@ -67,7 +67,7 @@ def test_target_table_is_the_one_place(fake_model):
     """The fake row (conftest.FAKE_TARGET) is all it took: sidecar, backend lookup, zoo names, export, bench."""
     from benchmarks.artifacts import BACKEND_FORMAT
     from benchmarks.rows import BACKEND_PRECISIONS, RUNTIME_MODULES
-    from edge.backends import BACKENDS, backend_for_format, get_backend_class
+    from edge.backends import backend_for_format, get_backend_class
     from edge.sidecar import read_sidecar
     from edge.targets import TARGETS, get_target
     from edge.zoo import normalize_format

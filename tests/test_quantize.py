@@ -138,11 +138,13 @@ BACKENDS = [b for b in ("onnxruntime", "openvino", "tflite", "tensorrt") if avai
 
 @pytest.fixture(scope="module")
 def ptq_run(tmp_path_factory):
+    from quantize.job import Int8Job
     from quantize.ptq import run_ptq
 
     out = tmp_path_factory.mktemp("ptq")
-    folders = run_ptq(backend=BACKENDS, data=None, frames=8, val_frames=16, out=out, bench_runs=0, threads=1,
-                      src=blob_source())
+    job = Int8Job(backend=",".join(BACKENDS), frames=8, val_frames=16, out=str(out), bench_runs=0, threads=1,
+                  max_drop=None)
+    folders = run_ptq(job, src=blob_source())
     return {b: f for b, f in zip(BACKENDS, folders)}
 
 
@@ -210,13 +212,14 @@ def test_histogram_calibration_keeps_what_fits_in_memory(monkeypatch, capsys):
 def test_ptq_writes_the_recipe_it_used_into_the_sidecar(tmp_path):
     from edge.sidecar import read_sidecar
     from export.common import source_from_model
+    from quantize.job import Int8Job
     from quantize.ptq import run_ptq
     from spire.models import create_model
 
     torch.manual_seed(0)
     src = source_from_model(create_model("spire_s").eval(), imgsz=S)
-    (folder,) = run_ptq(backend="openvino", data=None, frames=8, out=tmp_path, bench_runs=0, threads=1,
-                        src=src, fidelity=False)
+    job = Int8Job(backend="openvino", frames=8, out=str(tmp_path), bench_runs=0, threads=1, fidelity=False)
+    (folder,) = run_ptq(job, src=src)
     assert read_sidecar(folder).extra["ignored_scope"] == ["gate", "neck", "conv1"]
 
 
@@ -325,20 +328,39 @@ def test_cli_error_is_one_line(capsys, tmp_path):
     assert len(err) == 1 and err[0].startswith("error: unknown --backend 'bogus'")
 
 
+def test_int8_command_lines_build_the_job_whose_fields_are_their_defaults():
+    """Defaults are written once, in Int8Job / QatOptions: a bare command line gives the default job,
+    --no-fidelity / --allow-drop / --ignored-scope become its fields."""
+    import dataclasses
+
+    from quantize import ptq, qat
+    from quantize.job import Int8Job, QatOptions
+
+    assert Int8Job.from_args(ptq._parser().parse_args([])) == Int8Job()
+    args = ["--no-fidelity", "--allow-drop", "--ignored-scope", "--data", "d"]
+    job = Int8Job.from_args(ptq._parser().parse_args(args))
+    assert job == Int8Job(fidelity=False, max_drop=None, ignored_scope=(), data="d")
+    a = qat._parser().parse_args(["--weights", "w", "--data", "d", "e", "--epochs", "3"])
+    assert Int8Job.from_args(a, qat.QAT_JOB) == dataclasses.replace(qat.QAT_JOB, weights="w", data=("d", "e"))
+    assert QatOptions.from_args(a) == QatOptions(epochs=3)
+
+
 # ------------------------------------------------------------------------------ QAT
 def test_qat_tiny_exports_real_qdq(nuaa_fixture, tmp_path):
     import onnx
     import onnxruntime as ort
 
     from quantize import qat
+    from quantize.job import Int8Job, QatOptions
     from spire.models import create_model, save_checkpoint
 
     ck = tmp_path / "nano.pt"
     save_checkpoint(ck, create_model("hrpe_nano"), {})
     net = qat._fake_quant_model(create_model("hrpe_nano").eval(), 1, S)
     assert qat._count_fake_quant(net) > 10  # fake quantization is in the training graph
-    folders = qat.run_qat(ck, [nuaa_fixture], epochs=1, out=tmp_path / "qat", backend="onnxruntime", imgsz=S,
-                          batch=2, steps=2, max_val_frames=2, val_frames=2, bench_runs=0, threads=1, quiet=True)
+    job = Int8Job(weights=str(ck), data=(str(nuaa_fixture),), out=str(tmp_path / "qat"), backend="onnxruntime",
+                  imgsz=S, val_frames=2, bench_runs=0, threads=1, max_drop=None)
+    folders = qat.run_qat(job, QatOptions(epochs=1, batch=2, steps=2, max_val_frames=2, quiet=True))
     path = next(folders[0].glob("*.onnx"))
     m = onnx.load(str(path))
     assert sum(n.op_type == "QuantizeLinear" for n in m.graph.node) > 10

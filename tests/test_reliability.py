@@ -11,7 +11,6 @@ import os
 import shutil
 import signal
 import stat
-import threading
 from pathlib import Path
 
 import cv2
@@ -73,18 +72,18 @@ def nuaa(tmp_path_factory):
 # ------------------------------------------------------------------------ 1. training run folders
 @needs_nuaa
 def test_train_never_overwrites_a_run(nuaa, tmp_path, capsys):
-    from spire.cli import run_main
+    from edge.cli import run_cli
     from spire.train import main
 
     out = tmp_path / "run"
-    assert run_main(main, _train_args(nuaa, out, "--epochs", "1")) == 0
+    assert run_cli(main, _train_args(nuaa, out, "--epochs", "1")) == 0
     before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
     capsys.readouterr()
-    assert run_main(main, _train_args(nuaa, out, "--epochs", "1")) == 2
+    assert run_cli(main, _train_args(nuaa, out, "--epochs", "1")) == 2
     line = _one_error_line(capsys.readouterr().err)
     assert "already holds a training run" in line and "--resume" in line and "--exist-ok" in line
     assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before  # untouched
-    assert run_main(main, _train_args(nuaa, out, "--epochs", "1", "--exist-ok")) == 0
+    assert run_cli(main, _train_args(nuaa, out, "--epochs", "1", "--exist-ok")) == 0
     assert f"writes to {tmp_path / 'run2'}" in capsys.readouterr().err
     assert (tmp_path / "run2" / "best.pt").is_file()
     assert json.loads((tmp_path / "run2" / "train_args.json").read_text())["out"] == str(tmp_path / "run2")
@@ -350,7 +349,10 @@ def test_ptq_refuses_all_black_calibration_frames(tmp_path, capsys):
 
 
 def test_fidelity_gate_fails_beyond_the_tolerance(tmp_path, monkeypatch):
+    import dataclasses
+
     import quantize.ptq as ptq
+    from quantize.job import Int8Job, Int8Run
     from quantize.sanity import FidelityGateError, check_drop
 
     rep = {"fp32_f1": 0.875, "int8_f1": 0.455, "frames": 50, "val_source": "val", "int8_thr": 0.4}
@@ -364,11 +366,12 @@ def test_fidelity_gate_fails_beyond_the_tolerance(tmp_path, monkeypatch):
 
     monkeypatch.setattr(ptq, "stage_int8", stage)
     monkeypatch.setattr(ptq, "RECIPES", {"onnxruntime": None})
-    args = ("onnxruntime", None, None, None, {}, tmp_path, (), "MinMax", object(), tmp_path, 1, 0)
+    run = Int8Run(Int8Job(max_drop=2.0, out=str(tmp_path)), None, {}, object(), work=tmp_path)
     with pytest.raises(FidelityGateError, match=r"INT8 F1 0\.455 is 42\.0 points \(x0\.01\) below FP32 0\.875.*--allow-drop"):
-        ptq._one(*args, max_drop=2.0)
+        ptq._one(run, "onnxruntime", None, (), "MinMax")
     assert (folder / "fidelity.json").is_file()  # kept for inspection
-    assert ptq._one(*args, max_drop=None) == folder  # --allow-drop
+    allow = dataclasses.replace(run, job=Int8Job.from_args(ptq._parser().parse_args(["--allow-drop"])))
+    assert ptq._one(allow, "onnxruntime", None, (), "MinMax") == folder  # --allow-drop
     a = ptq._parser().parse_args([])
     assert a.max_drop == 2.0 and not a.allow_drop and ptq._parser().parse_args(["--allow-drop"]).allow_drop
 
@@ -512,10 +515,10 @@ def test_run_scoring_keeps_counts_not_frames():
 
 def test_train_and_benchmark_refuse_negative_threads(tmp_path, capsys):
     from benchmarks.run import main as bench
-    from spire.cli import run_main
+    from edge.cli import run_cli
     from spire.train import main as train
 
-    assert run_main(train, ["--data", str(tmp_path), "--threads", "-4", "--out", str(tmp_path / "r")]) == 2
+    assert run_cli(train, ["--data", str(tmp_path), "--threads", "-4", "--out", str(tmp_path / "r")]) == 2
     assert "--threads -4" in _one_error_line(capsys.readouterr().err) and not (tmp_path / "r").exists()
     assert bench(["--threads", "-4", "--quick", "--out", str(tmp_path / "b")]) == 2
     assert "--threads -4" in _one_error_line(capsys.readouterr().err)

@@ -11,8 +11,8 @@ import pytest
 from edge.datasets import open_dataset, write_spire_json
 from edge.metrics import PointMetrics
 from edge.metrics.scr import measure_scr
-from edge.synthetic import (SceneConfig, SensorConfig, SynthConfig, SyntheticDataset, TargetConfig, demo_clip,
-                            make_frame, make_sequence)
+from edge.synthetic import (Placed, SceneConfig, SensorConfig, SynthConfig, SyntheticDataset, TargetConfig,
+                            demo_clip, make_frame, make_sequence)
 
 QUIET = SynthConfig(sensor=SensorConfig(netd_k=0.0, col_fpn_k=0.0, defect_fraction=0.0, vignetting_k=0.0))
 
@@ -32,7 +32,7 @@ def test_deterministic_and_typed():
 @pytest.mark.parametrize("scene", ["sky", "sea", "ground"])
 def test_chosen_scr_is_measured(scene):
     pts = [[40.3, 30.6], [100.8, 80.2], [60.5, 100.5]]
-    f = make_frame((128, 160), seed=3, scene=scene, points=pts, scr=[2.0, 5.0, 9.0], polarity=[1, -1, 1],
+    f = make_frame((128, 160), seed=3, scene=scene, placed=Placed(pts, scr=[2.0, 5.0, 9.0], polarity=[1, -1, 1]),
                    config=replace(SynthConfig(), sensor=replace(SensorConfig(), defect_fraction=0.0)))
     np.testing.assert_allclose(f.scr, [2.0, 5.0, 9.0], rtol=0.05)
     np.testing.assert_allclose(measure_scr(f.raw, f.points), f.scr)
@@ -48,8 +48,8 @@ def test_chosen_scr_is_measured(scene):
 def test_subpixel_position_of_psf():
     cfg = replace(QUIET, scene=replace(SceneConfig(), cloud_cover=(0.0, 0.0)))
     x, y = 50.37, 40.81
-    f = make_frame((96, 112), seed=1, config=cfg, scene="sky", points=[[x, y]], scr=[40.0], sigma=[1.2])
-    g = make_frame((96, 112), seed=1, config=cfg, scene="sky", points=np.zeros((0, 2)))
+    f = make_frame((96, 112), seed=1, config=cfg, scene="sky", placed=Placed([[x, y]], scr=[40.0], sigma=[1.2]))
+    g = make_frame((96, 112), seed=1, config=cfg, scene="sky", placed=Placed(np.zeros((0, 2))))
     d = f.raw.astype(float) - g.raw.astype(float)  # the PSF alone (same seed, same clutter)
     yy, xx = np.mgrid[0:96, 0:112]
     cx, cy = (d * xx).sum() / d.sum(), (d * yy).sum() / d.sum()

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from edge.metrics.matching import match_hungarian
-from edge.synthetic import SceneConfig, SynthConfig, TargetConfig, make_sequence
+from edge.synthetic import Scenario, SceneConfig, SynthConfig, TargetConfig, make_sequence
 from edge.tracker import Tracker, TrackerConfig, estimate_shift, registration_image, tracks_to_points
 
 HW = (128, 160)
@@ -58,7 +58,7 @@ def id_history(ids, gid):
 
 def test_crossing_targets_keep_their_ids():
     for seed in range(4):
-        clip = make_sequence(40, HW, seed=seed, n_targets=2, crossing=True)
+        clip = make_sequence(40, HW, seed=seed, n_targets=2, scenario=Scenario(crossing=True))
         assert np.hypot(*(clip[20].points[0] - clip[20].points[1])) < 1.0  # they do meet
         ids, _ = run(clip, seed=seed)
         for gid in (0, 1):
@@ -68,7 +68,7 @@ def test_crossing_targets_keep_their_ids():
 
 
 def test_one_frame_false_alarm_never_becomes_a_track():
-    clip = make_sequence(40, HW, seed=3, n_targets=2, false_alarms=25)
+    clip = make_sequence(40, HW, seed=3, n_targets=2, scenario=Scenario(false_alarms=25))
     assert sum(len(f.false_alarms) for f in clip) >= 20
     _, reports = run(clip)
     for i, tracks in reports:
@@ -101,7 +101,7 @@ def test_a_second_peak_beside_a_target_starts_no_duplicate_track():
 @pytest.mark.parametrize("length", [1, 3, 4])
 def test_occlusion_shorter_than_k_keeps_the_id(length):
     cfg = TrackerConfig(max_misses=5)
-    clip = make_sequence(40, HW, seed=5, n_targets=2, occlusions=[(0, 15, length)])
+    clip = make_sequence(40, HW, seed=5, n_targets=2, scenario=Scenario(occlusions=[(0, 15, length)]))
     assert all(0 not in f.ids for f in clip[15:15 + length])
     ids, _ = run(clip, cfg)
     h = id_history(ids, 0)
@@ -110,7 +110,7 @@ def test_occlusion_shorter_than_k_keeps_the_id(length):
 
 def test_occlusion_of_k_frames_ends_the_track():
     cfg = TrackerConfig(max_misses=5)
-    clip = make_sequence(40, HW, seed=5, n_targets=2, occlusions=[(0, 15, 5)])
+    clip = make_sequence(40, HW, seed=5, n_targets=2, scenario=Scenario(occlusions=[(0, 15, 5)]))
     ids, _ = run(clip, cfg)
     assert len(set(id_history(ids, 0))) == 2  # a new id after the track died
 
@@ -128,7 +128,8 @@ STILL_CLUTTER = replace(SynthConfig(), scene=replace(SceneConfig(), drift_px=(0.
 
 def test_estimate_shift_measures_the_scene_motion():
     cam = _shaky_camera(12)
-    clip = make_sequence(12, (192, 240), seed=2, n_targets=0, scene="ground", pan=cam, config=STILL_CLUTTER)
+    clip = make_sequence(12, (192, 240), seed=2, n_targets=0, scene="ground", scenario=Scenario(pan=cam),
+                         config=STILL_CLUTTER)
     for i in range(9, 12):
         prev, cur = (registration_image(clip[k].view) for k in (i - 1, i))
         for method in ("phase", "ecc"):
@@ -139,7 +140,8 @@ def test_estimate_shift_measures_the_scene_motion():
 def test_camera_pan_is_compensated():
     n = 40
     cam = _shaky_camera(n)
-    clip = make_sequence(n, (192, 240), seed=7, n_targets=2, scene="ground", pan=cam, config=STILL_CLUTTER)
+    clip = make_sequence(n, (192, 240), seed=7, n_targets=2, scene="ground", scenario=Scenario(pan=cam),
+                         config=STILL_CLUTTER)
     assert all(len(f.ids) == 2 for f in clip)  # both stay in view
     on, _ = run(clip, TrackerConfig(ego_motion=True), frames=True)
     off, _ = run(clip, TrackerConfig(ego_motion=False), frames=True)

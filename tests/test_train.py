@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import os
 import shutil
@@ -14,7 +15,8 @@ import pytest
 import torch
 
 from spire.augment import AugmentConfig, augment, dihedral, random_crop
-from spire.data import FrameStore, PlanSampler, epoch_plan
+from spire.data import FrameStore
+from spire.plan import Mixture, PlanFrames, PlanSampler, epoch_plan
 from tests.conftest import needs_shared, shared
 
 NUAA = shared("data", "nuaa-sirst")
@@ -85,21 +87,34 @@ def test_dihedral_and_target_crop_geometry():
             assert img[int(round(y)), int(round(x))] == 255
     rng = np.random.default_rng(1)
     for _ in range(20):  # a target-centred crop always keeps its target, away from the border
-        img, p = random_crop(frame, pts, 48, rng, zoom=1.1, target=1, margin=8)
+        img, p = random_crop(frame, pts, 48, rng, zoom=1.1, centre=tuple(pts[1]), margin=8)
         assert len(p) == 1 and np.all((p >= 8 * 1.1 - 1.5) & (p <= 48 - 8 * 1.1 + 0.5)), p
         assert img[int(round(p[0, 1])), int(round(p[0, 0]))] > 200
 
 
+def test_train_parser_defaults_are_the_config_fields():
+    """Defaults are written once, in TrainConfig: every option's default is its field's (--model's None
+    means "--init's architecture, else TrainConfig.model")."""
+    from spire.train_config import TrainConfig, build_parser
+
+    parsed = vars(build_parser().parse_args(["--data", "x"]))
+    fields = dataclasses.asdict(TrainConfig())
+    differ = {k: v for k, v in parsed.items() if k not in ("data", "model")
+              and (tuple(v) if isinstance(v, list) else v) != fields[k]}
+    assert not differ and set(parsed) == set(fields)
+
+
 def test_epoch_plan_is_seeded_sharded_and_mixes_background():
-    a = epoch_plan(10, list(range(8)), [8, 9], seed=3, epoch=2, bg_ratio=0.2)
-    assert a == epoch_plan(10, list(range(8)), [8, 9], seed=3, epoch=2, bg_ratio=0.2)
-    assert a != epoch_plan(10, list(range(8)), [8, 9], seed=3, epoch=3, bg_ratio=0.2)
+    frames, mix = PlanFrames(10, tuple(range(8)), (8, 9)), Mixture(0.2)
+    a = epoch_plan(frames, mix, seed=3, epoch=2)
+    assert a == epoch_plan(frames, mix, seed=3, epoch=2)
+    assert a != epoch_plan(frames, mix, seed=3, epoch=3)
     assert sorted(i for i, b in a if not b) == list(range(8)) and sum(b for _, b in a) == 2
     assert all(i in (8, 9) for i, b in a if b)
     store = FrameStore(progress=False)
     for i in range(7):
         store.add_frame(f"f{i}", np.zeros((8, 8), np.uint8), [[3.0, 3.0]] if i < 5 else [])
-    shards = [PlanSampler(store, 0, 0.3, r, 2) for r in range(2)]
+    shards = [PlanSampler(store, 0, Mixture(0.3), r, 2) for r in range(2)]
     for s in shards:
         s.set_epoch(4)
     k0, k1 = (list(s) for s in shards)
@@ -219,9 +234,9 @@ def test_weighted_epoch_plan_follows_domain_weights_not_set_sizes():
     domains = [0] * 10 + [1] * 1000           # 10 frames of one domain, 1000 of another
     pos = list(range(5)) + list(range(10, 1010))
     neg = list(range(5, 10))                  # only domain 0 has target-free frames
-    plan = epoch_plan(1010, pos, neg, seed=1, epoch=0, bg_ratio=0.5, domains=domains, weights=[0.5, 0.5], size=200)
-    assert plan == epoch_plan(1010, pos, neg, seed=1, epoch=0, bg_ratio=0.5, domains=domains, weights=[0.5, 0.5],
-                              size=200)
+    frames, mix = PlanFrames(1010, tuple(pos), tuple(neg), tuple(domains)), Mixture(0.5, (0.5, 0.5), 200)
+    plan = epoch_plan(frames, mix, seed=1, epoch=0)
+    assert plan == epoch_plan(frames, mix, seed=1, epoch=0)
     fg = [i for i, b in plan if not b]
     bg = [i for i, b in plan if b]
     assert len(fg) == 200 and len(bg) == 200
@@ -324,7 +339,8 @@ def cv2_blur(img):
 def test_background_weights_split_background_views_apart_from_target_views():
     domains = [0] * 10 + [1] * 10
     pos, neg = list(range(0, 5)) + list(range(10, 20)), list(range(5, 10))
-    plan = epoch_plan(20, pos, neg, 1, 0, 0.5, domains, [0.5, 0.5], 100, bg_weights=[1.0, 0.0])
+    plan = epoch_plan(PlanFrames(20, tuple(pos), tuple(neg), tuple(domains)), Mixture(0.5, (0.5, 0.5), 100, (1.0, 0.0)),
+                      1, 0)
     assert sum(1 for i, b in plan if b and i < 10) == 100 and not any(b and i >= 10 for i, b in plan)
     assert sum(1 for i, b in plan if not b and i >= 10) == 50  # target views still split 50 / 50
 
@@ -333,12 +349,13 @@ def test_hard_negative_views_are_planned_and_centred_on_the_mined_place(tmp_path
     """spire.mine's false alarms become that share of the background views, each a crop holding its place."""
     from spire.augment import AugmentConfig, augment
     from spire.cli import UsageError
-    from spire.data import HARD, epoch_plan
+    from spire.plan import HARD, Mixture, PlanFrames, epoch_plan
     from spire.mine import false_alarms, read_hard_negatives
 
-    plain = epoch_plan(20, list(range(10)), list(range(10, 20)), 0, 3, 0.5)
-    assert epoch_plan(20, list(range(10)), list(range(10, 20)), 0, 3, 0.5, hard=[], hard_ratio=0.5) == plain
-    mixed = epoch_plan(20, list(range(10)), list(range(10, 20)), 0, 3, 0.5, hard=[4, 15], hard_ratio=0.4)
+    frames = PlanFrames(20, tuple(range(10)), tuple(range(10, 20)))
+    plain = epoch_plan(frames, Mixture(0.5), 0, 3)
+    assert epoch_plan(frames, Mixture(0.5, hard_ratio=0.5), 0, 3) == plain
+    mixed = epoch_plan(dataclasses.replace(frames, hard=(4, 15)), Mixture(0.5, hard_ratio=0.4), 0, 3)
     assert len(mixed) == len(plain)
     assert sum(b == HARD for _, b in mixed) == 4 and {f for f, b in mixed if b == HARD} == {4, 15}
     assert sum(b == 1 for _, b in mixed) == 6
@@ -383,9 +400,9 @@ def test_promote_makes_the_last_epoch_a_checkpoint_with_its_own_sidecar(tmp_path
     assert meta.training["best"]["f1"] == float(rows[-1]["val_f1"])
     assert (out / "log.csv").read_bytes() == (tmp_path / "run" / "log.csv").read_bytes()
     assert before == {f: (tmp_path / "run" / f).read_bytes() for f in before}
-    from spire.cli import run_main
+    from edge.cli import run_cli
 
-    assert run_main(main, [str(tmp_path / "run"), "--why", "again", "--out", str(out)]) == 2
+    assert run_cli(main, [str(tmp_path / "run"), "--why", "again", "--out", str(out)]) == 2
     assert "already exists" in capsys.readouterr().err
 
 

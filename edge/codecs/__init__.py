@@ -6,4 +6,5 @@ from edge.codecs.base import CODECS, SCORE_RANGE, BaseCodec, build_codec, check_
 from edge.codecs.gaussian import GaussianCodec
 from edge.codecs.prps import PRPSCodec
 
-__all__ = ["CODECS", "BaseCodec", "GaussianCodec", "PRPSCodec", "build_codec", "register_codec"]
+__all__ = ["CODECS", "SCORE_RANGE", "BaseCodec", "GaussianCodec", "PRPSCodec", "build_codec", "check_threshold",
+           "register_codec"]

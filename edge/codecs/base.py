@@ -19,6 +19,7 @@ from abc import ABC, abstractmethod
 import numpy as np
 
 from edge.codecs.peaks import REFINE_METHODS, as_map, cell_table, find_peaks, refine, select_top_k
+from edge.errors import ArgumentError
 from edge.points import Points
 
 CODECS: dict[str, type] = {}
@@ -37,8 +38,6 @@ SCORE_RANGE = (0.0, 2.0)
 def check_threshold(value, what: str = "--conf") -> float:
     """`value` as a float decode threshold in (SCORE_RANGE[0], SCORE_RANGE[1]], else a one-line
     ArgumentError naming `what` (the option, or the sidecar file and its key)."""
-    from edge.argcheck import ArgumentError
-
     lo, hi = SCORE_RANGE
     try:
         v = float(value)
@@ -63,10 +62,10 @@ def register_codec(name: str):
 
 
 def build_codec(cfg: dict) -> "BaseCodec":
-    """Rebuild a codec from its `to_dict()` (e.g. a sidecar's 'codec' entry)."""
-    import edge.codecs.gaussian  # noqa: F401  (registers 'gaussian')
-    import edge.codecs.prps  # noqa: F401  (registers 'prps')
+    """Rebuild a codec from its `to_dict()` (e.g. a sidecar's 'codec' entry).
 
+    Every codec is registered by then: importing this module runs the package's `__init__`,
+    which imports each codec module (nothing is imported back from here, so no cycle)."""
     cfg = dict(cfg)
     kind = cfg.pop("type", None)
     if kind not in CODECS:

@@ -8,6 +8,10 @@ from .checkpoint import CheckpointError, fuse_bn, load_checkpoint, save_checkpoi
 from .official import import_official, load_official
 from .registry import ModelCfg, create_model, default_cfgs, get_model_cfg, list_models, register_model
 
+# Each architecture registers itself on import; importing spire.models.registry runs this package
+# first, so the registry is complete without importing the architectures back (no cycle).
+from . import hrpe, hrpe_dense, sshd  # noqa: F401
+
 __all__ = ["ModelCfg", "create_model", "list_models", "get_model_cfg", "register_model",
            "default_cfgs", "save_checkpoint", "load_checkpoint", "fuse_bn", "CheckpointError",
            "load_official", "import_official"]

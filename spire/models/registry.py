@@ -137,15 +137,8 @@ def check_arch_kwargs(name: str, arch_cls, kwargs: dict) -> None:
         raise TypeError(f"{name}: unknown argument(s) {sorted(unknown)}; allowed: {sorted(allowed)}")
 
 
-def _ensure_loaded() -> None:
-    # Architecture modules register themselves on import; importing here keeps
-    # `registry` usable on its own (e.g. `from spire.models.registry import create_model`).
-    from . import hrpe, hrpe_dense, sshd  # noqa: F401
-
-
 def list_models(pattern: str = "*") -> list[str]:
     """Registered names matching a shell-style wildcard, sorted."""
-    _ensure_loaded()
     return sorted(n for n in _model_entrypoints if fnmatch.fnmatch(n, pattern))
 
 
@@ -160,13 +153,11 @@ def canonical_name(name: str) -> str:
 
 
 def is_model(name: str) -> bool:
-    _ensure_loaded()
     return canonical_name(name) in _model_entrypoints
 
 
 def get_model_cfg(name: str) -> ModelCfg:
     """The default `ModelCfg` of a registered variant."""
-    _ensure_loaded()
     name = canonical_name(name)
     if name not in default_cfgs:
         raise KeyError(_unknown(name))
@@ -194,7 +185,6 @@ def create_model(name: str, **kwargs: Any) -> nn.Module:
         >>> m.cfg.in_chans, m.cfg.stride
         (1, 4)
     """
-    _ensure_loaded()
     name = canonical_name(name)
     if name not in _model_entrypoints:
         raise KeyError(_unknown(name))
