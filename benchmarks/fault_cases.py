@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 from benchmarks.fault_fixtures import REPO
-from benchmarks.faults import Case, Obs
+from benchmarks.fault_types import Case, Obs
 
 CKPT = str(REPO / "weights" / "shipped" / "best.pt")
 RUN = ("edge.run", "--quiet")

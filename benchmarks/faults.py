@@ -24,63 +24,9 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
-VERDICTS = ("good", "bad", "deliberate")
-
-
-@dataclass(frozen=True)
-class Case:
-    """One fault: the command(s) to run and what must hold afterwards.
-
-    argv: `python -m` arguments; "{w}" is the case's own scratch folder, "{fx:NAME}" a fixture
-    (benchmarks.fault_fixtures). `pre`: commands run first, unchecked (a first run into a folder).
-    mode: 'run' | 'race' (`copies` at the same moment) | 'kill' (SIGKILL) | 'term' (SIGTERM), the
-    signal sent `after` seconds after start, or as soon as `wait_for` (a path template) exists.
-    check(obs) -> (holds, observed text). `deliberate`: the documented reason when not holding is
-    a choice (verdict 'deliberate' instead of 'bad').
-    """
-
-    name: str
-    item: str
-    expected: str
-    argv: tuple
-    check: Callable
-    mode: str = "run"
-    pre: tuple = ()
-    copies: int = 1
-    after: float = 0.0
-    wait_for: str = ""
-    quick: bool = False
-    timeout: float = 120.0
-    umask: int | None = None
-    deliberate: str = ""
-
-
-@dataclass
-class Obs:
-    """What running a case produced: one entry per process (a race has several)."""
-
-    w: Path
-    rcs: list = field(default_factory=list)
-    outs: list = field(default_factory=list)
-    errs: list = field(default_factory=list)
-    seconds: float = 0.0
-    timed_out: bool = False
-
-    @property
-    def rc(self):
-        return self.rcs[0] if self.rcs else None
-
-    @property
-    def err(self) -> str:
-        return self.errs[0] if self.errs else ""
-
-    @property
-    def out(self) -> str:
-        return self.outs[0] if self.outs else ""
+from benchmarks.fault_types import VERDICTS, Case, Obs  # noqa: F401  (Case, Obs: the catalogue's types)
 
 
 def expand(arg: str, w: Path, fx) -> str:
@@ -184,7 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def faults(a: argparse.Namespace, cases=None) -> tuple[list[dict], Path | None]:
     """Run the selected cases; returns (rows, results folder or None with --list)."""
-    from benchmarks.fault_cases import CASES
+    from benchmarks.fault_cases import CASES  # noqa: PLC0415  (the catalogue loads its fixtures lazily)
     from benchmarks.fault_fixtures import Fixtures
     from edge.runfolders import check_out_path
     from edge.errors import SpireEdgeError

@@ -83,6 +83,20 @@ def _count_fake_quant(net) -> int:
     return sum(1 for m in net.modules() if "FakeQuantize" in type(m).__name__)
 
 
+def _carried_over(trained: dict) -> dict:
+    """The FP32 run's background share, zoom and frame stride, as TrainConfig fields: video roots are
+    read as that run read them (a --finetune run: every frame of a short clip; the default stride of
+    10 left "2 training frames" of a 30-frame clip)."""
+    extra = {}
+    if "bg_ratio" in trained:
+        extra["bg_ratio"] = float(trained["bg_ratio"])
+    if (trained.get("augment") or {}).get("zoom"):
+        extra["zoom"] = tuple(trained["augment"]["zoom"])
+    stride = int((trained.get("split") or {}).get("frame_stride") or 1)
+    extra["frame_stride"] = extra["val_frame_stride"] = stride
+    return extra
+
+
 def finetune(src, job: Int8Job, opts: QatOptions):
     """QAT fine-tuning from the FP32 model of `src` on `job.roots`; returns (best fake-quant net, history, info)."""
     import torch
@@ -107,15 +121,7 @@ def finetune(src, job: Int8Job, opts: QatOptions):
     crop = int(trained.get("imgsz") or src.imgsz)
     pre = dataclasses.replace(PreprocessConfig.from_dict(src.preprocess), imgsz=crop)
     codec = build_codec({**src.codec, "input_size": crop})
-    extra = {}
-    if "bg_ratio" in trained:
-        extra["bg_ratio"] = float(trained["bg_ratio"])
-    if (trained.get("augment") or {}).get("zoom"):
-        extra["zoom"] = tuple(trained["augment"]["zoom"])
-    # video roots are read as the FP32 run read them (a --finetune run: every frame of a short clip;
-    # the default stride of 10 left "2 training frames" of a 30-frame clip)
-    stride = int((trained.get("split") or {}).get("frame_stride") or 1)
-    extra["frame_stride"] = extra["val_frame_stride"] = stride
+    extra = _carried_over(trained)
     out = Path(job.out)
     cfg = TrainConfig(data=job.roots, train_split=job.split, val_data=job.val_data, val_split=job.val_split,
                       imgsz=crop, epochs=epochs, batch=batch, lr=lr, max_val_frames=opts.max_val_frames,
