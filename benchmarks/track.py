@@ -213,6 +213,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--thr-grid", metavar="T1,T2", help="with --sweep-thr: detector thresholds")
     p.add_argument("--mn", metavar="M/N,...", help="with --sweep-thr: birth_hits/birth_window pairs")
     p.add_argument("--birth", metavar="B1,B2", help="with --sweep-thr: birth_score floors (0: none)")
+    p.add_argument("--merge", metavar="PX1,PX2", help="with --sweep-thr: merge_px values (0: off)")
     p.add_argument("--img", help="with --sweep-thr: also write the plot here (e.g. docs/img/track_pd_fppi.png)")
     p.add_argument("--write-op", action="store_true", help="with --sweep-thr: store the tracking operating point "
                    "in the model's sidecars (the checkpoint's and every artifact's beside it)")

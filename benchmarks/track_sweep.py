@@ -36,35 +36,49 @@ class SweepConfig:
     """The grid. thresholds: detector thresholds (the shipped one first is the reference);
     mn: (birth_hits M, birth_window N) pairs of M-of-N confirmation; birth: track-birth score
     floors (hysteresis: a detection above the detector threshold may continue a track but only one
-    >= birth may start one; values below a row's threshold are skipped, 0 = no floor)."""
+    >= birth may start one; values below a row's threshold are skipped, 0 = no floor); merge:
+    TrackerConfig.merge_px values (a confirmed track near a stronger one is dropped, 0 = off)."""
 
     thresholds: tuple = (0.85, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.15, 0.1)
-    mn: tuple = ((2, 3), (3, 4), (3, 5), (4, 6), (5, 8))
-    birth: tuple = (0.0, 0.5, 0.7, 0.85)
+    mn: tuple = ((2, 3), (3, 4), (3, 5), (4, 6))
+    birth: tuple = (0.0, 0.85, 0.9)
+    merge: tuple = (0.0, 20.0)
 
     @classmethod
-    def parse(cls, thresholds: str | None, mn: str | None, birth: str | None) -> "SweepConfig":
-        """From CLI strings: '0.85,0.7', '2/3,3/5', '0,0.7'."""
+    def parse(cls, thresholds: str | None, mn: str | None, birth: str | None, merge: str | None = None):
+        """From CLI strings: '0.85,0.7', '2/3,3/5', '0,0.7', '0,20'."""
         d = cls()
         return cls(tuple(float(v) for v in thresholds.split(",")) if thresholds else d.thresholds,
                    tuple(tuple(int(x) for x in v.split("/")) for v in mn.split(",")) if mn else d.mn,
-                   tuple(float(v) for v in birth.split(",")) if birth else d.birth)
+                   tuple(float(v) for v in birth.split(",")) if birth else d.birth,
+                   tuple(float(v) for v in merge.split(",")) if merge else d.merge)
 
 
 def tracker_grid(sc: SweepConfig, thr: float, base: TrackerConfig) -> list[TrackerConfig]:
     """Every tracker setting tried at detector threshold `thr` (the base config's other fields)."""
     out = []
-    for (m, n), b in itertools.product(sc.mn, sc.birth):
+    for (m, n), b, g in itertools.product(sc.mn, sc.birth, sc.merge):
         if b and b <= thr:  # a floor at or below the threshold changes nothing
             continue
-        out.append(replace(base, birth_hits=m, birth_window=n, birth_score=float(b)))
+        out.append(replace(base, birth_hits=m, birth_window=n, birth_score=float(b), merge_px=float(g)))
     return out
+
+
+SWEPT = ("birth_hits", "birth_window", "birth_score", "merge_px")  # the TrackerConfig fields a row varies
+
+
+def row_config(base: TrackerConfig, r: dict, thr: float | None = None) -> TrackerConfig:
+    """The tracker of a row (at threshold `thr`: a birth floor at or below it is dropped)."""
+    kw = {k: r[k] for k in SWEPT}
+    if thr is not None and kw["birth_score"] <= thr:
+        kw["birth_score"] = 0.0
+    return replace(base, **kw)
 
 
 def _point_row(kind: str, thr: float, p: dict, cfg: TrackerConfig | None = None) -> dict:
     r = {"kind": kind, "thr": thr, **{k: p[k] for k in ("recall", "precision", "f1", "fppi", "tp", "fp", "fn")}}
     if cfg is not None:
-        r.update(birth_hits=cfg.birth_hits, birth_window=cfg.birth_window, birth_score=cfg.birth_score)
+        r.update({k: getattr(cfg, k) for k in SWEPT})
     return r
 
 
@@ -90,8 +104,7 @@ def choose(track_rows: list[dict], budget_fppi: float) -> dict | None:
 def tracking_entry(best: dict, base: TrackerConfig, rule: str) -> dict:
     """The sidecar's `extra.operating_point.tracking`: threshold, the tracker settings that differ
     from TrackerConfig's defaults (edge.run --track applies them over the defaults), the rule."""
-    cfg = replace(base, birth_hits=best["birth_hits"], birth_window=best["birth_window"],
-                  birth_score=best["birth_score"])
+    cfg = row_config(base, best)
     default = TrackerConfig().to_dict()
     tracker = {k: v for k, v in cfg.to_dict().items() if v != default[k]}
     return {"thr": float(best["thr"]), "tracker": tracker, "rule": rule,
@@ -200,8 +213,7 @@ def _curve(clips, sc: SweepConfig, best: dict, base: TrackerConfig) -> list[dict
     """Tracks with the chosen M-of-N (and birth floor where it is above the threshold) at every threshold."""
     out = []
     for thr in sc.thresholds:
-        cfg = replace(base, birth_hits=best["birth_hits"], birth_window=best["birth_window"],
-                      birth_score=best["birth_score"] if best["birth_score"] > thr else 0.0)
+        cfg = row_config(base, best, thr)
         res, _ = run_tracker(clips, cfg, thr)
         out.append(_point_row("tracks", thr, score_points(res), cfg))
     return out
@@ -213,7 +225,8 @@ def _fmt(r: dict) -> str:
 
 def _settings(r: dict) -> str:
     b = f", birth >= {r['birth_score']:g}" if r.get("birth_score") else ""
-    return f"{r['birth_hits']} of {r['birth_window']}{b}"
+    g = f", merge {r['merge_px']:g} px" if r.get("merge_px") else ""
+    return f"{r['birth_hits']} of {r['birth_window']}{b}{g}"
 
 
 def report_lines(frame_rows, curve, ref, shipped_tracks, best, misses, speed) -> list[str]:
@@ -247,7 +260,7 @@ def run_sweep_thr(args, clips, conf: float, base: TrackerConfig, low: float, log
 
     from benchmarks.track import synthetic_speed
 
-    sc = SweepConfig.parse(args.thr_grid, args.mn, args.birth)
+    sc = SweepConfig.parse(args.thr_grid, args.mn, args.birth, args.merge)
     if sc.thresholds[0] != conf:
         sc = replace(sc, thresholds=(conf, *[t for t in sc.thresholds if t != conf]))
     n = sum(len(tracker_grid(sc, t, base)) for t in sc.thresholds)
@@ -260,15 +273,14 @@ def run_sweep_thr(args, clips, conf: float, base: TrackerConfig, low: float, log
     shipped, _ = run_tracker(clips, base, conf)
     shipped_row = _point_row("tracks", conf, score_points(shipped), base)
     curve = _curve(clips, sc, best, base)
-    cfg = replace(base, birth_hits=best["birth_hits"], birth_window=best["birth_window"],
-                  birth_score=best["birth_score"])
+    cfg = row_config(base, best)
     res, times = run_tracker(clips, cfg, best["thr"])
     misses = classify_misses(clips, res, best["thr"], Path(args.data), low)
     speed = synthetic_speed(10, args.synthetic_frames, cfg=cfg)
     frames = sum(len(c.frames) for c in clips)
     rule = RULE.format(ref_thr=conf, ref_fppi=ref["fppi"], data=Path(args.data).name, split=args.split,
                        frames=frames)
-    return {"frames": frames, "clips": len(clips), "grid": [list(v) for v in (sc.thresholds, sc.mn, sc.birth)],
+    return {"frames": frames, "clips": len(clips), "grid": {k: list(getattr(sc, k)) for k in ("thresholds", "mn", "birth", "merge")},
             "frame_rows": frame_rows, "track_rows": track_rows, "curve": curve, "reference": ref,
             "shipped_tracks": shipped_row, "best": best, "entry": tracking_entry(best, base, rule),
             "misses": misses, "synthetic_10": speed, "track_ms_real_p50": float(np.median(times)),

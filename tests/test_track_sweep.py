@@ -21,7 +21,7 @@ SHIPPED = ROOT / "weights" / "shipped"
 
 def _row(thr, recall, fppi, f1=0.5, m=3, n=5, b=0.0):
     return {"kind": "tracks", "thr": thr, "recall": recall, "precision": 0.9, "f1": f1, "fppi": fppi,
-            "birth_hits": m, "birth_window": n, "birth_score": b}
+            "birth_hits": m, "birth_window": n, "birth_score": b, "merge_px": 0.0}
 
 
 def test_choose_maximises_recall_within_the_false_point_budget():
@@ -35,9 +35,10 @@ def test_choose_maximises_recall_within_the_false_point_budget():
 
 
 def test_grid_skips_birth_floors_at_or_below_the_threshold():
-    sc = SweepConfig(thresholds=(0.5,), mn=((2, 3),), birth=(0.0, 0.4, 0.5, 0.7))
+    sc = SweepConfig(thresholds=(0.5,), mn=((2, 3),), birth=(0.0, 0.4, 0.5, 0.7), merge=(0.0,))
     assert [c.birth_score for c in tracker_grid(sc, 0.5, TrackerConfig())] == [0.0, 0.7]
-    assert SweepConfig.parse("0.85,0.5", "2/3,4/6", "0,0.7").mn == ((2, 3), (4, 6))
+    assert SweepConfig.parse("0.85,0.5", "2/3,4/6", "0,0.7", "0,20").mn == ((2, 3), (4, 6))
+    assert SweepConfig.parse(None, None, None, "0,20").merge == (0.0, 20.0)
 
 
 def _clip(tmp_path, n=30):
@@ -61,7 +62,7 @@ def _clip(tmp_path, n=30):
 
 def test_sweep_rows_are_filters_of_one_decode_and_tracks_bridge_a_faint_stretch(tmp_path):
     clip = _clip(tmp_path)
-    sc = SweepConfig(thresholds=(0.85, 0.25), mn=((2, 3),), birth=(0.0, 0.85))
+    sc = SweepConfig(thresholds=(0.85, 0.25), mn=((2, 3),), birth=(0.0, 0.85), merge=(0.0,))
     frame_rows, track_rows = sweep_rows([clip], sc, TrackerConfig())
     assert frame_rows[0]["recall"] == pytest.approx(20 / 30) and frame_rows[0]["fppi"] == 0
     assert frame_rows[1]["recall"] == 1.0 and frame_rows[1]["fp"] == 16

@@ -98,6 +98,19 @@ def test_a_second_peak_beside_a_target_starts_no_duplicate_track():
         TrackerConfig(exclusion_px=-1)
 
 
+def test_merge_drops_the_weaker_of_two_confirmed_tracks_on_one_target():
+    """Two peaks 15 px apart (beyond exclusion_px 12: both become tracks); merge_px=20 keeps one,
+    the stronger, and leaves a separate target 60 px away alone."""
+    dets = [np.array([[50.0 + i, 40.0, 0.9], [65.0 + i, 40.0, 0.5], [50.0 + i, 100.0, 0.6]]) for i in range(12)]
+    for merge, n in ((0.0, 3), (20.0, 2)):
+        tr = Tracker(TrackerConfig(merge_px=merge))
+        for i, d in enumerate(dets):
+            out = tr.update(d, None, i)
+        assert len(out) == n
+        if merge:
+            assert sorted(round(float(t.xy[1])) for t in out) == [40, 100] and min(t.score for t in out) == pytest.approx(0.6)
+
+
 @pytest.mark.parametrize("length", [1, 3, 4])
 def test_occlusion_shorter_than_k_keeps_the_id(length):
     cfg = TrackerConfig(max_misses=5)
