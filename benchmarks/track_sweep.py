@@ -179,21 +179,25 @@ def classify_misses(clips, results, thr: float, root: Path, low: float) -> dict:
     return out
 
 
-def plot(frame_rows: list[dict], curve: list[dict], marks: dict, path: Path, title: str) -> Path:
+def plot(frame_rows: list[dict], curve: list[dict], marks: dict, path: Path, title: str,
+         track_label: str = "confirmed tracks") -> Path:
     """Pd against false points per frame: per-frame points, tracks (the chosen tracker settings
-    at every threshold), the shipped and chosen operating points marked. matplotlib (Agg)."""
+    at every threshold), the operating points in `marks` (the first one is the false-point budget).
+    matplotlib (Agg)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=110)
-    for rows, style, label in ((frame_rows, "o-", "per-frame points"), (curve, "s-", "confirmed tracks")):
+    for rows, style, label in ((frame_rows, "o-", "per-frame points"), (curve, "s-", track_label)):
         rows = sorted(rows, key=lambda r: r["fppi"])
         ax.plot([r["fppi"] for r in rows], [r["recall"] for r in rows], style, ms=4, label=label)
         for r in rows:
             ax.annotate(f"{r['thr']:g}", (r["fppi"], r["recall"]), fontsize=6, xytext=(3, -8),
                         textcoords="offset points")
+    budget = next(iter(marks.values()))["fppi"]  # the first mark: per-frame at the shipped threshold
+    ax.axvline(budget, color="grey", ls="--", lw=0.8, label="false-point budget (per-frame, shipped)")
     for (name, r), mk in zip(marks.items(), ("*", "D", "P")):
         ax.plot([r["fppi"]], [r["recall"]], mk, ms=11, mfc="none", mew=1.5, label=name)
     ax.set_xscale("log")
@@ -223,7 +227,8 @@ def _fmt(r: dict) -> str:
     return f"{r['recall']:.3f} | {r['precision']:.3f} | {r['f1']:.3f} | {r['fppi']:.4f}"
 
 
-def _settings(r: dict) -> str:
+def settings_text(r: dict) -> str:
+    """'3 of 4, birth >= 0.85, merge 20 px': a row's tracker settings in words."""
     b = f", birth >= {r['birth_score']:g}" if r.get("birth_score") else ""
     g = f", merge {r['merge_px']:g} px" if r.get("merge_px") else ""
     return f"{r['birth_hits']} of {r['birth_window']}{b}{g}"
@@ -231,7 +236,7 @@ def _settings(r: dict) -> str:
 
 def report_lines(frame_rows, curve, ref, shipped_tracks, best, misses, speed) -> list[str]:
     """The markdown table (per-frame vs tracks at each threshold) and the operating point's lines."""
-    head = ["| thr | per-frame R | P | F1 | false pts/frame | tracks " + _settings(best) + " R | P | F1 | "
+    head = ["| thr | per-frame R | P | F1 | false pts/frame | tracks " + settings_text(best) + " R | P | F1 | "
             "false pts/frame |", "|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     rows = [f"| {f['thr']:g} | {_fmt(f)} | {_fmt(t)} |" for f, t in zip(frame_rows, curve)]
     gain = 100 * (best["recall"] - ref["recall"])
@@ -240,13 +245,13 @@ def report_lines(frame_rows, curve, ref, shipped_tracks, best, misses, speed) ->
         "",
         f"per-frame at the shipped {ref['thr']:g}: R {ref['recall']:.4f} P {ref['precision']:.4f} "
         f"F1 {ref['f1']:.4f}, {ref['fppi']:.4f} false pts/frame",
-        f"tracks at {ref['thr']:g} (shipped tracker {_settings(shipped_tracks)}): R {shipped_tracks['recall']:.4f} "
+        f"tracks at {ref['thr']:g} (shipped tracker {settings_text(shipped_tracks)}): R {shipped_tracks['recall']:.4f} "
         f"P {shipped_tracks['precision']:.4f} F1 {shipped_tracks['f1']:.4f}, {shipped_tracks['fppi']:.4f}",
-        f"tracking operating point: thr {best['thr']:g}, {_settings(best)}: R {best['recall']:.4f} "
+        f"tracking operating point: thr {best['thr']:g}, {settings_text(best)}: R {best['recall']:.4f} "
         f"P {best['precision']:.4f} F1 {best['f1']:.4f}, {best['fppi']:.4f} false pts/frame "
         f"(recall {gain:+.2f} points, F1 {100 * (best['f1'] - ref['f1']):+.2f})",
         f"tracker at the operating point, 10 synthetic targets: {speed['p50_ms']:.3f} ms/frame median CPU, "
-        f"{speed['wall_p50_ms']:.3f} wall p50 (goal <= 0.3)",
+        f"{speed['wall_p50_ms']:.3f} wall p50, {speed['reported_mean']:.1f} tracks reported a frame (goal <= 0.3)",
         f"misses with tracks ({sum(misses.values())}): " + ", ".join(f"{v} {k}" for k, v in misses.items())
         + " (benchmarks.track_sweep.classify_misses)",
         f"goal (recall >= +5 points, F1 higher, at <= the per-frame false points, tracker <= 0.3 ms): "

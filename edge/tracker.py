@@ -338,20 +338,15 @@ class Tracker:
         return self.confirmed()
 
     def _merge(self, tracks: list[_KTrack]) -> list[_KTrack]:
-        """Drop each confirmed track within `merge_px` of an older confirmed one (ids are in order of
-        confirmation): one target, one track."""
-        conf = [t for t in tracks if t.id > 0]
-        if len(conf) < 2:
-            return tracks
-        conf.sort(key=lambda t: -t.score_sum / t.hits)
-        xy = np.array([t.kf.statePost[:2, 0] for t in conf], np.float64)
-        d = np.hypot(*(xy[:, None] - xy[None]).transpose(2, 0, 1))
-        drop, r = set(), self.cfg.merge_px
-        for i in range(len(conf)):
-            if id(conf[i]) in drop:
-                continue
-            for j in np.flatnonzero(d[i, i + 1:] < r) + i + 1:
-                drop.add(id(conf[j]))
+        """Drop each confirmed track within `merge_px` of a kept one with a higher mean score (one
+        target, one track; the stronger is usually the target, the weaker its second peak)."""
+        kept, drop, r2 = [], set(), self.cfg.merge_px ** 2
+        for t in sorted((t for t in tracks if t.id > 0), key=lambda t: -t.score_sum / t.hits):
+            x, y = float(t.kf.statePost[0, 0]), float(t.kf.statePost[1, 0])
+            if any((x - a) ** 2 + (y - b) ** 2 < r2 for a, b in kept):
+                drop.add(id(t))
+            else:
+                kept.append((x, y))
         return [t for t in tracks if id(t) not in drop] if drop else tracks
 
     def _births(self, det: np.ndarray, scores: np.ndarray, free: np.ndarray, hit: np.ndarray) -> list[int]:

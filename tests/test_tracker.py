@@ -244,6 +244,13 @@ def _edge_run(capsys, *argv):
     return rc
 
 
+def _shipped_tracker() -> TrackerConfig:
+    from edge.run import pick_artifact
+    from edge.track_settings import track_settings, tracking_entry
+
+    return track_settings(tracking_entry(pick_artifact("openvino", None, None)), None, []).config
+
+
 def _check_track_outputs(out, birth_hits):
     s = json.loads((out / "summary.json").read_text())
     assert s["tracker"]["config"]["birth_hits"] == birth_hits and s["tracker"]["tracks"] >= 1
@@ -276,7 +283,8 @@ def test_edge_run_track_on_a_video_and_a_folder_of_frames(tmp_path, capsys):
     from edge.demo import demo_video
 
     assert _edge_run(capsys, "--source", demo_video(), "--track", "--frames", 10, "--save", tmp_path / "v") == 0
-    _check_track_outputs(tmp_path / "v", TrackerConfig().birth_hits)
+    m = _shipped_tracker().birth_hits  # the shipped model's tracking operating point (or the defaults)
+    _check_track_outputs(tmp_path / "v", m)
     cap, frames = cv2.VideoCapture(str(demo_video())), tmp_path / "frames"
     frames.mkdir()
     for i in range(10):
@@ -284,7 +292,7 @@ def test_edge_run_track_on_a_video_and_a_folder_of_frames(tmp_path, capsys):
         cv2.imwrite(str(frames / f"{i:03d}.png"), f)
     cap.release()
     assert _edge_run(capsys, "--source", frames, "--track", "--save", tmp_path / "f") == 0
-    _check_track_outputs(tmp_path / "f", TrackerConfig().birth_hits)
+    _check_track_outputs(tmp_path / "f", m)
 
 
 # --------------------------------------------------------------------------- benchmarks.track scores
