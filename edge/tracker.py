@@ -340,14 +340,21 @@ class Tracker:
     def _merge(self, tracks: list[_KTrack]) -> list[_KTrack]:
         """Drop each confirmed track within `merge_px` of a kept one with a higher mean score (one
         target, one track; the stronger is usually the target, the weaker its second peak)."""
-        kept, drop, r2 = [], set(), self.cfg.merge_px ** 2
-        for t in sorted((t for t in tracks if t.id > 0), key=lambda t: -t.score_sum / t.hits):
-            x, y = float(t.kf.statePost[0, 0]), float(t.kf.statePost[1, 0])
-            if any((x - a) ** 2 + (y - b) ** 2 < r2 for a, b in kept):
+        conf = sorted((t for t in tracks if t.id > 0), key=lambda t: -t.score_sum / t.hits)
+        if len(conf) < 2:
+            return tracks
+        xy = np.array([t.kf.statePost[:2, 0] for t in conf], np.float64)
+        close = ((xy[:, None] - xy[None]) ** 2).sum(-1) < self.cfg.merge_px ** 2
+        np.fill_diagonal(close, False)
+        if not close.any():  # the common case: nothing to merge
+            return tracks
+        kept, drop = [], set()
+        for i, t in enumerate(conf):
+            if close[i, kept].any():
                 drop.add(id(t))
             else:
-                kept.append((x, y))
-        return [t for t in tracks if id(t) not in drop] if drop else tracks
+                kept.append(i)
+        return [t for t in tracks if id(t) not in drop]
 
     def _births(self, det: np.ndarray, scores: np.ndarray, free: np.ndarray, hit: np.ndarray) -> list[int]:
         """The free detections that start a track: score >= birth_score and, with exclusion_px,

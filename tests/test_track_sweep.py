@@ -129,3 +129,15 @@ def test_edge_run_track_uses_the_stored_point_unless_conf(tmp_path, capsys):
     assert edge_run.main([*base, "--conf", "0.85", "--tracker", "birth_hits=3", "--save", str(tmp_path / "b")]) == 0
     s = json.loads((tmp_path / "b" / "summary.json").read_text())
     assert s["conf"] == 0.85 and s["tracker"]["config"]["birth_hits"] == 3 and "--conf" in s["tracker"]["settings"]
+
+
+def test_a_new_per_frame_threshold_keeps_the_tracking_point(tmp_path):
+    from quantize.pick import set_operating_point, set_tracking_point
+
+    art = _copy_shipped_openvino(tmp_path)
+    entry = {"thr": 0.5, "tracker": {}, "rule": "r"}
+    set_tracking_point(art.parent, entry)
+    set_operating_point(art.parent, 0.8, "another per-frame pick")
+    assert stored_entry(art) == entry
+    with pytest.raises(Exception, match="rule"):
+        set_tracking_point(art.parent, {"thr": 0.5, "tracker": {}, "rule": " "})
