@@ -2,6 +2,7 @@
 
     python -m benchmarks.track [--data ../shared/data/ir-drone --split val] [--frame-stride 1]
         [--clips N] [--model ARTIFACT] [--tracker NAME=VALUE ...] [--sweep NAME=V1,V2 ...]
+    python -m benchmarks.track --sweep-thr [--thr-grid T,..] [--mn M/N,..] [--birth B,..] [--img PNG] [--write-op]
 
 Why: a tracker is worth its place only if it removes false alarms without losing targets; this
 measures both on real thermal clips, with the standard tracking scores (MOTA, IDF1, HOTA,
@@ -30,7 +31,8 @@ from benchmarks.track_data import clip_names, load_or_detect
 from benchmarks.track_metrics import ClipResult, have_trackeval, score_points, score_tracks
 from edge.tracker import Tracker, TrackerConfig
 
-CONF_LOW = 0.1  # cached detections: every peak above this (rows filter at their own threshold)
+CONF_LOW = 0.05  # cached detections: every peak above this (rows filter at their own threshold: exact, see
+# benchmarks.track_sweep); also the "any threshold" of the miss classes
 MTI_PX = 5.0  # the moving-target row's min_travel_px
 
 
@@ -67,7 +69,8 @@ def plain(clips, conf: float) -> list[ClipResult]:
 
 def synthetic_speed(n_targets: int = 10, frames: int = 2000, seed: int = 0, cfg: TrackerConfig | None = None) -> dict:
     """Tracker time per frame (ms) on `n_targets` constant-velocity points with 0.3 px noise,
-    one missed detection in 20 and two clutter points a frame (all tracks confirmed)."""
+    one missed detection in 20 and two clutter points a frame (all tracks confirmed). Every score
+    is 0.95, above any birth floor a tuned tracker may have (`birth_score`), so tracks are born."""
     rng = np.random.default_rng(seed)
     p0 = rng.uniform(20, 600, (n_targets, 2))
     v = rng.uniform(-1.5, 1.5, (n_targets, 2))
@@ -76,7 +79,7 @@ def synthetic_speed(n_targets: int = 10, frames: int = 2000, seed: int = 0, cfg:
         d = p0 + v * i + rng.normal(0, 0.3, p0.shape)
         d = d[rng.random(n_targets) > 0.05]
         d = np.concatenate([d, rng.uniform(0, 640, (2, 2))])
-        dets.append(np.concatenate([d, np.full((len(d), 1), 0.8)], 1))
+        dets.append(np.concatenate([d, np.full((len(d), 1), 0.95)], 1))
     tr = Tracker(cfg or TrackerConfig())
     ts, wall, n = [], [], []
     for i, d in enumerate(dets):
@@ -205,7 +208,49 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cache", default="runs/track_cache")
     p.add_argument("--out", default="runs/track", help="folder for track.json and track.md")
     p.add_argument("--synthetic-frames", type=int, default=2000)
+    p.add_argument("--threads", type=int, help="detector runtime threads (default: the runtime's)")
+    p.add_argument("--sweep-thr", action="store_true", help="detector threshold x M-of-N confirmation: per-frame "
+                   "and track P/R/F1/false points, Pd-FPPI plot, the tracking operating point (benchmarks.track_sweep)")
+    p.add_argument("--thr-grid", metavar="T1,T2", help="with --sweep-thr: detector thresholds")
+    p.add_argument("--mn", metavar="M/N,...", help="with --sweep-thr: birth_hits/birth_window pairs")
+    p.add_argument("--birth", metavar="B1,B2", help="with --sweep-thr: birth_score floors (0: none)")
+    p.add_argument("--merge", metavar="PX1,PX2", help="with --sweep-thr: merge_px values (0: off)")
+    p.add_argument("--img", help="with --sweep-thr: also write the plot here (e.g. docs/img/track_pd_fppi.png)")
+    p.add_argument("--write-op", action="store_true", help="with --sweep-thr: store the tracking operating point "
+                   "in the model's sidecars (the checkpoint's and every artifact's beside it)")
     return p
+
+
+def sweep_thr(args, pred, clips, conf: float, cfg: TrackerConfig, log) -> int:
+    """`--sweep-thr`: benchmarks.track_sweep, its files in --out (and --img), --write-op into the sidecars."""
+    import shutil
+
+    from benchmarks.track_sweep import plot, run_sweep_thr, settings_text
+
+    s = run_sweep_thr(args, clips, conf, cfg, CONF_LOW, log)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    marks = {f"per-frame, shipped {conf:g}": s["reference"], f"tracks, shipped {conf:g}": s["shipped_tracks"],
+             f"tracking operating point {s['best']['thr']:g}": s["best"]}
+    png = plot(s["frame_rows"], s["curve"], marks, out / "track_pd_fppi.png",
+               f"{Path(args.data).name} {args.split}: {s['clips']} clips, {s['frames']} frames; {pred.model_path.name}",
+               f"confirmed tracks ({settings_text(s['best'])})")
+    if args.img:
+        Path(args.img).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(png, args.img)
+    head = (f"{args.data} {args.split}: {s['clips']} clips, {s['frames']} frames (stride {args.frame_stride}); "
+            f"{pred.model_path.name} ({pred.backend.name}); {len(s['track_rows'])} tracker runs")
+    lines = [head, "", *s["lines"]]
+    if args.write_op:
+        from quantize.pick import set_tracking_point
+
+        folder = pred.model_path if pred.model_path.is_dir() else pred.model_path.parent
+        sides = set_tracking_point(folder.parent, s["entry"])
+        lines.append(f"tracking operating point written into {len(sides)} sidecar(s) under {folder.parent.parent}")
+    print("\n".join(lines))
+    (out / "track_sweep.json").write_text(json.dumps({k: v for k, v in s.items() if k != "lines"}, indent=2) + "\n")
+    (out / "track_sweep.md").write_text("\n".join(lines) + "\n")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -217,7 +262,7 @@ def main(argv: list[str] | None = None) -> int:
 
     root = Path(args.data)
     names = clip_names(root, args.split)[: args.clips or None]
-    pred = Predictor(args.model, args.backend, conf=CONF_LOW)
+    pred = Predictor(args.model, args.backend, args.threads, conf=CONF_LOW)
     conf = float(args.conf if args.conf is not None else pred.meta.codec.get("thr", 0.35))
     cfg = TrackerConfig.from_pairs(args.tracker)
     ego = (cfg.ego_method, cfg.ego_scale)
@@ -227,6 +272,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.sweep:
         sweep(clips, cfg, conf, args.sweep, ref, log)
         return 0
+    if args.sweep_thr:
+        return sweep_thr(args, pred, clips, conf, cfg, log)
     res, times = run_tracker(clips, cfg, conf)
     rows = [ref, row("confirmed tracks" + (" (ego-motion)" if cfg.ego_motion else ""), res, conf, times, cfg)]
     other = replace(cfg, ego_motion=not cfg.ego_motion)

@@ -137,6 +137,8 @@ def format_report(summary: dict) -> list[str]:
     else:
         lines.append(f"power: {summary['power_w']:.2f} W mean, {summary['energy_mj_per_frame']:.1f} mJ/frame "
                      f"({summary['power_source']})")
+    if summary.get("tracker", {}).get("settings"):
+        lines.append(f"tracking: {summary['tracker']['settings']}")
     if summary.get("metrics_line"):
         lines.append(f"metrics: {summary['metrics_line']}")
     if summary.get("stop_reason") not in (None, "end of source"):  # a truncated video, a stalled camera, Ctrl-C
@@ -167,7 +169,14 @@ class Run:
             from edge.backends import BACKENDS
 
             model = zoo.resolve_artifact(model, BACKENDS[args.backend or "onnxruntime"].format, args.precision)
-        self.pred = Predictor(model, args.backend, args.threads, args.mode, args.conf,
+        conf, self.track_settings = args.conf, None
+        if getattr(args, "track", False):  # the model's tracking operating point, unless --conf/--tracker
+            from edge.track_settings import track_settings, tracking_entry
+
+            self.track_settings = track_settings(tracking_entry(model), args.conf, getattr(args, "tracker", None))
+            conf = self.track_settings.conf
+            print(f"tracking: {self.track_settings.source}", file=sys.stderr)
+        self.pred = Predictor(model, args.backend, args.threads, args.mode, conf,
                               raw16=getattr(args, "raw16", None))
         self.source = open_source(args.source, args.frames, args.split, args.frame_stride, args.realtime)
         self.source.should_stop = lambda: self.stop.reason is not None  # long skips and reads end on a signal
@@ -182,9 +191,8 @@ class Run:
         self.track = None
         if getattr(args, "track", False):  # the confirmed tracks' points are what is reported and scored
             from edge.track_outputs import TrackRun, draw_tracks
-            from edge.tracker import TrackerConfig
 
-            self.track = TrackRun(TrackerConfig.from_pairs(getattr(args, "tracker", None)), args.save)
+            self.track = TrackRun(self.track_settings.config, args.save)
             self.writer.layers.append(draw_tracks)
         self.metrics = None
         if self.source.labelled:  # the accumulator every scoring loop uses: overall, per clip, skips
@@ -220,7 +228,7 @@ class Run:
         out.update(self.source.report())
         out.update(self.writer.report())
         if self.track is not None:
-            out["tracker"] = self.track.summary()
+            out["tracker"] = {**self.track.summary(), "settings": self.track_settings.source}
         from edge.outputs import _clean
 
         return _clean(out)

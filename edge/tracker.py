@@ -55,6 +55,9 @@ class TrackerConfig:
         shows a second peak beside the first, and without this it becomes a second, duplicate
         track that is a false point in every frame. Two real targets closer than this are told
         apart once they separate. 0: off.
+    merge_px: a confirmed track within this distance of an older confirmed track is dropped (a
+        large target's second peak that became a track anyway, e.g. continued by weak detections
+        under a low detector threshold, is a false point in every frame it lives). 0: off.
     ego_motion: compensate camera motion by global frame registration (needs `frame`).
     ego_method: 'phase' (phase correlation) or 'ecc'; ego_min_response: phase correlations
         weaker than this are ignored (featureless sky); ego_scale: registration resolution.
@@ -74,6 +77,7 @@ class TrackerConfig:
     measurement_noise: float = 1.0
     birth_score: float = 0.0
     exclusion_px: float = 12.0
+    merge_px: float = 0.0
     ego_motion: bool = False
     ego_method: str = "phase"
     ego_min_response: float = 0.05
@@ -91,8 +95,8 @@ class TrackerConfig:
                              f"coast={self.coast}")
         if self.process_noise <= 0 or self.measurement_noise <= 0:
             raise ValueError("process_noise and measurement_noise must be > 0")
-        if self.exclusion_px < 0:
-            raise ValueError(f"exclusion_px must be >= 0, got {self.exclusion_px}")
+        if self.exclusion_px < 0 or self.merge_px < 0:
+            raise ValueError(f"exclusion_px and merge_px must be >= 0, got {self.exclusion_px}, {self.merge_px}")
         if self.min_travel_px < 0:
             raise ValueError(f"min_travel_px must be >= 0, got {self.min_travel_px}")
         if self.ego_method not in EGO_METHODS:
@@ -342,8 +346,27 @@ class Tracker:
             if cfg.birth_hits == 1:  # M = 1: every detection is a confirmed track at once
                 t.id, self.next_id = self.next_id, self.next_id + 1
             alive.append(t)
-        self.tracks = alive
+        self.tracks = self._merge(alive) if cfg.merge_px > 0 else alive
         return self.confirmed()
+
+    def _merge(self, tracks: list[_KTrack]) -> list[_KTrack]:
+        """Drop each confirmed track within `merge_px` of a kept one with a higher mean score (one
+        target, one track; the stronger is usually the target, the weaker its second peak)."""
+        conf = sorted((t for t in tracks if t.id > 0), key=lambda t: -t.score_sum / t.hits)
+        if len(conf) < 2:
+            return tracks
+        xy = np.array([t.kf.statePost[:2, 0] for t in conf], np.float64)
+        close = ((xy[:, None] - xy[None]) ** 2).sum(-1) < self.cfg.merge_px ** 2
+        np.fill_diagonal(close, False)
+        if not close.any():  # the common case: nothing to merge
+            return tracks
+        kept, drop = [], set()
+        for i, t in enumerate(conf):
+            if close[i, kept].any():
+                drop.add(id(t))
+            else:
+                kept.append(i)
+        return [t for t in tracks if id(t) not in drop]
 
     def _births(self, det: np.ndarray, scores: np.ndarray, free: np.ndarray, hit: np.ndarray) -> list[int]:
         """The free detections that start a track: score >= birth_score and, with exclusion_px,

@@ -82,13 +82,33 @@ def _operating_point(side: Path) -> dict:
     return dict(json.loads(side.read_text()).get("extra", {}).get("operating_point") or {})
 
 
+def _sidecars(export_root: Path) -> list[Path]:
+    """The checkpoint's sidecar (beside `export_root`, when there) and every artifact's in it."""
+    checkpoint_side = export_root.parent / SIDECAR_NAME
+    sides = [checkpoint_side] if checkpoint_side.is_file() else []
+    return sides + [folder / SIDECAR_NAME for folder, _ in sorted(find_artifacts(export_root))]
+
+
+def set_tracking_point(export_root: str | Path, entry: dict) -> list[Path]:
+    """Write the tracking operating point (`extra.operating_point.tracking`: thr, tracker settings,
+    rule; edge.track_settings) into the checkpoint's sidecar and every artifact's. Only the sidecar
+    JSON changes: its hashes are of the model files (edge.integrity), so the artifacts still load."""
+    if not 0 < float(entry.get("thr", -1)) <= 1 or not str(entry.get("rule", "")).strip():
+        raise SpireEdgeError("a tracking operating point needs thr in (0, 1] and the rule it was chosen by")
+    sides = _sidecars(Path(export_root))
+    for side in sides:
+        meta = json.loads(side.read_text())
+        meta.setdefault("extra", {}).setdefault("operating_point", {})["tracking"] = dict(entry)
+        atomic_write_json(side, meta)
+    return sides
+
+
 def set_operating_point(export_root: str | Path, thr: float, rule: str, fit: str | None = None) -> list[Path]:
     """Write threshold `thr` (and, given, the small-frame policy `fit`: edge.preprocess.FITS) into the
     checkpoint's sidecar (beside `export_root`) and every artifact's."""
     export_root = Path(export_root)
     checkpoint_side = export_root.parent / SIDECAR_NAME
-    sides = [checkpoint_side] if checkpoint_side.is_file() else []
-    sides += [folder / SIDECAR_NAME for folder, _ in sorted(find_artifacts(export_root))]
+    sides = _sidecars(export_root)
     # A re-exported artifact has no operating point yet: it inherits the checkpoint's, so
     # re-applying the same pick keeps the threshold it first replaced instead of erasing it.
     inherited = _operating_point(checkpoint_side) if sides and sides[0] == checkpoint_side else {}
@@ -104,6 +124,8 @@ def set_operating_point(export_root: str | Path, thr: float, rule: str, fit: str
             old = prior["replaces"]  # already at this pick (a re-export took it): keep what it first replaced
         meta["codec"]["thr"] = float(thr)
         point = {"thr": float(thr), "replaces": old, "rule": rule}
+        if "tracking" in prior:  # chosen with this detector's points: kept, the sweep re-chooses it
+            point["tracking"] = prior["tracking"]
         if fit is not None:
             meta["preprocess"]["fit"] = fit
             point["fit"] = fit

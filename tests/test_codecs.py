@@ -288,3 +288,22 @@ def test_default_prps_target_follows_the_intensity_prior():
     assert q[5:7].max() < 0.25 * g[5:7].max()  # dark rows above the streak are suppressed
     flat = prps.encode(p, image=np.full((64, 64), 100, np.float32))["heatmap"]
     np.testing.assert_allclose(flat, g, atol=0.05)  # no contrast: the plain Gaussian
+
+
+@pytest.mark.parametrize("faithful", [False, True])
+def test_decode_at_t_is_the_low_threshold_decode_filtered_at_t(faithful):
+    """benchmarks.track --sweep-thr decodes once at a low threshold and re-filters: that must be
+    exactly decode(thr=t), also with more than 4·K peaks (the partial-sort path) and with ties at
+    the K-th score (INT8 outputs take few distinct values)."""
+    rng = np.random.default_rng(3)
+    codec = GaussianCodec(128, faithful=faithful, top_k=8)
+    for trial in range(40):
+        hm = rng.random((32, 32)).astype(np.float32)
+        if trial % 2:  # quantised map: many equal scores
+            hm = np.round(hm * 16) / 16
+        low = codec.decode(hm, thr=0.05)
+        for t in (0.1, 0.3, 0.5, 0.7, 0.85, 0.95):
+            ref = codec.decode(hm, thr=t)
+            keep = low.scores > np.float32(t)
+            np.testing.assert_array_equal(low.xy[keep], ref.xy)
+            np.testing.assert_array_equal(low.scores[keep], ref.scores)

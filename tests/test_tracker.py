@@ -98,6 +98,19 @@ def test_a_second_peak_beside_a_target_starts_no_duplicate_track():
         TrackerConfig(exclusion_px=-1)
 
 
+def test_merge_drops_the_weaker_of_two_confirmed_tracks_on_one_target():
+    """Two peaks 15 px apart (beyond exclusion_px 12: both become tracks); merge_px=20 keeps one,
+    the stronger, and leaves a separate target 60 px away alone."""
+    dets = [np.array([[50.0 + i, 40.0, 0.9], [65.0 + i, 40.0, 0.5], [50.0 + i, 100.0, 0.6]]) for i in range(12)]
+    for merge, n in ((0.0, 3), (20.0, 2)):
+        tr = Tracker(TrackerConfig(merge_px=merge))
+        for i, d in enumerate(dets):
+            out = tr.update(d, None, i)
+        assert len(out) == n
+        if merge:
+            assert sorted(round(float(t.xy[1])) for t in out) == [40, 100] and min(t.score for t in out) == pytest.approx(0.6)
+
+
 @pytest.mark.parametrize("length", [1, 3, 4])
 def test_occlusion_shorter_than_k_keeps_the_id(length):
     cfg = TrackerConfig(max_misses=5)
@@ -233,6 +246,13 @@ def _edge_run(capsys, *argv):
     return rc
 
 
+def _shipped_tracker() -> TrackerConfig:
+    from edge.run import pick_artifact
+    from edge.track_settings import track_settings, tracking_entry
+
+    return track_settings(tracking_entry(pick_artifact("openvino", None, None)), None, []).config
+
+
 def _check_track_outputs(out, birth_hits):
     s = json.loads((out / "summary.json").read_text())
     assert s["tracker"]["config"]["birth_hits"] == birth_hits and s["tracker"]["tracks"] >= 1
@@ -267,7 +287,8 @@ def test_edge_run_track_on_a_video_and_a_folder_of_frames(tmp_path, capsys):
     from edge.demo import demo_video
 
     assert _edge_run(capsys, "--source", demo_video(), "--track", "--frames", 10, "--save", tmp_path / "v") == 0
-    _check_track_outputs(tmp_path / "v", TrackerConfig().birth_hits)
+    m = _shipped_tracker().birth_hits  # the shipped model's tracking operating point (or the defaults)
+    _check_track_outputs(tmp_path / "v", m)
     cap, frames = cv2.VideoCapture(str(demo_video())), tmp_path / "frames"
     frames.mkdir()
     for i in range(10):
@@ -275,7 +296,7 @@ def test_edge_run_track_on_a_video_and_a_folder_of_frames(tmp_path, capsys):
         cv2.imwrite(str(frames / f"{i:03d}.png"), f)
     cap.release()
     assert _edge_run(capsys, "--source", frames, "--track", "--save", tmp_path / "f") == 0
-    _check_track_outputs(tmp_path / "f", TrackerConfig().birth_hits)
+    _check_track_outputs(tmp_path / "f", m)
 
 
 # --------------------------------------------------------------------------- benchmarks.track scores

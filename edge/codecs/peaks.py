@@ -78,14 +78,21 @@ def find_peaks(hm: np.ndarray, thr: float) -> tuple[np.ndarray, np.ndarray]:
 def select_top_k(idx: np.ndarray, vals: np.ndarray, top_k: int, vr: float | None = None):
     """Sort by value (descending, ties in row-major order as SPIRE's stable sort), keep K.
 
+    Why the order is total (value, then row-major index): it makes top-K a prefix of one sorted
+    list, so the K best peaks above t are the peaks above t among the K best above any t' < t.
+
     vals: (P, 9) windows from `find_peaks` (or (P,) values). vr (SPIRE's relative cut, method.md
     §4 step 3): drop every peak whose gap to the best exceeds vr·best (the official
     `max − min > vr·max` test, in float32).
     """
     v = vals[:, 0] if vals.ndim == 2 else vals
     if v.size > 4 * top_k and vr is None:  # many peaks: partial sort first
-        part = np.argpartition(-v, top_k - 1)[:top_k]
-        order = part[np.argsort(-v[part], kind="stable")]
+        # every peak tied with the K-th value is kept before the stable sort, so ties at the cut
+        # break in row-major order as in the full sort: decoding at threshold t then equals the
+        # points of a lower-threshold decode with score > t, exactly (benchmarks.track --sweep-thr)
+        kth = -np.partition(-v, top_k - 1)[top_k - 1]
+        part = np.flatnonzero(v >= kth)
+        order = part[np.argsort(-v[part], kind="stable")][:top_k]
     else:
         order = np.argsort(-v, kind="stable")
         if vr is not None and order.size:
