@@ -4,8 +4,8 @@ Why: a wheel holding only code cannot run `python -m edge.run` (no model), and a
 the artifacts in the source tree would drift from weights/. So weights/ stays the one copy and
 `build_py` copies into the built package `edge/_weights/`: ladder.json and, from the default
 rung's export/ folder, its OpenVINO and ONNX artifacts at INT8 and FP32 (about 1.6 MB) plus
-defaults.json restricted to them. edge.zoo finds them through importlib.resources when there is
-no checkout. Left out (named by edge.zoo.not_in_wheel when asked for): the other rungs, the
+defaults.json restricted to them. edge.model.zoo finds them through importlib.resources when there is
+no checkout. Left out (named by edge.model.zoo.not_in_wheel when asked for): the other rungs, the
 torch checkpoints and the TFLite / TensorRT artifacts. Metadata lives in setup.cfg.
 """
 import json
@@ -18,7 +18,7 @@ from setuptools.command.build_py import build_py
 ROOT = Path(__file__).resolve().parent
 WHEEL_FORMATS = ("openvino", "onnx")
 WHEEL_PRECISIONS = ("int8", "fp32")
-PACKAGE_WEIGHTS = ("edge", "_weights")  # edge.zoo.PACKAGE_WEIGHTS
+PACKAGE_WEIGHTS = ("edge", "_weights")  # edge.model.zoo.PACKAGE_WEIGHTS
 
 
 def copy_default_model(weights: Path, dst: Path) -> list[str]:

@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from edge.errors import SpireEdgeError
-from edge.targets import TARGETS
+from edge.model.targets import TARGETS
 
-# benchmark backend -> sidecar format / export target (the exportable rows of edge.targets)
+# benchmark backend -> sidecar format / export target (the exportable rows of edge.model.targets)
 BACKEND_FORMAT = {t.backend: t.format for t in TARGETS.values() if t.exportable}
 ENGINE_SUFFIXES = (".engine", ".plan")
 
@@ -75,7 +75,7 @@ class ArtifactMaker:
         weights: the shipped checkpoint (None on a device without it: only found artifacts run).
         imgsz: the input size of the rows.
         cache: where new exports go (`<out>/artifacts`).
-        search: extra folders searched for ready artifacts (default: edge.zoo.export_roots()); the
+        search: extra folders searched for ready artifacts (default: edge.model.zoo.export_roots()); the
             checkpoint's own `export/` sibling folder is always searched.
         calib_data / calib_split / calib_frames: PTQ calibration (None: synthetic frames).
         val_frames: frames of the PTQ fidelity report (kept small: the benchmark measures accuracy itself).
@@ -110,7 +110,7 @@ class ArtifactMaker:
 
     def checkpoint_sha(self) -> str | None:
         if self._sha is None and self.weights is not None and Path(self.weights).is_file():
-            from edge.sidecar import file_sha256
+            from edge.model.sidecar import file_sha256
             self._sha = file_sha256(self.weights)
         return self._sha
 
@@ -123,7 +123,7 @@ class ArtifactMaker:
             roots += [Path(p) for p in self.search]
         else:
             try:
-                from edge.zoo import export_roots
+                from edge.model.zoo import export_roots
                 roots += export_roots()
             except ImportError:
                 pass
@@ -145,7 +145,7 @@ class ArtifactMaker:
         """A ready artifact folder for this row, or None."""
         if not self.reuse:
             return None
-        from edge.zoo import find_artifacts
+        from edge.model.zoo import find_artifacts
         for root in self._roots():
             if not root.is_dir():
                 continue
@@ -189,7 +189,7 @@ class ArtifactMaker:
             p = Path(p)
             folder = p if p.is_dir() else p.parent
             try:
-                from edge.sidecar import read_sidecar
+                from edge.model.sidecar import read_sidecar
                 meta = read_sidecar(folder, verify=False)
             except SpireEdgeError:
                 continue

@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 
 from edge.codecs import PRPSCodec
-from edge.preprocess import Letterbox
+from edge.inference.preprocess import Letterbox
 
 KERNEL = np.ones((3, 3), np.uint8)
 

@@ -3,7 +3,7 @@
 A latency figure means nothing without the hardware and the thread count behind it, so every
 row of the table carries a device string: the CPU model and the pinned threads on a PC, or the
 Jetson model and its `nvpmodel` power mode on a Jetson (whose speed depends on that mode more
-than on anything else). Power comes from `edge.power` (RAPL, INA3221, tegrastats, Pi PMIC...);
+than on anything else). Power comes from `edge.device.power` (RAPL, INA3221, tegrastats, Pi PMIC...);
 where no sensor is readable the figures stay `None` and the table prints n/a, never a guess.
 """
 from __future__ import annotations
@@ -74,7 +74,7 @@ def default_threads() -> int:
 
 @dataclass
 class PowerMeter:
-    """Mean watts over a measured span, from edge.power's background sampler; n/a without a sensor.
+    """Mean watts over a measured span, from edge.device.power's background sampler; n/a without a sensor.
 
     `start()` / `stop()` bracket one row's end-to-end loop; `watts` and `note` describe the result.
     """
@@ -91,9 +91,9 @@ class PowerMeter:
             return
         self._detected = True
         try:
-            from edge import power
+            from edge.device import power
         except ImportError as e:  # the runtime helper's module is missing
-            self.note = f"n/a (edge.power unavailable: {e})"
+            self.note = f"n/a (edge.device.power unavailable: {e})"
             return
         try:
             sensor, tried = power.detect(self.override)
@@ -112,7 +112,7 @@ class PowerMeter:
         self.watts = None
         if self._sensor is None:
             return
-        from edge.power import PowerSampler
+        from edge.device.power import PowerSampler
         self._sampler = PowerSampler(self._sensor).start()
 
     def stop(self) -> float | None:

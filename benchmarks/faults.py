@@ -132,9 +132,9 @@ def faults(a: argparse.Namespace, cases=None) -> tuple[list[dict], Path | None]:
     """Run the selected cases; returns (rows, results folder or None with --list)."""
     from benchmarks.fault_cases import CASES  # noqa: PLC0415  (the catalogue loads its fixtures lazily)
     from benchmarks.fault_fixtures import Fixtures
-    from edge.runfolders import check_out_path
+    from edge.outputs.runfolders import check_out_path
     from edge.errors import SpireEdgeError
-    from edge.runfolders import new_run_folder
+    from edge.outputs.runfolders import new_run_folder
 
     picked = select(CASES if cases is None else cases, a.quick, a.only)
     if a.list:

@@ -9,7 +9,7 @@ speed-up in the README is measured against).
 Each rung is measured the way a user runs it:
 - accuracy: the rung's committed export for `--backends`/`--precisions` (found in its weights
   folder's export/, or exported now by `benchmarks.artifacts`), run through
-  `edge.predictor.Predictor` (native resolution, tiled where larger than the input, the
+  `edge.inference.predictor.Predictor` (native resolution, tiled where larger than the input, the
   sidecar's threshold) over `edge.sources.open_source(ROOT, split, stride)` and scored by
   `edge.scoring.score` into a `RunScores`: the same reader, predictor and metrics `python -m edge.run --source
   ROOT --split val` uses, so the figures are edge.run's;
@@ -77,8 +77,8 @@ def _size(rung: Rung, model, imgsz: int) -> None:
 
 def measure_rung(name: str, cfg, roots: list[str], stride: int, frames: list) -> Rung:
     """One rung: find/export its artifact, score every root, time it; a failure is its status."""
-    from edge.predictor import Predictor
-    from edge.zoo import named_checkpoint
+    from edge.inference.predictor import Predictor
+    from edge.model.zoo import named_checkpoint
     from spire.models import load_checkpoint
 
     backend, precision = cfg.backends[0], cfg.precisions[0]
@@ -158,8 +158,8 @@ def markdown(rungs: list[Rung], roots: list[str], imgsz: int, backend: str, prec
 def run_ladder(cfg, roots: list[str], stride: int, names: list[str] | None = None, command: str = "") -> list[Rung]:
     """Measure every rung (weights/ladder.json order, or `names`) and the official row; write and print the table."""
     from benchmarks.device import device_string
-    from edge.runfolders import new_run_folder, release_claim
-    from edge.zoo import ladder
+    from edge.outputs.runfolders import new_run_folder, release_claim
+    from edge.model.zoo import ladder
 
     if not roots:
         raise SpireEdgeError("--ladder needs --data VAL_ROOT [VAL_ROOT ...]: the validation sets each rung is "

@@ -1,6 +1,6 @@
 """Measure one row: accuracy, end-to-end and infer-only latency, power — the same way for every row.
 
-Every row goes through `edge.predictor.Predictor` (read → preprocess → infer → decode with the
+Every row goes through `edge.inference.predictor.Predictor` (read → preprocess → infer → decode with the
 sidecar's preprocessing and codec), so rows differ only in the model and the runtime. The torch
 rows use the same Predictor with a torch module in the backend slot (`spire.torch_backend`), so the
 torch baseline pays the same preprocessing and decoding as everything else and the speed-ups
@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.rows import Row
-from edge.predictor import STAGES
+from edge.inference.predictor import STAGES
 from edge.scoring import LabelledFrame, score
 
 
@@ -51,7 +51,7 @@ def synthetic_frames(n: int, size: int, seed: int = 12345) -> list[LabelledFrame
     The seed differs from the PTQ calibration and fidelity seeds, so INT8 is never measured on
     its calibration frames.
     """
-    from edge.synthetic import SyntheticDataset
+    from edge.datasets.synthetic import SyntheticDataset
 
     ds = SyntheticDataset(n, size, seed=seed)
     return [LabelledFrame.from_sample(ds[i], i) for i in range(len(ds))]
@@ -105,7 +105,7 @@ def torch_predictor(src, threads: int | None, mode: str = "auto"):
     """An edge Predictor running the torch module of `src` (an export.common.Source): spire's torch
     backend, the same one spire.evaluate and training-time validation run through."""
     from edge.codecs import build_codec
-    from edge.preprocess import PreprocessConfig
+    from edge.inference.preprocess import PreprocessConfig
     from spire.torch_backend import torch_predictor as predictor
 
     return predictor(src.model, PreprocessConfig.from_dict(src.preprocess), build_codec(dict(src.codec)), mode=mode,
@@ -119,7 +119,7 @@ def _pct(values: list[float], q: float) -> float | None:
 def infer_input(predictor, frame: LabelledFrame) -> np.ndarray:
     """One preprocessed (1, C, S, S) input for the infer-only timing."""
     from edge.frames import read_frame
-    from edge.preprocess import preprocess
+    from edge.inference.preprocess import preprocess
 
     x, _ = preprocess(read_frame(frame.frame, frame.name), predictor.cfg)
     return x[None]
@@ -173,10 +173,6 @@ def measure(row: Row, predictor, frames: list[LabelledFrame], timing: TimingConf
     if power is not None:
         row.power_source = power.note
     return row
-
-
-def file_mb(path: Path | None) -> float | None:
-    return Path(path).stat().st_size / 1e6 if path is not None and Path(path).is_file() else None
 
 
 def state_dict_mb(model) -> float:

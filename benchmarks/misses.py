@@ -29,7 +29,7 @@ from edge.metrics.constants import HIT_RADIUS_PX
 from edge.metrics.matching import pairwise_distances
 from edge.metrics.points import PointMetrics
 from edge.metrics.scr import measure_scr
-from edge.runfolders import new_run_folder, release_claim
+from edge.outputs.runfolders import new_run_folder, release_claim
 from edge.scoring import SourceFrames, score
 from edge.sources import open_source
 
@@ -113,8 +113,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    from edge.predictor import Predictor
-    from edge.zoo import resolve_artifact
+    from edge.inference.predictor import Predictor
+    from edge.model.zoo import resolve_artifact
 
     a = build_parser().parse_args(argv)
     model = resolve_artifact(a.model, a.backend or "openvino") if a.model else None

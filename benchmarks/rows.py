@@ -12,10 +12,10 @@ import importlib.util
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from edge.targets import TARGETS
+from edge.model.targets import TARGETS
 
 # backend -> precisions it is measured at, in table order, and the Python module whose presence
-# decides whether its rows are planned by default: both from the one target table (edge.targets;
+# decides whether its rows are planned by default: both from the one target table (edge.model.targets;
 # TensorRT has no fp32 row: on a Jetson FP16 is the floating-point baseline).
 BACKEND_PRECISIONS: dict[str, tuple[str, ...]] = {t.backend: t.bench_precisions for t in TARGETS.values()}
 RUNTIME_MODULES: dict[str, str] = {t.backend: t.runtime_module for t in TARGETS.values()}

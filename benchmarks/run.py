@@ -3,7 +3,7 @@
 Why: the claims that matter on a device — "INT8 OpenVINO is 20× faster than the published
 SPIRE network at no loss of accuracy", "decode is free" — are only believable measured side by
 side in one run, on the same frames, with the same pipeline, threads pinned and stated. Each
-row exports (or reuses) its artifact, runs it through `edge.predictor`, and scores it with
+row exports (or reuses) its artifact, runs it through `edge.inference.predictor`, and scores it with
 `edge.metrics`; a row that fails says why and the others still run.
 
     python -m benchmarks.run                               # the built-in IR clip (accuracy + speed) and 512² speed
@@ -30,7 +30,7 @@ from benchmarks.rows import BACKEND_PRECISIONS, Row, RowSpec, apply_speedups, pl
 from benchmarks.table import append_log, markdown_table, plot_f1_latency, write_results
 from edge.cli import run_cli
 from edge.errors import SpireEdgeError
-from edge.zoo import named_checkpoint
+from edge.model.zoo import named_checkpoint
 
 OFFICIAL_ENV = "SPIRE_OFFICIAL_WEIGHTS"
 OFFICIAL_GLOB = "SPIRE-SIRST4-512-*.pth"
@@ -80,7 +80,7 @@ def find_official(explicit: str | None) -> Path | None:
 
 def default_model() -> Path | None:
     """The shipped checkpoint when it exists (None: run only ready artifacts, as on a board)."""
-    from edge.zoo import default_checkpoint
+    from edge.model.zoo import default_checkpoint
     try:
         return default_checkpoint()
     except SpireEdgeError:
@@ -120,7 +120,7 @@ def _prepare(spec: RowSpec, cfg: BenchConfig, maker: ArtifactMaker, row: Row):
     row.artifact, row.size_mb = str(folder), artifact_size_mb(folder)
 
     def load():
-        from edge.predictor import Predictor
+        from edge.inference.predictor import Predictor
         p = Predictor(folder, backend=spec.backend, threads=cfg.threads)
         row.arch, row.imgsz = p.meta.arch, p.size
         return p
@@ -232,7 +232,7 @@ def run(cfg: BenchConfig, command: str = "") -> list[Row]:
             "timing": vars(cfg.timing), "power": power.note, "artifacts": maker.log,
             "created_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "goals": goals(per_set[0], per_set[-1])}
     try:
-        from edge.sidecar import toolchain_versions
+        from edge.model.sidecar import toolchain_versions
         meta["versions"] = toolchain_versions()
     except ImportError:
         pass
@@ -296,7 +296,7 @@ def build_parser() -> argparse.ArgumentParser:
 def config_from_args(a: argparse.Namespace) -> BenchConfig:
     board = {}
     if a.board:
-        from edge.boards import load_board
+        from edge.device.boards import load_board
         board = load_board(a.board).as_defaults()
     quick = a.quick
     if a.data and len(a.data) > 1 and not a.ladder:
@@ -313,7 +313,7 @@ def config_from_args(a: argparse.Namespace) -> BenchConfig:
     if imgsz % 32:
         raise SpireEdgeError(f"--imgsz {imgsz}: must be a multiple of 32 (edge compilers need static shapes)")
     frames = a.frames or (8 if quick else 100)
-    from edge.runfolders import check_out_path
+    from edge.outputs.runfolders import check_out_path
 
     check_out_path(a.out, "--out")  # before any export or measurement: the results must have somewhere to go
     if a.log:

@@ -169,7 +169,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", help="artifact (default: the shipped one for the backend, as edge.run)")
     p.add_argument("--backend", help="runtime (default as edge.run)")
     p.add_argument("--threads", type=int, help="runtime CPU threads")
-    p.add_argument("--track", action="store_true", help="with edge.run's tracker (edge.tracker)")
+    p.add_argument("--track", action="store_true", help="with edge.run's tracker (edge.tracking.tracker)")
     p.add_argument("--minute-s", type=float, default=60.0, help=argparse.SUPPRESS)  # tests: shorter 'minutes'
     p.add_argument("--json", help="write the table and verdict here")
     return p

@@ -10,7 +10,7 @@ identity switches from TrackEval, see benchmarks.track_metrics) and the tracker'
 frame (also on 10 synthetic targets; goal <= 0.3 ms). Goals: >= 3x fewer false points per frame
 at <= 1 point of recall lost.
 
-Detections come from `edge.predictor.Predictor` (default: the shipped model for --backend) and
+Detections come from `edge.inference.predictor.Predictor` (default: the shipped model for --backend) and
 are cached per model sha256 and clip (benchmarks.track_data), so a tracker sweep costs seconds
 and a new default model is picked up by rerunning the same command. Each row runs the tracker
 exactly as `edge.run --track` does; only the registration shifts (ego-motion) come from the cache.
@@ -28,70 +28,13 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.track_data import clip_names, load_or_detect
-from benchmarks.track_metrics import ClipResult, have_trackeval, score_points, score_tracks
-from edge.tracker import Tracker, TrackerConfig
+from benchmarks.track_metrics import have_trackeval, score_points, score_tracks
+from benchmarks.track_runs import plain, run_tracker, synthetic_speed  # noqa: F401  (benchmarks.track API)
+from edge.tracking.tracker import TrackerConfig
 
 CONF_LOW = 0.05  # cached detections: every peak above this (rows filter at their own threshold: exact, see
 # benchmarks.track_sweep); also the "any threshold" of the miss classes
 MTI_PX = 5.0  # the moving-target row's min_travel_px
-
-
-def run_tracker(clips, cfg: TrackerConfig, det_conf: float) -> tuple[list[ClipResult], np.ndarray]:
-    """Every clip through a fresh Tracker; (per-clip reported tracks, per-frame update CPU times in ms).
-
-    CPU time (time.thread_time) rather than wall time: on a shared host wall time would measure
-    the scheduler; on an idle core the two agree."""
-    out, times = [], []
-    for c in clips:
-        tr = Tracker(cfg)
-        xy, sc, ids = [], [], []
-        ok = c.response >= cfg.ego_min_response
-        for k, d, sh, good in zip(c.frames, c.detections(det_conf), c.shift, ok):
-            motion = (sh if good else (0.0, 0.0)) if cfg.ego_motion else None
-            t = time.thread_time()
-            tracks = tr.update(d, None, int(k), motion)
-            times.append(time.thread_time() - t)
-            xy.append(np.array([t_.xy for t_ in tracks]).reshape(-1, 2))
-            sc.append(np.array([t_.score for t_ in tracks]))
-            ids.append(np.array([t_.id for t_ in tracks], np.int64))
-        out.append(ClipResult(c.name, c.gt, xy, sc, ids, c.hw))
-    return out, np.asarray(times) * 1000.0
-
-
-def plain(clips, conf: float) -> list[ClipResult]:
-    """The per-frame detector's points at its threshold (no identities)."""
-    res = []
-    for c in clips:
-        d = c.detections(conf)
-        res.append(ClipResult(c.name, c.gt, [x[:, :2] for x in d], [x[:, 2] for x in d], None, c.hw))
-    return res
-
-
-def synthetic_speed(n_targets: int = 10, frames: int = 2000, seed: int = 0, cfg: TrackerConfig | None = None) -> dict:
-    """Tracker time per frame (ms) on `n_targets` constant-velocity points with 0.3 px noise,
-    one missed detection in 20 and two clutter points a frame (all tracks confirmed). Every score
-    is 0.95, above any birth floor a tuned tracker may have (`birth_score`), so tracks are born."""
-    rng = np.random.default_rng(seed)
-    p0 = rng.uniform(20, 600, (n_targets, 2))
-    v = rng.uniform(-1.5, 1.5, (n_targets, 2))
-    dets = []
-    for i in range(frames):
-        d = p0 + v * i + rng.normal(0, 0.3, p0.shape)
-        d = d[rng.random(n_targets) > 0.05]
-        d = np.concatenate([d, rng.uniform(0, 640, (2, 2))])
-        dets.append(np.concatenate([d, np.full((len(d), 1), 0.95)], 1))
-    tr = Tracker(cfg or TrackerConfig())
-    ts, wall, n = [], [], []
-    for i, d in enumerate(dets):
-        t, w = time.thread_time(), time.perf_counter()
-        out = tr.update(d, None, i)
-        ts.append(time.thread_time() - t)
-        wall.append(time.perf_counter() - w)
-        n.append(len(out))
-    ts, wall = np.asarray(ts[50:]) * 1000, np.asarray(wall[50:]) * 1000
-    return {"targets": n_targets, "frames": frames, "mean_ms": float(ts.mean()), "p50_ms": float(np.median(ts)),
-            "p99_ms": float(np.percentile(ts, 99)), "wall_p50_ms": float(np.median(wall)),
-            "reported_mean": float(np.mean(n[50:]))}
 
 
 def false_point_kinds(clips, conf: float, near_px: float = 20.0) -> dict:
@@ -125,7 +68,7 @@ def registration_speed(root: Path, split: str, clip: str, cfg: TrackerConfig, fr
     import cv2
 
     from benchmarks.track_data import iter_clip_frames
-    from edge.ego_motion import estimate_shift, registration_image
+    from edge.tracking.ego_motion import estimate_shift, registration_image
 
     imgs = []
     for _, it in iter_clip_frames(root, split, 1, [clip]):
@@ -225,7 +168,7 @@ def sweep_thr(args, pred, clips, conf: float, cfg: TrackerConfig, log) -> int:
     """`--sweep-thr`: benchmarks.track_sweep, its files in --out (and --img), --write-op into the sidecars."""
     import shutil
 
-    from benchmarks.track_sweep import plot, run_sweep_thr, settings_text
+    from benchmarks.track_sweep import plot, run_sweep_thr, settings_text  # matplotlib lives there
 
     s = run_sweep_thr(args, clips, conf, cfg, CONF_LOW, log)
     out = Path(args.out)
@@ -255,7 +198,7 @@ def sweep_thr(args, pred, clips, conf: float, cfg: TrackerConfig, log) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from edge.predictor import Predictor
+    from edge.inference.predictor import Predictor
 
     def log(s):
         print(s, file=sys.stderr, flush=True)

@@ -159,7 +159,7 @@ def _register_clip(frames_iter, method: str, scale: float) -> dict:
     (`registration_image` + `estimate_shift`, no response cut: the config applies its own)."""
     import cv2
 
-    from edge.ego_motion import estimate_shift, registration_image
+    from edge.tracking.ego_motion import estimate_shift, registration_image
 
     shifts, resp, prev, window, t_all = [], [], None, None, 0.0
     for _, frame, _ in frames_iter:

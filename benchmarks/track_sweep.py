@@ -20,10 +20,10 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.track import plain, run_tracker
+from benchmarks.track_runs import plain, run_tracker
 from benchmarks.track_metrics import GATE_PX, score_points
 from edge.metrics.matching import match_greedy
-from edge.tracker import TrackerConfig
+from edge.tracking.tracker import TrackerConfig
 
 RULE = ("highest recall of confirmed tracks at no more false points per frame than per-frame detection at the "
         "shipped threshold {ref_thr:g} ({ref_fppi:.4f}), ties to the higher F1; chosen on {data} {split} "
@@ -270,7 +270,7 @@ def run_sweep_thr(args, clips, conf: float, base: TrackerConfig, low: float, log
     """The whole `--sweep-thr` run: grid, choice, curve, misses, speed, plot; returns the summary."""
     from tqdm import tqdm
 
-    from benchmarks.track import synthetic_speed
+    from benchmarks.track_runs import synthetic_speed
 
     sc = SweepConfig.parse(args.thr_grid, args.mn, args.birth, args.merge)
     if sc.thresholds[0] != conf:

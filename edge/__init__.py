@@ -17,11 +17,11 @@ __version__ = "0.1.0"
 
 # public name -> "module:attribute", imported on first access (PEP 562)
 _LAZY = {
-    "Predictor": "edge.predictor:Predictor",
-    "Tracker": "edge.tracker:Tracker",
-    "TrackerConfig": "edge.tracker:TrackerConfig",
-    "Points": "edge.points:Points",
-    "Results": "edge.results:Results",
+    "Predictor": "edge.inference.predictor:Predictor",
+    "Tracker": "edge.tracking.tracker:Tracker",
+    "TrackerConfig": "edge.tracking.tracker:TrackerConfig",
+    "Points": "edge.inference.points:Points",
+    "Results": "edge.outputs.results:Results",
 }
 __all__ = ["__version__", *_LAZY]
 

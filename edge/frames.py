@@ -5,7 +5,7 @@ one set of error messages: a corrupt PNG, an empty file or a NaN array fails her
 that names the file and the fix, instead of deep inside a resize or a network.
 
 Output: H×W (grey) or H×W×3 **RGB**; uint8 and uint16 are kept as they are (raw 14-in-16-bit
-radiometric frames stay 16-bit so the percentile AGC in `edge.preprocess` sees every level);
+radiometric frames stay 16-bit so the percentile AGC in `edge.inference.preprocess` sees every level);
 float arrays are returned as float32 when finite.
 """
 from __future__ import annotations

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from edge.cli import run_cli
 from edge.errors import FrameError
-from edge.predictor import STAGES
+from edge.outputs.report import format_report, progress_bar, say
 from edge.scoring import LabelledFrame, RunScores
 
 
@@ -44,12 +44,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--save", help="folder for frames.jsonl, frames.csv (one row per detection), "
                    "frames_summary.csv (one row per frame), summary.json and overlays")
     p.add_argument("--labels-out", choices=("cvat", "labelstudio", "coco"), help="also write the points (with "
-                   "--track the tracks) as pre-labels the tool imports: --save/labels_cvat.xml, ... (edge.labels_out)")
-    p.add_argument("--track", action="store_true", help="report confirmed point tracks (edge.tracker) instead of "
+                   "--track the tracks) as pre-labels the tool imports: --save/labels_cvat.xml, ... (edge.outputs.labels_out)")
+    p.add_argument("--track", action="store_true", help="report confirmed point tracks (edge.tracking.tracker) instead of "
                    "per-frame points: ids, ages, velocities, fewer flickering false alarms; --save adds tracks.csv "
                    "and tracks.png")
     p.add_argument("--tracker", nargs="*", default=[], metavar="NAME=VALUE", help="tracker options "
-                   "(edge.tracker.TrackerConfig: gate_px, birth_hits, birth_window, max_misses, coast, ego_motion, ...)")
+                   "(edge.tracking.tracker.TrackerConfig: gate_px, birth_hits, birth_window, max_misses, coast, ego_motion, ...)")
     p.add_argument("--overlay-every", type=int, default=50, help="overlay every N frames (PNG; MP4 for video); 0: none")
     p.add_argument("--threads", type=int, help="runtime CPU threads")
     g = p.add_mutually_exclusive_group()
@@ -60,7 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "about 1 at a target, possibly above 1 (default: the sidecar codec's thr)")
     p.add_argument("--raw16", type=float, nargs=2, metavar=("SCALE", "OFFSET"),
                    help="16-bit frames: the camera's linear 8-bit map, 8-bit = (raw - OFFSET) / SCALE, so 8-bit and "
-                        "16-bit output give the same points (default: percentile AGC; see edge.preprocess)")
+                        "16-bit output give the same points (default: percentile AGC; see edge.inference.preprocess)")
     p.add_argument("--max-pixels", type=float, default=100e6, help="frames above this many pixels are skipped and "
                    "counted, checked from the file header before decoding (default 100e6; 0: no limit)")
     p.add_argument("--power", help="power sensor: auto (default) | none | rapl | ina3221 | ina3221-iio | ina219 | "
@@ -77,7 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def pick_artifact(backend: str, precision: str | None, imgsz: int | None) -> Path:
     """The shipped artifact for a backend (and a board's input size when it has one)."""
-    from edge import zoo
+    from edge.model import zoo
     from edge.backends import BACKENDS
 
     fmt = BACKENDS[backend].format
@@ -90,74 +90,14 @@ def pick_artifact(backend: str, precision: str | None, imgsz: int | None) -> Pat
     return zoo.default_artifact(fmt, precision)
 
 
-def _progress(total: int, quiet: bool):
-    """tqdm when installed (not an edge dependency), else a no-op with the same calls."""
-    if not quiet:
-        try:
-            from tqdm import tqdm
-
-            return tqdm(total=total or None, unit="frame", desc="edge.run", leave=False, file=sys.stderr)
-        except ImportError:
-            pass
-
-    class _Plain:
-        def update(self, n=1):
-            pass
-
-        def set_postfix_str(self, s):
-            pass
-
-        def write(self, s):
-            print(s, file=sys.stderr)
-
-        def close(self):
-            pass
-
-    return _Plain()
-
-
-def _say(bar, msg: str) -> None:
-    write = getattr(bar, "write", None)
-    if write is not None and type(bar).__name__ == "tqdm":
-        bar.write(msg, file=sys.stderr)
-    else:
-        print(msg, file=sys.stderr)
-
-
-def format_report(summary: dict) -> list[str]:
-    """The lines printed at the end of a run."""
-    lat = summary["latency_ms"]
-    stages = "  ".join(f"{s} {_f(lat[s]['p50'])}/{_f(lat[s]['p90'])}/{_f(lat[s]['p99'])}" for s in (*STAGES, "total"))
-    lines = [f"frames {summary['frames']}, skipped {summary['skipped']}, FPS {summary['fps']:.1f} end-to-end "
-             f"({summary['fps_from_latency']:.1f} from latency) [{summary.get('backend')}, {summary.get('precision')}, "
-             f"{summary.get('mode')}]",
-             f"latency ms p50/p90/p99: {stages}"]
-    if summary.get("power_w") is None:
-        lines.append(f"power: n/a ({summary.get('power_note') or 'no sensor'})")
-    else:
-        lines.append(f"power: {summary['power_w']:.2f} W mean, {summary['energy_mj_per_frame']:.1f} mJ/frame "
-                     f"({summary['power_source']})")
-    if summary.get("tracker", {}).get("settings"):
-        lines.append(f"tracking: {summary['tracker']['settings']}")
-    if summary.get("metrics_line"):
-        lines.append(f"metrics: {summary['metrics_line']}")
-    if summary.get("stop_reason") not in (None, "end of source"):  # a truncated video, a stalled camera, Ctrl-C
-        lines.append(f"stopped: {summary['stop_reason']}")
-    return lines
-
-
-def _f(v) -> str:
-    return "n/a" if v is None else f"{v:.2f}"
-
-
 class Run:
     """One run's state: predictor, source, writer, stats, power and metrics (see `main`)."""
 
     def __init__(self, args, stop: "_StopRequest | None" = None):
         self.stop = stop if stop is not None else _StopRequest()
         from edge.outputs import RunStats, RunWriter
-        from edge.power import PowerSampler, detect
-        from edge.predictor import Predictor
+        from edge.device.power import PowerSampler, detect
+        from edge.inference.predictor import Predictor
         from edge.sources import open_source
 
         self.args = args
@@ -165,13 +105,13 @@ class Run:
         if model is None:
             model = pick_artifact(args.backend or "onnxruntime", args.precision, args.imgsz)
         else:  # a ladder name (--model spire-s) is that rung's artifact for the backend
-            from edge import zoo
+            from edge.model import zoo
             from edge.backends import BACKENDS
 
             model = zoo.resolve_artifact(model, BACKENDS[args.backend or "onnxruntime"].format, args.precision)
         conf, self.track_settings = args.conf, None
         if getattr(args, "track", False):  # the model's tracking operating point, unless --conf/--tracker
-            from edge.track_settings import track_settings, tracking_entry
+            from edge.tracking.track_settings import track_settings, tracking_entry
 
             self.track_settings = track_settings(tracking_entry(model), args.conf, getattr(args, "tracker", None))
             conf = self.track_settings.conf
@@ -185,12 +125,12 @@ class Run:
         self.writer = RunWriter(args.save, self.source.spec, args.overlay_every, video_fps, args.summary_every,
                                 show=args.show, labelled=self.source.labelled, tracking=bool(getattr(args, "track", False)))
         if getattr(args, "labels_out", None):  # pre-labels for a labelling tool, written on close
-            from edge.labels_out import LabelsOut
+            from edge.outputs.labels_out import LabelsOut
 
             self.writer = LabelsOut(self.writer, args.labels_out, self.source, args.frame_stride)
         self.track = None
         if getattr(args, "track", False):  # the confirmed tracks' points are what is reported and scored
-            from edge.track_outputs import TrackRun, draw_tracks
+            from edge.tracking.track_outputs import TrackRun, draw_tracks
 
             self.track = TrackRun(self.track_settings.config, args.save)
             self.writer.layers.append(draw_tracks)
@@ -240,7 +180,7 @@ class Run:
             self.sampler.start()
         stats.t_start = time.perf_counter()
         self.writer.summary(self.summary())  # a valid summary.json exists from the first frame on
-        bar = _progress(len(self.source), args.quiet)
+        bar = progress_bar(len(self.source), args.quiet)
         try:
             for item in self.source:
                 frame = item.frame
@@ -253,7 +193,7 @@ class Run:
                     msg = str(frame) if item.name in str(frame) else f"{item.name}: {frame}"
                     stats.skip(item.name)
                     self.writer.skipped(item.frame_id, item.name, msg)
-                    _say(bar, f"skipped {msg}")
+                    say(bar, f"skipped {msg}")
                 else:
                     t["read"] += item.read_ms
                     extra = None
@@ -324,7 +264,7 @@ def _check_args(args) -> None:
     """One-line refusals of values that cannot work; --save goes to a new folder, never an earlier run's.
 
     A new or empty --save DIR is written directly; one that holds files gets DIR2, DIR3, ...
-    (edge.runfolders), said on stderr and in the final `saved:` line.
+    (edge.outputs.runfolders), said on stderr and in the final `saved:` line.
     """
     from edge.argcheck import ArgumentError, check_conf, check_count, check_raw16, check_threads
 
@@ -342,7 +282,7 @@ def _check_args(args) -> None:
 
         edge.frames.MAX_PIXELS = int(mp) or None  # read_frame's one limit for this process (edge.frames)
     if args.save:
-        from edge.runfolders import new_run_folder
+        from edge.outputs.runfolders import new_run_folder
 
         folder, moved = new_run_folder(args.save)
         if moved:
@@ -359,7 +299,7 @@ def _main(argv: list[str] | None = None) -> int:
     limit = edge.frames.MAX_PIXELS  # --max-pixels sets it for this run only (main() is also called in-process)
     try:
         if args.board:
-            from edge.boards import load_board
+            from edge.device.boards import load_board
 
             for k, v in load_board(args.board).as_defaults().items():
                 if getattr(args, k, None) is None:
@@ -375,7 +315,7 @@ def _main(argv: list[str] | None = None) -> int:
                 return run_archive(args, videos)
             summary, run = _run(args, stop)
         finally:
-            from edge.runfolders import release_claim
+            from edge.outputs.runfolders import release_claim
 
             release_claim(args.save)  # the folder is the run's; one it made and left empty is removed
     finally:

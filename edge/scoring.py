@@ -188,7 +188,7 @@ class ScoreResult:
 
 def score(predictor, samples, *, thr: float | None = None, metrics=None, on_frame=None, progress: bool = True,
           desc: str = "scoring", limit: int | None = None) -> ScoreResult:
-    """Run `predictor` (an `edge.predictor.Predictor`) over `LabelledFrame`s and accumulate their metrics.
+    """Run `predictor` (an `edge.inference.predictor.Predictor`) over `LabelledFrame`s and accumulate their metrics.
 
     thr: decode threshold of this pass (lower than the codec's keeps candidates for PR sweeps;
         `metrics.compute(codec.thr)` then gives the operating point); the codec is never changed.

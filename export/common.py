@@ -24,10 +24,10 @@ from typing import Callable, Iterator
 import numpy as np
 
 from edge.errors import SpireEdgeError
-from edge.preprocess import PreprocessConfig
-from edge.sidecar import ModelMeta, file_sha256, io_specs, toolchain_versions
-from edge.targets import TARGETS
-from edge.zoo import default_checkpoint
+from edge.inference.preprocess import PreprocessConfig
+from edge.model.sidecar import ModelMeta, file_sha256, io_specs, toolchain_versions
+from edge.model.targets import TARGETS
+from edge.model.zoo import default_checkpoint
 
 log = logging.getLogger("export")
 GOLDEN_SEED = 0
@@ -96,7 +96,7 @@ def _load_module(weights: Path):
 def load_source(weights: str | Path | None = None, imgsz: int | None = None) -> Source:
     """Load a checkpoint (default: the shipped one; a ladder name or a path) for export.
 
-    `imgsz` None: the size the model is deployed at (its contract, `edge.contract`: the shipped
+    `imgsz` None: the size the model is deployed at (its contract, `edge.model.contract`: the shipped
     spire-s was trained on 192 px crops and is deployed at 512; a checkpoint fine-tuned from it
     inherits 512), so exporting or quantising a model by name gives what ships. A model whose
     deployed size is not known (an old checkpoint without exports) keeps its own size.
@@ -158,7 +158,7 @@ def make_meta(src: Source, fmt: str, precision: str, folder: Path, model_file: s
     """The sidecar for an artifact whose files already sit in `folder` (`files` hashes all of them).
 
     `io_names`: the model's (input, output) tensor names, as its runtime reports them."""
-    from edge.integrity import hash_files, needed_files
+    from edge.model.integrity import hash_files, needed_files
 
     inp, out = io_specs(src.imgsz, src.channels, src.stride, *io_names)
     return ModelMeta(arch=src.arch, arch_kwargs=dict(src.arch_kwargs), format=fmt, model_file=model_file,

@@ -15,8 +15,8 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from edge.sidecar import SIDECAR_NAME
-from edge.zoo import find_artifacts
+from edge.model.sidecar import SIDECAR_NAME
+from edge.model.zoo import find_artifacts
 from export.common import ExportError, load_source, round_imgsz
 from export.formats import Format, check_precision, get_format
 
@@ -29,7 +29,7 @@ class ExportConfig:
 
     Args:
         target: onnx | openvino | tflite | tensorrt.
-        weights: checkpoint; None: the shipped model (`edge.zoo.default_checkpoint()`).
+        weights: checkpoint; None: the shipped model (`edge.model.zoo.default_checkpoint()`).
         precision: fp32 | fp16 | int8 (int8 is handed to `python -m quantize.ptq` with data/split/frames).
         imgsz: static input size, rounded up to a multiple of 32; None: the checkpoint's.
         out: parent folder of the artifact folder.
@@ -60,7 +60,7 @@ def export_model(cfg: ExportConfig) -> Path:
     if cfg.opset is not None and not 13 <= cfg.opset <= 21:
         raise ExportError(f"--opset {cfg.opset}: choose 13..21 (17 or 18 recommended)")
     imgsz = round_imgsz(cfg.imgsz) if cfg.imgsz else None
-    from edge.runfolders import check_out_path, writable_folder
+    from edge.outputs.runfolders import check_out_path, writable_folder
 
     check_out_path(cfg.out, "--out")  # a path under a file fails here, not after the export
     if precision == "int8":

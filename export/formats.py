@@ -1,7 +1,7 @@
-"""The export targets, read from the one target table (`edge.targets`): the CLI, naming and dispatch.
+"""The export targets, read from the one target table (`edge.model.targets`): the CLI, naming and dispatch.
 
 Why: Ultralytics-style — one frozen row per target instead of flags and magic indices. The rows
-live in `edge.targets.TARGETS` (the runtime, the benchmarks and quantize read the same rows);
+live in `edge.model.targets.TARGETS` (the runtime, the benchmarks and quantize read the same rows);
 here each exportable row gets its exporter function, and a typo on the command line gets a
 `difflib` suggestion instead of a stack trace.
 """
@@ -13,14 +13,14 @@ from dataclasses import dataclass
 from typing import Callable
 
 from edge.errors import SpireEdgeError
-from edge.targets import PRECISIONS, TARGETS, Target
+from edge.model.targets import PRECISIONS, TARGETS, Target
 
 __all__ = ["Format", "FORMATS", "PRECISIONS", "get_format", "check_precision"]
 
 
 @dataclass(frozen=True)
 class Format:
-    """An exportable row of `edge.targets.TARGETS`; every field of the row reads through (`fmt.folder(...)`)."""
+    """An exportable row of `edge.model.targets.TARGETS`; every field of the row reads through (`fmt.folder(...)`)."""
 
     target: Target
 

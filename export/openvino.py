@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edge.sidecar import file_sha256, write_sidecar
+from edge.model.sidecar import file_sha256, write_sidecar
 from export.common import ExportError, Source, compare, make_meta, quiet, staged_folder, timed
 from export.formats import FORMATS
 from export.onnx import DEFAULT_OPSET, INPUT_NAME, OUTPUT_NAME, build_onnx

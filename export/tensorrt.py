@@ -14,7 +14,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from edge.sidecar import file_sha256, read_sidecar, write_sidecar
+from edge.model.sidecar import file_sha256, read_sidecar, write_sidecar
 from export.common import ExportError, Source, make_meta, staged_folder, timed
 from export.formats import FORMATS
 from export.onnx import INPUT_NAME, OUTPUT_NAME, build_onnx, check_onnx
@@ -97,7 +97,7 @@ def finish_int8_folder(folder: str | Path, lint: bool = True) -> Path:
     checks = offline_checks(path, "int8", lint=lint)
     add_recipe(folder)
     extra = {**meta.extra, **_extra("int8", meta.model_file, checks), **lowered}
-    from edge.integrity import hash_files, needed_files
+    from edge.model.integrity import hash_files, needed_files
 
     files = hash_files(folder, needed_files(folder, "tensorrt", meta.model_file))  # ONNX lowered, recipe added
     write_sidecar(folder, meta.derive(extra=extra, model_sha256=file_sha256(path), files=files,

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edge.sidecar import write_sidecar
+from edge.model.sidecar import write_sidecar
 from export.common import ExportError, Source, compare, make_meta, quiet, staged_folder, timed
 from export.formats import FORMATS
 

@@ -17,8 +17,8 @@ import shutil
 from pathlib import Path
 from typing import Callable
 
-from edge.integrity import needed_files
-from edge.sidecar import read_sidecar, write_sidecar
+from edge.model.integrity import needed_files
+from edge.model.sidecar import read_sidecar, write_sidecar
 from export.common import make_meta, staged_folder
 from export.onnx import build_onnx
 from quantize.fidelity import fidelity_report, publish_report, set_decode_threshold

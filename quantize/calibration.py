@@ -3,8 +3,8 @@
 Why: INT8 ranges are only as good as the frames that set them. They must be real infrared frames
 from the training/validation split (never the test split), include frames that hold targets
 (a few-pixel target is the activation peak that clipping would cut), and go through the very
-function the runtime uses (`edge.preprocess.preprocess`). Frames larger than the model input are
-cut to an S×S crop at native scale — the runtime tiles such frames (edge.predictor), so the
+function the runtime uses (`edge.inference.preprocess.preprocess`). Frames larger than the model input are
+cut to an S×S crop at native scale — the runtime tiles such frames (edge.inference.predictor), so the
 network never sees them shrunk. Without data, a seeded synthetic IR set stands in, with a
 printed warning.
 
@@ -24,8 +24,8 @@ import numpy as np
 
 from edge.datasets import open_dataset
 from edge.errors import DatasetError
-from edge.preprocess import PreprocessConfig, percentile_agc, preprocess
-from edge.synthetic import SyntheticDataset
+from edge.inference.preprocess import PreprocessConfig, percentile_agc, preprocess
+from edge.datasets.synthetic import SyntheticDataset
 
 MIN_FRAMES = 8  # below this no range estimate is worth shipping: error
 WARN_FRAMES = 100  # below this the ranges are noisy: warning
@@ -159,7 +159,7 @@ def real_frames(data: str | Path, split: str, frames: int, size: int, seed: int 
 
 
 def synthetic_frames(frames: int, size: int, seed: int = 0) -> list[CalibFrame]:
-    """Seeded synthetic IR frames (edge.synthetic) at the model size."""
+    """Seeded synthetic IR frames (edge.datasets.synthetic) at the model size."""
     ds = SyntheticDataset(frames, size, seed=seed)
     out = []
     for i in range(len(ds)):
@@ -233,10 +233,3 @@ def nncf_dataset(source: CalibrationSource):
 
     return nncf.Dataset(source)
 
-
-def torch_batches(source: CalibrationSource):
-    """Yield torch float32 (1, C, S, S) tensors (pt2e observers, LiteRT, QAT checks)."""
-    import torch
-
-    for x in source:
-        yield torch.from_numpy(x)

@@ -1,7 +1,7 @@
 """Fidelity report: what INT8 changed, measured through the runtime's own inference path.
 
 Why: an INT8 artifact is only worth shipping if it finds the same targets. Both the FP32 and
-the INT8 artifact run through `edge.predictor.Predictor` (same preprocessing, tiling and decoder
+the INT8 artifact run through `edge.inference.predictor.Predictor` (same preprocessing, tiling and decoder
 as on the device), each scored by `edge.scoring.score` on the same validation frames (never the
 calibration or test frames, read as `LabelledFrame`s in a seeded order) — and the report
 gives FP32 vs INT8 P / R / F1 / Fa (SPIRE convention), the share of frames whose decoded points
@@ -25,10 +25,10 @@ from edge.io import atomic_write_json
 from edge.metrics import PointMetrics, match_hungarian
 from edge.metrics.constants import HIT_RADIUS_PX, IDENTICAL_TOL_PX, PAIR_GATE_PX, THR_GRID
 from edge.metrics.operating import best_operating_point
-from edge.predictor import Predictor
+from edge.inference.predictor import Predictor
 from edge.scoring import LabelledFrame, score
-from edge.sidecar import read_sidecar, write_sidecar
-from edge.synthetic import SyntheticDataset
+from edge.model.sidecar import read_sidecar, write_sidecar
+from edge.datasets.synthetic import SyntheticDataset
 
 
 

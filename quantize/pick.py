@@ -1,9 +1,9 @@
 """`python -m quantize.pick`: which INT8 artifact ships, and which artifact each backend runs by default.
 
 Why a module (these rules were two inline scripts in the old weights/ship.sh; quantize.release runs it): they are the project's own
-decisions, read from the fidelity reports, and `edge.zoo` follows their output
+decisions, read from the fidelity reports, and `edge.model.zoo` follows their output
 (`export/defaults.json`), so they are tested like the rest. Artifacts are found by their sidecars
-(`edge.zoo.find_artifacts`), never by folder-name patterns.
+(`edge.model.zoo.find_artifacts`), never by folder-name patterns.
 
     python -m quantize.pick EXPORT_DIR [--qat QAT_DIR] [--thr T [--fit pad] --thr-rule "why"]
 
@@ -28,9 +28,9 @@ from pathlib import Path
 from edge.cli import run_cli
 from edge.errors import SpireEdgeError
 from edge.io import atomic_write_json
-from edge.preprocess import FITS
-from edge.sidecar import SIDECAR_NAME
-from edge.zoo import DEFAULTS_NAME, find_artifacts
+from edge.inference.preprocess import FITS
+from edge.model.sidecar import SIDECAR_NAME
+from edge.model.zoo import DEFAULTS_NAME, find_artifacts
 
 F1_TOLERANCE = 0.005  # the issue's "within 0.5 F1 point"
 REPORT = "fidelity.json"
@@ -91,8 +91,8 @@ def _sidecars(export_root: Path) -> list[Path]:
 
 def set_tracking_point(export_root: str | Path, entry: dict) -> list[Path]:
     """Write the tracking operating point (`extra.operating_point.tracking`: thr, tracker settings,
-    rule; edge.track_settings) into the checkpoint's sidecar and every artifact's. Only the sidecar
-    JSON changes: its hashes are of the model files (edge.integrity), so the artifacts still load."""
+    rule; edge.tracking.track_settings) into the checkpoint's sidecar and every artifact's. Only the sidecar
+    JSON changes: its hashes are of the model files (edge.model.integrity), so the artifacts still load."""
     if not 0 < float(entry.get("thr", -1)) <= 1 or not str(entry.get("rule", "")).strip():
         raise SpireEdgeError("a tracking operating point needs thr in (0, 1] and the rule it was chosen by")
     sides = _sidecars(Path(export_root))
@@ -104,7 +104,7 @@ def set_tracking_point(export_root: str | Path, entry: dict) -> list[Path]:
 
 
 def set_operating_point(export_root: str | Path, thr: float, rule: str, fit: str | None = None) -> list[Path]:
-    """Write threshold `thr` (and, given, the small-frame policy `fit`: edge.preprocess.FITS) into the
+    """Write threshold `thr` (and, given, the small-frame policy `fit`: edge.inference.preprocess.FITS) into the
     checkpoint's sidecar (beside `export_root`) and every artifact's."""
     export_root = Path(export_root)
     checkpoint_side = export_root.parent / SIDECAR_NAME

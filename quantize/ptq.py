@@ -3,7 +3,7 @@
 Why one command: every runtime has its own well-kept quantizer (onnxruntime.quantization, NNCF,
 litert-torch pt2e, TensorRT's explicit Q/DQ rules), but they must all be calibrated on the same
 real IR frames, preprocessed by the runtime's own function, keep the same layers in FP32, and be
-judged the same way (FP32 vs INT8 through `edge.predictor`). `python -m export --precision int8`
+judged the same way (FP32 vs INT8 through `edge.inference.predictor`). `python -m export --precision int8`
 hands off to this command. The settings are one `quantize.job.Int8Job`.
 
     python -m quantize.ptq --weights W [--data PATH] [--frames 300] [--imgsz S]
@@ -22,8 +22,8 @@ import numpy as np
 
 from edge.cli import run_cli
 from edge.errors import SpireEdgeError
-from edge.preprocess import PreprocessConfig
-from edge.runfolders import check_out_path
+from edge.inference.preprocess import PreprocessConfig
+from edge.outputs.runfolders import check_out_path
 from export.common import load_source
 from quantize.artifacts import fp32_onnx, stage_int8
 from quantize.calibration import calibration_source

@@ -32,8 +32,8 @@ from pathlib import Path
 from edge.cli import run_cli
 from edge.codecs import build_codec
 from edge.errors import SpireEdgeError
-from edge.preprocess import PreprocessConfig
-from edge.runfolders import check_out_path
+from edge.inference.preprocess import PreprocessConfig
+from edge.outputs.runfolders import check_out_path
 from export.common import load_source, quiet
 from quantize.artifacts import fp32_onnx, stage_int8
 from quantize.fidelity import default_val, val_set
@@ -116,7 +116,7 @@ def finetune(src, job: Int8Job, opts: QatOptions):
     torch.manual_seed(job.seed)
 
     # The FP32 run's crops, sampling and zoom carry over (its background share sets the false-alarm
-    # rate); the model is exported at its deployed size (src.imgsz, edge.contract), trained on crops.
+    # rate); the model is exported at its deployed size (src.imgsz, edge.model.contract), trained on crops.
     trained = src.training or {}
     crop = int(trained.get("imgsz") or src.imgsz)
     pre = dataclasses.replace(PreprocessConfig.from_dict(src.preprocess), imgsz=crop)

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from edge.cli import run_cli
 from edge.errors import SidecarError
-from edge.sidecar import read_sidecar
+from edge.model.sidecar import read_sidecar
 
 
 def same_model(meta32, meta8, fp32: Path, int8: Path) -> None:

@@ -11,7 +11,7 @@ that for one backend, so PTQ, QAT and `quantize.recheck` never branch on a backe
 - `runnable(...)`: the INT8 artifact as this machine runs it (TensorRT: its QDQ ONNX on onnxruntime);
 - `finish(...)`: what export adds to a finished folder (TensorRT: opset 17, recipe, checks).
 
-Naming, formats and pip extras come from the one target table (`edge.targets`); a new backend's
+Naming, formats and pip extras come from the one target table (`edge.model.targets`); a new backend's
 INT8 is one subclass here with `@register_recipe`. `quantize.artifacts.stage_int8` is the one
 step PTQ and QAT share around it (staged folder, sidecar, fidelity report).
 """
@@ -26,8 +26,8 @@ from pathlib import Path
 import onnx
 
 from edge.errors import BackendUnavailable, SpireEdgeError
-from edge.sidecar import file_sha256, write_sidecar
-from edge.targets import Target, target_for_backend
+from edge.model.sidecar import file_sha256, write_sidecar
+from edge.model.targets import Target, target_for_backend
 from export.common import make_meta
 from export.openvino import onnx_to_ir
 from export.onnx import free_hw
@@ -53,7 +53,7 @@ class Int8Recipe(ABC):
     """How one backend's INT8 artifact is made and judged.
 
     Attributes:
-        backend: the `edge.targets` backend name (the registry key and `--backend` value).
+        backend: the `edge.model.targets` backend name (the registry key and `--backend` value).
         needs: (python module, pip extra) pairs the quantizer needs, checked before any work.
         quantizer: the tool, for messages and the sidecar.
         from_fp32_onnx: `build` starts from export's FP32 ONNX (else from the torch module).

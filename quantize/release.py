@@ -11,7 +11,7 @@ run, the calibration and fidelity data, per-backend PTQ options) is data, kept i
     python -m quantize.release runs/r28 --to weights/spire-x --settings my_release.json
 
 Steps: stage a hidden folder beside the destination; copy the run's checkpoint, sidecar, log and
-options; export FP32 for every format with an exporter in `edge.targets.TARGETS` (+ the FP16 ones the
+options; export FP32 for every format with an exporter in `edge.model.targets.TARGETS` (+ the FP16 ones the
 settings name) at the size the checkpoint is deployed at; set the threshold (quantize.pick); PTQ per
 INT8 recipe (`quantize.recipes.RECIPES`, each following the architecture's recipe); pick the INT8
 artifact and per-backend defaults; swap the folder in. A failed required step leaves the destination
@@ -30,7 +30,7 @@ from pathlib import Path
 
 from edge.cli import run_cli
 from edge.errors import SpireEdgeError
-from edge.targets import TARGETS
+from edge.model.targets import TARGETS
 from quantize.recipes import RECIPES
 
 SETTINGS_NAME = "release.json"

@@ -21,7 +21,7 @@ After quantizing, `check_drop` makes the fidelity report a gate: INT8 F1 more th
 
 Thresholds, measured on the shared sets (2 cores, 2026-12): real NUAA-SIRST / SIRST-V2 frames
 spread 40-255 grey levels (median 129 / 117), their train and val splits differ by < 0.03 in mean
-and < 1.2x in std; synthetic frames (edge.synthetic) spread ~90-255.
+and < 1.2x in std; synthetic frames (edge.datasets.synthetic) spread ~90-255.
 """
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ from typing import Iterable
 import numpy as np
 
 from edge.errors import DatasetError, SpireEdgeError
-from edge.preprocess import Normalization, to_255
+from edge.inference.preprocess import Normalization, to_255
 
 __all__ = ["PixelStats", "pixel_stats", "check_calibration", "check_drop", "FidelityGateError",
            "FLAT_RANGE", "MAX_FLAT_SHARE", "MIN_SPREAD", "MAX_MEAN_SHIFT", "MAX_STD_RATIO", "DEFAULT_MAX_DROP"]

@@ -24,9 +24,9 @@ class UsageError(SpireEdgeError, ValueError):
 
 
 def default_weights() -> Path:
-    """The shipped checkpoint: `edge.zoo.default_checkpoint()`, else weights/shipped/best.pt."""
+    """The shipped checkpoint: `edge.model.zoo.default_checkpoint()`, else weights/shipped/best.pt."""
     try:
-        from edge.zoo import default_checkpoint
+        from edge.model.zoo import default_checkpoint
     except ImportError:
         p = REPO_ROOT / "weights" / "shipped" / "best.pt"
         if not p.is_file():

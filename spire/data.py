@@ -2,7 +2,7 @@
 
 Why: the frames a model is trained on must go through exactly the preprocessing and target
 codec the device uses, so this module only glues `edge` together: raw frame + points ->
-`spire.augment` -> `edge.preprocess.letterbox` + `normalize` -> `codec.encode(points in input
+`spire.augment` -> `edge.inference.preprocess.letterbox` + `normalize` -> `codec.encode(points in input
 px, image=letterboxed image)`. It also owns the data hygiene a long run needs: every training
 frame is read once up front (points, size, optional statistics), a frame that cannot be read or
 has no label is reported once by name and left out, and a file that breaks later is skipped
@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from edge.preprocess import PreprocessConfig, letterbox, normalize
+from edge.inference.preprocess import PreprocessConfig, letterbox, normalize
 from edge.scoring import LabelledFrame, skip_reason
 
 from .augment import AugmentConfig, augment

@@ -284,10 +284,10 @@ class RunState:
 def build_meta(model: nn.Module, pre, codec, training: dict) -> dict:
     """The sidecar fields of a torch checkpoint (everything but model_file / model_sha256).
 
-    `pre` and `codec` are the model as deployed (edge.contract: schema 2), not its training crops.
+    `pre` and `codec` are the model as deployed (edge.model.contract: schema 2), not its training crops.
     """
-    from edge.contract import DEPLOY_SCHEMA
-    from edge.sidecar import io_specs
+    from edge.model.contract import DEPLOY_SCHEMA
+    from edge.model.sidecar import io_specs
 
     inp, out = io_specs(pre.imgsz, pre.channels, codec.stride)
     return {"schema_version": DEPLOY_SCHEMA, "arch": model.arch, "arch_kwargs": dict(getattr(model, "arch_kwargs", {}) or {}),
@@ -306,7 +306,7 @@ def save_last(out: Path, model, meta: dict, opt, sched, st: RunState, extra: dic
 
 def save_best(out: Path, model, meta: dict, st: RunState) -> Path:
     """OUT/best.pt and OUT/metadata.json (the edge sidecar describing best.pt)."""
-    from edge.sidecar import ModelMeta, file_sha256, write_sidecar
+    from edge.model.sidecar import ModelMeta, file_sha256, write_sidecar
     from spire.models import save_checkpoint
 
     meta = copy.deepcopy(meta)

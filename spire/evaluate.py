@@ -1,7 +1,7 @@
 """`python -m spire.evaluate`: score a checkpoint on a labelled split, with curves and overlays.
 
 Why: a number is only useful with the frames behind it. This tool runs a trained checkpoint (or
-an official SPIRE release) through `edge.predictor.Predictor` with the torch backend
+an official SPIRE release) through `edge.inference.predictor.Predictor` with the torch backend
 (`spire.torch_backend`): the same read / preprocess / tile / decode path `edge.run` runs an
 exported model through, at the size the checkpoint's exports were made, so the F1 here is the
 F1 on the device (a checkpoint without exports yet is scored as training validated it: whole
@@ -14,7 +14,7 @@ with misses or false alarms. `--mode native` scores whole frames at native resol
     python -m spire.evaluate --data /data/sirst-v2 --split val --json val.json --out runs/eval
     python -m spire.evaluate --official SPIRE-SIRST4-512-epoch230-lr0.005.pth --data /data/nuaa-sirst
 
-Without --weights/--official the shipped model is used (edge.zoo.default_checkpoint()).
+Without --weights/--official the shipped model is used (edge.model.zoo.default_checkpoint()).
 """
 from __future__ import annotations
 
@@ -28,14 +28,14 @@ import cv2
 import numpy as np
 import torch
 
-from edge.annotate import FrameInfo, annotate, frame_errors
+from edge.outputs.annotate import FrameInfo, annotate, frame_errors
 from edge.cli import run_cli
 from edge.codecs import build_codec
 from edge.metrics.constants import BASICIRSTD_HIT_PX, HIT_RADIUS_PX, SWEEP_FLOOR
 from edge.metrics.matching import match
 from edge.metrics.points import PointMetrics
-from edge.predictor import MODES, default_mode
-from edge.preprocess import PreprocessConfig
+from edge.inference.predictor import MODES, default_mode
+from edge.inference.preprocess import PreprocessConfig
 from edge.scoring import score
 
 from . import engine
@@ -119,7 +119,7 @@ def adjust(pre: PreprocessConfig, codec, imgsz: int | None, no_vr: bool, thr: fl
 def pick_mode(args, source: dict, deployed: int | None, scale_up: bool) -> str:
     """--mode, else --native, else letterbox for --imgsz alone or --official, else what edge.run does with
     the checkpoint's exports ('static': frames that fit padded to their input size, larger ones tiled),
-    else, with no export yet, `edge.predictor.default_mode` (whole frames, as training validated)."""
+    else, with no export yet, `edge.inference.predictor.default_mode` (whole frames, as training validated)."""
     if args.mode and args.native and args.mode != "native":
         from .cli import UsageError
 
@@ -142,7 +142,7 @@ def resolution(mode: str, size: int) -> str:
 
 def evaluate(args) -> dict:
     """Run the evaluation described by parsed `args`; returns the result dict (also --json)."""
-    from edge.runfolders import check_out_path
+    from edge.outputs.runfolders import check_out_path
 
     check_out_path(args.out)  # before the model runs: a path under a file fails now, in one line
     check_out_path(args.json, "--json", file=True)
@@ -207,7 +207,7 @@ def evaluate(args) -> dict:
 
 
 def write_overlays(folder: Path, sets, records, args) -> list[str]:
-    """PNG overlays (edge.annotate, the pictures edge.run draws) of the frames with the most misses +
+    """PNG overlays (edge.outputs.annotate, the pictures edge.run draws) of the frames with the most misses +
     false alarms (at most --max-overlays)."""
     bad = sorted((rec for rec in records if rec[5] > 0), key=lambda rec: -rec[5])[: args.max_overlays]
     folder.mkdir(parents=True, exist_ok=True)

@@ -3,7 +3,7 @@
 Why: the background views of an epoch are random crops of target-free frames, and a random
 192 px crop of a 1280 px surveillance frame almost never holds the one glint, cloud edge or
 building corner the model fires on; validation shows those few places are where the false
-alarms come from. This tool runs a checkpoint through the runtime path (`edge.predictor`,
+alarms come from. This tool runs a checkpoint through the runtime path (`edge.inference.predictor`,
 torch backend, the same tiling `edge.run` uses) over the training split, keeps every point
 scored at least `--thr` that is farther than `--max-dist` from every label, and writes them as
 CSV (root, name, x, y, score). `spire.train --hard-negatives FILE --hard-ratio R` then centres
@@ -86,7 +86,7 @@ def mine(args) -> int:
         raise UsageError(f"--out {out}: exists; pass a new file (mined lists are never overwritten)")
     if args.threads:
         torch.set_num_threads(args.threads)
-    from edge.zoo import named_checkpoint
+    from edge.model.zoo import named_checkpoint
 
     weights = named_checkpoint(args.weights) if args.weights else None
     model, pre, codec, source = load_model(str(weights) if weights else None, None)

@@ -49,7 +49,7 @@ def last_validation(state: dict) -> dict:
 
 
 def promote(run: Path, out: Path, why: str) -> Path:
-    from edge.sidecar import file_sha256
+    from edge.model.sidecar import file_sha256
     from spire.engine import RunState, save_best
     from spire.models import load_checkpoint
 

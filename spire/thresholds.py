@@ -3,7 +3,7 @@
 Why: the threshold is a deployment choice made on validation, and the sets disagree (SIRST-V2's
 large surveillance frames want a high one, faint drones in thermal video a low one). The
 training-time pick (one joint threshold, whole frames) is not the runtime's: this scores each
-validation root once through the runtime path (`edge.predictor.Predictor`, the torch backend,
+validation root once through the runtime path (`edge.inference.predictor.Predictor`, the torch backend,
 frames that fit run at their own size and larger ones tiled at `--imgsz`, as the OpenVINO export
 runs) and prints, per root and threshold, P / R / F1, false points per frame and per target-free
 frame. `python -m quantize.pick EXPORT_DIR --thr T --thr-rule "..."` (or the rung's release.json, quantize.release) sets it.
@@ -23,7 +23,7 @@ import torch
 from edge.cli import run_cli
 from edge.metrics.matching import HIT_RADIUS_PX
 from edge.metrics.points import PointMetrics
-from edge.predictor import MODES
+from edge.inference.predictor import MODES
 from edge.scoring import score
 
 from .cli import add_data_options, default_weights, open_roots, write_json
@@ -43,7 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
                      stride=10, stride_help="video-clip roots: every k-th frame")
     a("--imgsz", type=int, default=512, help="tile size for frames larger than it (the exports' input)")
     a("--mode", default="auto", choices=MODES,
-      help="how frames reach the network (edge.predictor): auto = what OpenVINO/onnxruntime do (frames that fit at "
+      help="how frames reach the network (edge.inference.predictor): auto = what OpenVINO/onnxruntime do (frames that fit at "
            "their own size), static = what fixed-input runtimes do (frames that fit padded to --imgsz)")
     a("--thr", type=float, nargs="+", default=list(DEFAULT_THRS), help="thresholds to report")
     a("--max-dist", type=float, default=HIT_RADIUS_PX, help="hit radius in image px (SPIRE: %(default)s)")

@@ -1,10 +1,10 @@
 """The torch backend: a training checkpoint, or a model in memory, behind `edge.backends.Backend`.
 
-Why: `edge.predictor.Predictor` is the one frame -> points path. With this backend in its slot,
+Why: `edge.inference.predictor.Predictor` is the one frame -> points path. With this backend in its slot,
 `spire.evaluate`, training-time validation, the benchmarks' torch rows and
 `python -m edge.run --model weights/shipped/best.pt` run a torch model through exactly the
 read / preprocess / tile / decode code the exported artifacts run through, so their numbers can
-only differ by what the runtime computes. The target table (`edge.targets`, row 'torch') names
+only differ by what the runtime computes. The target table (`edge.model.targets`, row 'torch') names
 this class as data; edge never imports torch or spire.
 
 Unlike an exported artifact, a torch model takes any input size (a multiple of 32): the
@@ -18,8 +18,8 @@ import numpy as np
 import torch
 
 from edge.backends.base import Backend
-from edge.predictor import Predictor
-from edge.sidecar import ModelMeta
+from edge.inference.predictor import Predictor
+from edge.model.sidecar import ModelMeta
 
 __all__ = ["TorchBackend", "torch_predictor"]
 

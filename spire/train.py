@@ -113,7 +113,7 @@ class Job:
     quiet: bool
     reporter: Reporter
     resume: object | None
-    claimed: str | None = None  # the folder this process claimed (edge.runfolders), released when the run ends
+    claimed: str | None = None  # the folder this process claimed (edge.outputs.runfolders), released when the run ends
 
 
 @dataclasses.dataclass
@@ -156,8 +156,8 @@ def _start(cfg: TrainConfig) -> Job:
         torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
     claimed = None
-    if not cfg.resume:  # a run is never overwritten: refuse, or --exist-ok -> OUT2, OUT3 (edge.runfolders)
-        from edge.runfolders import train_out_folder
+    if not cfg.resume:  # a run is never overwritten: refuse, or --exist-ok -> OUT2, OUT3 (edge.outputs.runfolders)
+        from edge.outputs.runfolders import train_out_folder
 
         where = train_out_folder(cfg.out, cfg.exist_ok) if info.is_main else None  # claimed atomically
         where = engine.broadcast_object((str(where[0]), where[1]) if where else None, info)
@@ -347,7 +347,7 @@ def _summary(job: Job, p: Parts, lp: Loop, stopped: bool, stop: StopControl) -> 
 
 def train(cfg: TrainConfig) -> dict:
     """Run (or resume) one training run; returns the summary written to OUT/summary.json."""
-    from edge.runfolders import release_claim
+    from edge.outputs.runfolders import release_claim
 
     job = _start(cfg)
     try:

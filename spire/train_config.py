@@ -122,7 +122,7 @@ def _data_options(p, a) -> None:
       help="video-clip roots: train on every k-th frame (neighbours are near-duplicates at 30 fps)")
     a("--val-frame-stride", type=int, help="video-clip roots: validate on every k-th frame")
     a("--val-fraction", type=float, help="carved from training without --val-data")
-    a("--synthetic", type=int, help="add N synthetic frames (edge.synthetic)")
+    a("--synthetic", type=int, help="add N synthetic frames (edge.datasets.synthetic)")
     a("--init", help="start from this spire.train checkpoint's weights and normalisation (fine-tuning; a new run, "
                      "new optimiser)")
     a("--finetune", action="store_true",
@@ -291,7 +291,7 @@ def check_numbers(cfg: TrainConfig) -> None:
     """
     import math
 
-    from edge.runfolders import check_out_path
+    from edge.outputs.runfolders import check_out_path
 
     if isinstance(cfg.batch, bool) or not isinstance(cfg.batch, int) or cfg.batch < 1:
         raise UsageError(f"--batch {cfg.batch}: must be a whole number of frames >= 1")

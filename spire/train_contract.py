@@ -1,6 +1,6 @@
 """The model a training run starts from (--init) and the deployment contract it ends with.
 
-Why its own module: the deployment contract (edge.contract: the input size and fit a checkpoint is
+Why its own module: the deployment contract (edge.model.contract: the input size and fit a checkpoint is
 deployed at) is decided here once for every run: from --val-fit / --val-imgsz, or inherited from
 the model a fine-tuning run starts from, so the fine-tuned best.pt exports, quantises and evaluates
 at the size its users run it at without being told.
@@ -33,7 +33,7 @@ def load_init(cfg: TrainConfig, model) -> dict:
         print(f"note: --init {path}: {ckpt.get('arch')!r} weights start a {cfg.model} run (same parameters)",
               file=sys.stderr)
     model.load_state_dict(ckpt["model"])
-    from edge.sidecar import file_sha256
+    from edge.model.sidecar import file_sha256
     from spire.models.checkpoint import apply_contract
 
     apply_contract(path, ckpt)  # its sidecar's fit, size and threshold: how the model is deployed
@@ -41,7 +41,7 @@ def load_init(cfg: TrainConfig, model) -> dict:
 
 
 def deployment(cfg: TrainConfig, mcfg, pre, codec):
-    """(preprocess, codec) of the model as it is deployed, stored in its checkpoint (edge.contract).
+    """(preprocess, codec) of the model as it is deployed, stored in its checkpoint (edge.model.contract).
 
     Why: the network is trained on --imgsz crops but runs on --val-imgsz inputs (frames that fit
     at their own size or padded, as --val-fit says; larger ones tiled); exporting, quantising and

@@ -22,7 +22,7 @@ __all__ = ["build_data", "validation_keys", "add_synthetic", "copy_paste_bank", 
 
 def build_data(cfg: TrainConfig, pre_norm_needed: bool, channels: int, reporter: Reporter, quiet: bool = False):
     """Training FrameStore, validation datasets, split info and (if needed) pixel statistics."""
-    from edge.preprocess import compute_stats
+    from edge.inference.preprocess import compute_stats
 
     train_sets = open_roots(cfg.data, cfg.format, cfg.train_split, reporter=reporter, stride=cfg.frame_stride)
     store = FrameStore(reporter=reporter, cache=cfg.cache, progress=not quiet)
@@ -60,7 +60,7 @@ def build_data(cfg: TrainConfig, pre_norm_needed: bool, channels: int, reporter:
         for _ in frames():
             pass
     if cfg.hard_negatives:
-        from edge.sidecar import file_sha256
+        from edge.model.sidecar import file_sha256
 
         from .mine import read_hard_negatives
 
@@ -121,10 +121,10 @@ def _tqdm_disabled(quiet: bool):
 
 
 def add_synthetic(store: FrameStore, n: int, seed: int, size: int, domain: int = 0) -> None:
-    """N seeded synthetic frames (edge.synthetic, 8-bit AGC view) as in-memory training frames."""
+    """N seeded synthetic frames (edge.datasets.synthetic, 8-bit AGC view) as in-memory training frames."""
     from tqdm import tqdm
 
-    from edge.synthetic import make_frame
+    from edge.datasets.synthetic import make_frame
 
     for i in tqdm(range(n), desc="synthetic frames", unit="frame", leave=False, disable=not store.progress):
         fr = make_frame(size=max(256, size), seed=[int(seed), 1, i])

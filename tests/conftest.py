@@ -1,7 +1,7 @@
 """Shared test helpers: a numpy fake backend, fixture sidecars that pass validation, ../shared paths.
 
 Why: the runtime's tests (edge.run, the Predictor, tiling) must stand on their own, as `edge`
-does: a numpy "model" registered as one more row of the target table (`edge.targets`) runs
+does: a numpy "model" registered as one more row of the target table (`edge.model.targets`) runs
 through the real sidecar -> backend -> Predictor path without torch, ONNX or any runtime, and
 test modules take their helpers from here instead of importing each other. The shared data and
 weights live in `../shared` beside the checkout (or `$SPIRE_EDGE_SHARED`); a test that needs
@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from edge.backends.base import Backend
-from edge.targets import TARGETS, Target
+from edge.model.targets import TARGETS, Target
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("SPIRE_EDGE_SHARED") or REPO.parent / "shared").resolve()
@@ -100,8 +100,8 @@ def write_fixture_sidecar(folder: Path, fmt: str, model_file: str, imgsz: int = 
                           thr: float = 0.3, scale_up: bool = False, channels: int = 3) -> Path:
     """A metadata.json that passes validation: PRPS codec, ImageNet-RGB (3 ch) or mean-std (1 ch) input."""
     from edge.codecs import PRPSCodec
-    from edge.preprocess import Normalization, PreprocessConfig
-    from edge.sidecar import ModelMeta, file_sha256, io_specs, write_sidecar
+    from edge.inference.preprocess import Normalization, PreprocessConfig
+    from edge.model.sidecar import ModelMeta, file_sha256, io_specs, write_sidecar
 
     inp, out = io_specs(imgsz, channels, 4, "images", "heatmap")
     norm = Normalization("imagenet-rgb") if channels == 3 else Normalization("mean-std", (0.4,), (0.2,))

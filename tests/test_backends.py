@@ -94,7 +94,7 @@ def test_backend_inferred_from_sidecar_and_mismatch_refused(artifacts):
 
 
 def test_openvino_keeps_fp32_unless_artifact_is_fp16(artifacts):
-    from edge.sidecar import read_sidecar
+    from edge.model.sidecar import read_sidecar
 
     b = load_backend(artifacts["openvino"], "openvino", threads=2)
     assert b.compile_config() == {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": "f32",

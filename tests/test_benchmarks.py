@@ -146,7 +146,7 @@ class _FakePredictor:
     """Returns the GT points (shifted by `shift` px) with fixed stage timings."""
 
     def __init__(self, frames, shift=0.0):
-        from edge.preprocess import Normalization, PreprocessConfig
+        from edge.inference.preprocess import Normalization, PreprocessConfig
 
         self.cfg = PreprocessConfig(imgsz=32, channels=1, norm=Normalization("mean-std", (0.5,), (0.25,)),
                                     scale_up=False)
@@ -155,7 +155,7 @@ class _FakePredictor:
         self.backend = _FakeBackend()
 
     def predict(self, src, name=None, thr=None):
-        from edge.points import Points
+        from edge.inference.points import Points
 
         xy = self.gt[name] + self.shift
         return Points(xy.astype(np.float32), np.ones(len(xy), np.float32)), \
@@ -188,7 +188,7 @@ def test_measure_scores_misses_and_false_alarms():
 
 
 def test_measure_reports_power_from_a_sensor(monkeypatch):
-    import edge.power as power
+    import edge.device.power as power
 
     class FiveWatts(power.Sensor):
         name, kind = "fake-5W", "power"
@@ -206,7 +206,7 @@ def test_measure_reports_power_from_a_sensor(monkeypatch):
 
 
 def test_power_is_na_without_a_sensor(monkeypatch):
-    import edge.power as power
+    import edge.device.power as power
 
     monkeypatch.setattr(power, "detect", lambda override=None, root="/sys": (None, ["rapl (absent)"]))
     meter = device.PowerMeter()

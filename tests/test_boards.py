@@ -1,4 +1,4 @@
-"""boards/: every profile loads through edge.boards with valid defaults; bench.sh runs benchmarks.run."""
+"""boards/: every profile loads through edge.device.boards with valid defaults; bench.sh runs benchmarks.run."""
 import json
 import os
 import subprocess
@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from edge.backends import BACKENDS
-from edge.boards import list_boards, load_board
-from edge.power import PROBES
+from edge.device.boards import list_boards, load_board
+from edge.device.power import PROBES
 from export.formats import FORMATS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -52,7 +52,7 @@ def _fake_python(tmp_path):
 
 def _trt_folder(root):
     """A minimal *_tensorrt artifact (dummy ONNX bytes; only the recipe reads it here)."""
-    from edge.sidecar import ModelMeta, file_sha256, io_specs, write_sidecar
+    from edge.model.sidecar import ModelMeta, file_sha256, io_specs, write_sidecar
     d = root / "m_64_int8_tensorrt"
     d.mkdir(parents=True)
     (d / "m_64_int8.onnx").write_bytes(b"qdq")

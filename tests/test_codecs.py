@@ -8,7 +8,7 @@ import pytest
 from edge.codecs import CODECS, GaussianCodec, PRPSCodec, build_codec
 from edge.codecs.peaks import find_peaks
 from edge.codecs.prps import crop_shifted
-from edge.preprocess import Letterbox, Normalization, PreprocessConfig, letterbox
+from edge.inference.preprocess import Letterbox, Normalization, PreprocessConfig, letterbox
 
 
 # --------------------------------------------------------------- official reference (loops)
@@ -250,7 +250,7 @@ def test_quadratic_refine_at_borders_and_with_negative_neighbours():
 
 
 def test_points_container():
-    from edge.points import Points
+    from edge.inference.points import Points
 
     p = Points([[1, 2], [3, 4], [5, 6]], [0.9, 0.2, 0.5])
     assert len(p) == 3 and p.xy.dtype == np.float32 and p.scores.dtype == np.float32

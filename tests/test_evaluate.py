@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge.preprocess import native_letterbox, preprocess_native
+from edge.inference.preprocess import native_letterbox, preprocess_native
 from spire.evaluate import main
 from tests.conftest import needs_shared, shared
 
@@ -37,7 +37,7 @@ def checkpoint(tmp_path_factory) -> Path:
     """An untrained hrpe_nano checkpoint folder with its sidecar, as spire.train writes it."""
     import torch
 
-    from edge.sidecar import ModelMeta, file_sha256, write_sidecar
+    from edge.model.sidecar import ModelMeta, file_sha256, write_sidecar
     from spire.engine import build_meta
     from spire.models import create_model, save_checkpoint
 
@@ -57,7 +57,7 @@ def test_native_letterbox_pads_to_32_and_maps_points_back():
     assert lb.dst_hw == (160, 224) and lb.sx == lb.sy == 1.0
     p = np.array([[0.0, 0.0], [200.0, 149.0], [13.25, 77.5]], np.float32)
     np.testing.assert_allclose(lb.inverse(lb.forward(p)), p, atol=1e-5)
-    from edge.preprocess import Normalization, PreprocessConfig
+    from edge.inference.preprocess import Normalization, PreprocessConfig
 
     frame = np.full((150, 201), 100, np.uint8)
     frame[40, 50] = 255
@@ -83,7 +83,7 @@ def test_evaluate_json_keys_curves_and_overlays(fixture, checkpoint, tmp_path):
     assert r["fp"] > 0  # threshold 0: an untrained net fires somewhere, so overlays exist
     assert (out / "pr_curve.png").is_file() and (out / "pd_fppi.png").is_file()
     assert r["overlays"] and all(Path(p).is_file() for p in r["overlays"])
-    from edge.annotate import COLORS  # the one drawer edge.run uses: false alarms in its colour
+    from edge.outputs.annotate import COLORS  # the one drawer edge.run uses: false alarms in its colour
     import cv2
 
     pic = cv2.imread(r["overlays"][0]).reshape(-1, 3)

@@ -14,9 +14,9 @@ import pytest
 import torch
 
 from edge.errors import SidecarError, SpireEdgeError
-from edge.preprocess import preprocess
-from edge.sidecar import read_sidecar
-from edge.synthetic import make_frame
+from edge.inference.preprocess import preprocess
+from edge.model.sidecar import read_sidecar
+from edge.datasets.synthetic import make_frame
 from export.common import ExportError, round_imgsz, source_from_model
 from export.formats import FORMATS, check_precision, get_format
 
@@ -189,7 +189,7 @@ def test_build_engine_script_flags(exported, tmp_path, trt, prec, want):
 
 def test_tensorrt_int8_folder_from_qdq(exported, src, tmp_path):
     """An int8 folder as quantize.ptq writes it gets the recipe and passes TensorRT's Q/DQ rules."""
-    from edge.sidecar import write_sidecar
+    from edge.model.sidecar import write_sidecar
     from export.common import make_meta
     from export.tensorrt import finish_int8_folder
     from quantize.tensorrt_int8 import quantize_tensorrt

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from edge import zoo
+from edge.model import zoo
 
 REPO = Path(__file__).resolve().parents[1]
 

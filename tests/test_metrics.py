@@ -9,7 +9,7 @@ from edge.metrics.curves import average_precision, pr_points
 from edge.metrics.matching import _hungarian_numpy, linear_assignment
 
 
-class _Pts:  # duck-typed stand-in for edge.points.Points
+class _Pts:  # duck-typed stand-in for edge.inference.points.Points
     def __init__(self, xy, scores):
         self.xy = np.asarray(xy, np.float32).reshape(-1, 2)
         self.scores = np.asarray(scores, np.float32)
@@ -94,7 +94,7 @@ def test_threshold_rematches():
 
 
 def test_accepts_edge_points():
-    from edge.points import Points
+    from edge.inference.points import Points
 
     pm = PointMetrics(method="hungarian")
     pm.update(Points(np.array([[3.0, 4.0], [30.0, 30.0]]), np.array([0.9, 0.2])), [[0, 0]], (64, 64))

@@ -262,7 +262,7 @@ def _nuaa_points(name: str) -> np.ndarray:
 @needs_shared("data", "nuaa-sirst", "train.txt")
 def test_official_sirst4_finds_nuaa_targets():
     from edge.frames import read_frame
-    from edge.preprocess import preprocess
+    from edge.inference.preprocess import preprocess
 
     model = load_official(SIRST4)
     pre, codec = model.cfg.preprocess_config(), model.cfg.build_codec()
@@ -281,7 +281,7 @@ def test_official_sirst4_finds_nuaa_targets():
 
 @needs_official
 def test_import_official_folder(tmp_path, capsys):
-    from edge.sidecar import read_sidecar
+    from edge.model.sidecar import read_sidecar
 
     assert models_cli(["--import-official", str(SIRST4), "--out", str(tmp_path / "off")]) == 0
     meta = read_sidecar(tmp_path / "off")

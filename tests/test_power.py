@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from edge import power
+from edge.device import power
 
 
 def _write(path: Path, text: str) -> None:

@@ -1,10 +1,10 @@
 """One frame -> points path and one target table: torch and artifacts score alike, rows are added in one place.
 
 Why: spire.evaluate, training-time validation, the fidelity reports, the benchmarks and edge.run all
-go through `edge.predictor.Predictor`; a torch model sits in its backend slot (spire.torch_backend).
+go through `edge.inference.predictor.Predictor`; a torch model sits in its backend slot (spire.torch_backend).
 These tests hold that together: the same frames give the same points through torch and through an
 artifact, the decode threshold is an argument, and a new target (the numpy fake of conftest.py) is
-known everywhere once its row is in `edge.targets`.
+known everywhere once its row is in `edge.model.targets`.
 """
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import json
 import numpy as np
 import pytest
 
-from edge.predictor import Predictor
+from edge.inference.predictor import Predictor
 from tests.conftest import IMGSZ, FAKE_TARGET, needs_shared, spots, tiny_module
 
 FRAMES = [((48, 60), [(20, 20), (40, 30)]), ((150, 201), [(30, 40), (100, 75), (190, 140)]),
@@ -68,9 +68,9 @@ def test_target_table_is_the_one_place(fake_model):
     from benchmarks.artifacts import BACKEND_FORMAT
     from benchmarks.rows import BACKEND_PRECISIONS, RUNTIME_MODULES
     from edge.backends import backend_for_format, get_backend_class
-    from edge.sidecar import read_sidecar
-    from edge.targets import TARGETS, get_target
-    from edge.zoo import normalize_format
+    from edge.model.sidecar import read_sidecar
+    from edge.model.targets import TARGETS, get_target
+    from edge.model.zoo import normalize_format
     from export.formats import FORMATS
 
     assert read_sidecar(fake_model).format == FAKE_TARGET.format  # the sidecar accepts the new format
@@ -89,7 +89,7 @@ def test_target_table_is_the_one_place(fake_model):
 
 def test_int8_recipes_follow_the_table():
     pytest.importorskip("onnx")
-    from edge.targets import target_for_backend
+    from edge.model.targets import target_for_backend
     from quantize.qat import QAT_BACKENDS
     from quantize.recipes import RECIPES, recipe_for_format
 
@@ -110,7 +110,7 @@ def test_evaluate_and_edge_run_give_the_same_f1(tmp_path, capsys):
     import torch
 
     from edge import run as edge_run
-    from edge.sidecar import ModelMeta, file_sha256, write_sidecar
+    from edge.model.sidecar import ModelMeta, file_sha256, write_sidecar
     from export.exporter import ExportConfig, export_model
     from spire.engine import build_meta
     from spire.evaluate import main as evaluate
@@ -150,11 +150,11 @@ def test_evaluate_and_edge_run_give_the_same_f1(tmp_path, capsys):
 
 def test_a_checkpoint_runs_in_the_predictor_through_its_table_row(tmp_path):
     """`Predictor('best.pt')` (edge.run --model best.pt): edge finds spire's torch backend through the 'torch'
-    row of edge.targets; without exports the checkpoint runs whole frames, as training validated it."""
+    row of edge.model.targets; without exports the checkpoint runs whole frames, as training validated it."""
     pytest.importorskip("torch")
     import torch
 
-    from edge.sidecar import ModelMeta, file_sha256, write_sidecar
+    from edge.model.sidecar import ModelMeta, file_sha256, write_sidecar
     from spire.engine import build_meta
     from spire.models import create_model, save_checkpoint
 
@@ -183,7 +183,7 @@ def test_fit_pad_runs_a_small_frame_padded_to_the_input_on_a_backend_of_any_size
     pytest.importorskip("torch")
     import dataclasses
 
-    from edge.preprocess import PreprocessConfig
+    from edge.inference.preprocess import PreprocessConfig
     from spire.torch_backend import torch_predictor
 
     art = Predictor(fake_model, threads=1)

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from edge.preprocess import (
+from edge.inference.preprocess import (
     Letterbox, Normalization, PreprocessConfig, compute_stats, letterbox, normalize, percentile_agc, preprocess,
 )
 

@@ -39,13 +39,13 @@ def demo_frame():
 # --------------------------------------------------------------------------- import + Predictor
 def test_import_edge_is_lazy_and_torch_free():
     code = ("import sys, time; t = time.perf_counter(); import edge; dt = time.perf_counter() - t; "
-            "lazy = 'edge.predictor' not in sys.modules; from edge import Predictor, Tracker, Points, Results; "
+            "lazy = 'edge.inference.predictor' not in sys.modules; from edge import Predictor, Tracker, Points, Results; "
             "print(dt, lazy, 'torch' in sys.modules, Predictor.__module__, Tracker.__module__)")
     r = _py("-c", code)
     assert r.returncode == 0, r.stderr
     dt, lazy, torch, pmod, tmod = r.stdout.split()
     assert float(dt) < 0.5 and lazy == "True" and torch == "False"
-    assert (pmod, tmod) == ("edge.predictor", "edge.tracker")
+    assert (pmod, tmod) == ("edge.inference.predictor", "edge.tracking.tracker")
 
 
 def test_predictor_takes_a_ladder_name_and_is_callable(demo_frame):
@@ -87,7 +87,7 @@ def test_predictor_unknown_name_is_one_line():
 def test_default_backend_prefers_openvino_then_onnxruntime(monkeypatch):
     import importlib.util
 
-    from edge import zoo
+    from edge.model import zoo
 
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda n, *a: None if n == "openvino" else real(n, *a))
@@ -97,7 +97,7 @@ def test_default_backend_prefers_openvino_then_onnxruntime(monkeypatch):
 
 
 def test_package_data_mode_names_what_the_wheel_leaves_out(tmp_path, monkeypatch):
-    from edge import zoo
+    from edge.model import zoo
     from edge.errors import SidecarError
 
     wd = tmp_path / zoo.PACKAGE_WEIGHTS
@@ -129,8 +129,8 @@ def test_points_records_and_json():
 
 def test_results_rows_and_csv(tmp_path):
     from edge import Points, Results, Tracker
-    from edge.results import DETECTION_FIELDS, TRACK_FIELDS
-    from edge.track_outputs import TrackPoints
+    from edge.outputs.results import DETECTION_FIELDS, TRACK_FIELDS
+    from edge.tracking.track_outputs import TrackPoints
 
     r = Results()
     r.add(0, "a", Points(np.array([[10.0, 20.0], [30.0, 40.0]]), np.array([1.59, 0.5])))

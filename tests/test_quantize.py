@@ -18,7 +18,7 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("onnxruntime")
 
 from edge.errors import BackendUnavailable, DatasetError, SpireEdgeError  # noqa: E402
-from edge.preprocess import Normalization, PreprocessConfig  # noqa: E402
+from edge.inference.preprocess import Normalization, PreprocessConfig  # noqa: E402
 from edge.scoring import LabelledFrame  # noqa: E402
 from tests.conftest import shared  # noqa: E402
 
@@ -151,7 +151,7 @@ def ptq_run(tmp_path_factory):
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_ptq_artifact_loads_and_agrees_with_fp32(ptq_run, backend):
     from edge.backends import load_backend
-    from edge.sidecar import read_sidecar
+    from edge.model.sidecar import read_sidecar
 
     folder = ptq_run[backend]
     fmt = {"onnxruntime": "onnx"}.get(backend, backend)
@@ -210,7 +210,7 @@ def test_histogram_calibration_keeps_what_fits_in_memory(monkeypatch, capsys):
 
 
 def test_ptq_writes_the_recipe_it_used_into_the_sidecar(tmp_path):
-    from edge.sidecar import read_sidecar
+    from edge.model.sidecar import read_sidecar
     from export.common import source_from_model
     from quantize.job import Int8Job
     from quantize.ptq import run_ptq
@@ -394,7 +394,7 @@ def test_tflite_int8_of_hrpe_is_full_integer_and_tracks_fp32(tmp_path):
 
 def test_fidelity_repicks_the_int8_threshold_on_labelled_frames(monkeypatch, tmp_path):
     """An INT8 map that peaks at half of FP32's keeps every target once its threshold is re-picked."""
-    from edge.points import Points
+    from edge.inference.points import Points
     from quantize import fidelity
 
     class FakePredictor:
@@ -431,7 +431,7 @@ def test_recheck_cli_errors_are_one_line(tmp_path, capsys):
 
 def _fake_artifact(root: Path, name: str, fmt: str, precision: str, report: dict | None = None) -> Path:
     """A folder with a model file, a valid sidecar and (INT8) a fidelity report: what quantize.pick reads."""
-    from edge.sidecar import ModelMeta, file_sha256, io_specs, write_sidecar
+    from edge.model.sidecar import ModelMeta, file_sha256, io_specs, write_sidecar
 
     folder = root / name
     folder.mkdir(parents=True)
@@ -447,7 +447,7 @@ def _fake_artifact(root: Path, name: str, fmt: str, precision: str, report: dict
 
 
 def test_pick_ships_the_better_int8_and_writes_measured_defaults(tmp_path):
-    from edge import zoo
+    from edge.model import zoo
     from quantize.pick import main
 
     exp, qat = tmp_path / "export", tmp_path / "qat"
@@ -470,7 +470,7 @@ def test_pick_ships_the_better_int8_and_writes_measured_defaults(tmp_path):
 
 
 def test_pick_sets_one_threshold_for_the_checkpoint_and_every_artifact(tmp_path, capsys):
-    from edge.sidecar import read_sidecar
+    from edge.model.sidecar import read_sidecar
     from quantize.pick import main
 
     root = tmp_path / "weights"
@@ -498,7 +498,7 @@ def test_repicking_the_same_threshold_keeps_what_it_first_replaced(tmp_path):
     """Re-exporting one artifact and re-applying the pick must not rewrite 'replaces' as the pick itself."""
     import shutil
 
-    from edge.sidecar import read_sidecar
+    from edge.model.sidecar import read_sidecar
     from quantize.pick import main
 
     root = tmp_path / "weights"

@@ -26,7 +26,7 @@ EXPORTS = REPO / "weights" / "shipped" / "export"
 
 def _shipped(fmt: str, precision: str) -> tuple[Path, str]:
     """(folder, model file stem) of the committed artifact of a format and precision (whichever model ships)."""
-    from edge.zoo import find_artifacts
+    from edge.model.zoo import find_artifacts
 
     for folder, meta in find_artifacts(EXPORTS):
         if meta.format == fmt and meta.precision == precision:
@@ -156,7 +156,7 @@ def test_run_refuses_impossible_numbers(capsys, argv, needle):
 
 def test_predictor_refuses_impossible_numbers():
     from edge.argcheck import ArgumentError
-    from edge.predictor import Predictor
+    from edge.inference.predictor import Predictor
 
     with pytest.raises(ArgumentError, match="threads -4"):
         Predictor(ONNX32, threads=-4)
@@ -228,7 +228,7 @@ def test_openvino_bin_is_checked_in_one_line(tmp_path, capsys, damage):
 def test_old_sidecars_are_checked_on_what_they_list(tmp_path):
     """A sidecar without `files` (written before it existed): model_sha256, the .bin's weights_sha256, the .bin."""
     from edge.errors import SidecarError
-    from edge.sidecar import read_sidecar
+    from edge.model.sidecar import read_sidecar
 
     art = _copy(OV32, tmp_path / "ov")
     d = json.loads((art / "metadata.json").read_text())
@@ -250,9 +250,9 @@ def test_onnx_external_data_is_listed_and_checked(tmp_path):
     import onnx
 
     from edge.errors import SidecarError
-    from edge.integrity import hash_files, needed_files
-    from edge.predictor import Predictor
-    from edge.sidecar import read_sidecar, write_sidecar
+    from edge.model.integrity import hash_files, needed_files
+    from edge.inference.predictor import Predictor
+    from edge.model.sidecar import read_sidecar, write_sidecar
 
     art = tmp_path / "ext"
     art.mkdir()
@@ -272,7 +272,7 @@ def test_onnx_external_data_is_listed_and_checked(tmp_path):
 
 def test_tensorrt_engine_hash_recorded_by_the_recipe_and_checked(tmp_path):
     from edge.errors import SidecarError
-    from edge.sidecar import read_sidecar
+    from edge.model.sidecar import read_sidecar
 
     art = _copy(TRT32, tmp_path / "trt")
     assert set(read_sidecar(art).files) == {f"{TRT32_STEM}.onnx", "build_engine.sh"}
@@ -298,7 +298,7 @@ def test_tensorrt_engine_hash_recorded_by_the_recipe_and_checked(tmp_path):
 
 # ------------------------------------------------------------------------ 5. calibration sanity, fidelity gate
 def _calib(frames, mode="mean-std"):
-    from edge.preprocess import Normalization, PreprocessConfig
+    from edge.inference.preprocess import Normalization, PreprocessConfig
     from quantize.calibration import CalibFrame, CalibrationSource
 
     cfg = PreprocessConfig(64, 1, Normalization(mode, (0.39,), (0.23,)), "center", False)
@@ -397,7 +397,7 @@ def test_benchmark_unknown_backend_fails_fast_and_all_failed_rows_exit_nonzero(t
 
 # ------------------------------------------------------------------------ 6. the umask is honoured
 def test_outputs_and_artifact_folders_honour_the_umask(tmp_path, capsys):
-    from edge.sidecar import read_sidecar, write_sidecar
+    from edge.model.sidecar import read_sidecar, write_sidecar
     from export.common import staged_folder
     from spire.cli import write_json
 
@@ -429,8 +429,8 @@ def _same(a, b, tol=1e-3) -> bool:
 @pytest.mark.skipif(not (SIRST_V2 / "images" / "Misc_419.png").is_file(), reason="sirst-v2 frames not present")
 def test_8_and_16_bit_of_one_scene_give_the_same_points():
     """Misc_419's 16-bit version (v*64 + 1000) gave hrpe_lite another point than its 8-bit one (the AGC stretched it)."""
-    from edge.predictor import Predictor
-    from edge.preprocess import percentile_agc
+    from edge.inference.predictor import Predictor
+    from edge.inference.preprocess import percentile_agc
 
     v = cv2.imread(str(SIRST_V2 / "images" / "Misc_419.png"), cv2.IMREAD_GRAYSCALE)
     raw = v.astype(np.uint16) * 64 + 1000
@@ -463,7 +463,7 @@ def test_soak_loops_edge_run_and_reports_per_minute(tmp_path, capsys):
 
 def test_run_latencies_stay_bounded_on_a_long_run():
     """edge.run kept every latency in lists (~160 B a frame, percentiles over all of them every 25 frames)."""
-    from edge.latency import LatencyLog
+    from edge.outputs.latency import LatencyLog
     from edge.outputs import RunStats
 
     st = RunStats()
@@ -485,7 +485,7 @@ def test_run_scoring_keeps_counts_not_frames():
     import tracemalloc
 
     from edge.metrics import PointMetrics
-    from edge.points import Points
+    from edge.inference.points import Points
     from edge.scoring import RunScores
 
     kept, run = PointMetrics(), RunScores()

@@ -57,8 +57,8 @@ def _artifact_copy(tmp_path: Path, edit=None, src: Path = ONNX32) -> Path:
 # ------------------------------------------------------------------ item 5: one name check
 def test_sidecar_weights_file_outside_folder_is_never_read(tmp_path, monkeypatch):
     """`extra.weights_file: /etc/passwd` was hashed (read) and its size printed; now refused by name."""
-    import edge.sidecar as sidecar
-    from edge.sidecar import read_sidecar
+    import edge.model.sidecar as sidecar
+    from edge.model.sidecar import read_sidecar
 
     def edit(d):
         d["extra"]["weights_file"] = "/etc/passwd"
@@ -75,7 +75,7 @@ def test_sidecar_weights_file_outside_folder_is_never_read(tmp_path, monkeypatch
 
 @pytest.mark.parametrize("name", ["../outside.bin", "~/x.bin", "a\\b.bin"])
 def test_sidecar_every_name_goes_through_one_check(tmp_path, name):
-    from edge.sidecar import read_sidecar
+    from edge.model.sidecar import read_sidecar
 
     art = _artifact_copy(tmp_path, lambda d: d["extra"].update(weights_file=name, weights_sha256="0" * 64))
     with pytest.raises(SidecarError, match="inside the artifact folder"):
@@ -101,7 +101,7 @@ BAD_VALUES = [
 @pytest.mark.parametrize("key,edit", BAD_VALUES, ids=[f"{k}-{i}" for i, (k, _) in enumerate(BAD_VALUES)])
 def test_sidecar_values_checked_on_load(tmp_path, key, edit):
     """Each of these ended in a traceback or silently wrong points; now one SidecarError line on load."""
-    from edge.sidecar import read_sidecar
+    from edge.model.sidecar import read_sidecar
 
     art = _artifact_copy(tmp_path, edit)
     with pytest.raises(SidecarError) as e:
@@ -156,7 +156,7 @@ def test_labels_nan_inf_refused_with_file_and_line(tmp_path, row):
 
 
 def test_edge_run_refuses_nan_label_in_one_line(tmp_path):
-    """With --save a NaN centre ended in a traceback in edge/annotate.py; without it, F1 0.90 and no word."""
+    """With --save a NaN centre ended in a traceback in edge/outputs/annotate.py; without it, F1 0.90 and no word."""
     root = _clip(tmp_path, ["0,nan,143.5,8,8,drone"])
     r = _cli("edge.run", "--source", str(root), "--frames", "3", "--quiet", "--save", str(tmp_path / "out"))
     _one_line_error(r, "IR_DRONE_154.csv:2")
@@ -210,7 +210,7 @@ def test_recheck_refuses_two_different_architectures(tmp_path):
 
 def test_recheck_refuses_another_source_checkpoint(tmp_path):
     from quantize.recheck import same_model
-    from edge.sidecar import read_sidecar
+    from edge.model.sidecar import read_sidecar
 
     b = _artifact_copy(tmp_path, lambda d: d["source_checkpoint"].update(sha256="f" * 64), src=SPIRE_S8)
     with pytest.raises(SidecarError, match="not the same model"):
@@ -231,7 +231,7 @@ def test_edge_run_option_errors_are_one_line(tmp_path, opts, words):
 
 
 def test_board_profile_with_unknown_backend_is_one_line(tmp_path):
-    from edge.boards import load_board
+    from edge.device.boards import load_board
 
     prof = tmp_path / "profile.json"
     prof.write_text(json.dumps({"backend": "nosuch", "imgsz": 512}))

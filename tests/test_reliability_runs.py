@@ -78,7 +78,7 @@ def test_three_edge_runs_started_at_once_get_three_folders(fake_model, tmp_path)
 
 
 def test_a_folder_claimed_by_another_run_is_refused_or_skipped(tmp_path):
-    from edge.runfolders import OutputFolderError, claim_run_folder, release_claim
+    from edge.outputs.runfolders import OutputFolderError, claim_run_folder, release_claim
 
     first, moved = claim_run_folder(tmp_path / "r", "--out", ("log.csv",), move=False)
     assert first == tmp_path / "r" and not moved
@@ -222,13 +222,13 @@ class _EndlessVideo:
 
 
 def test_stop_request_ends_a_long_skip(monkeypatch, tmp_path):
-    import edge.capture
+    import edge.sources.capture
 
     cap = _EndlessVideo()
-    monkeypatch.setattr(edge.capture, "_open_capture", lambda device, api=None: cap)
+    monkeypatch.setattr(edge.sources.capture, "_open_capture", lambda device, api=None: cap)
     video = tmp_path / "v.mp4"
     video.write_bytes(b"x")
-    src = edge.capture.CaptureSource(str(video), str(video), "video", stride=10 ** 9)
+    src = edge.sources.capture.CaptureSource(str(video), str(video), "video", stride=10 ** 9)
     src.should_stop = lambda: cap.grabs >= 1000  # SIGTERM arrives during the skip
     items = list(src)
     assert len(items) == 1 and cap.grabs == 1000
@@ -298,7 +298,7 @@ def _dead_pid() -> int:
 def checkpoint(tmp_path_factory):
     import torch
 
-    from edge.sidecar import ModelMeta, file_sha256, write_sidecar
+    from edge.model.sidecar import ModelMeta, file_sha256, write_sidecar
     from spire.engine import build_meta
     from spire.models import create_model, save_checkpoint
 

@@ -78,7 +78,7 @@ def test_bad_frames_are_skipped_and_counted(model, tmp_path, capsys):
 
 def test_nan_array_frame_raises_frame_error(model):
     from edge.errors import FrameError
-    from edge.predictor import Predictor
+    from edge.inference.predictor import Predictor
 
     p = Predictor(model)
     bad = np.zeros((30, 30), np.float32)
@@ -91,7 +91,7 @@ def test_nan_array_frame_raises_frame_error(model):
 
 @pytest.mark.parametrize("exc, rc", [(RuntimeError("backend exploded"), None), (KeyboardInterrupt(), 130)])
 def test_summary_valid_after_crash_or_ctrl_c(model, tmp_path, capsys, monkeypatch, exc, rc):
-    from edge.predictor import Predictor
+    from edge.inference.predictor import Predictor
 
     real = Predictor.predict
     calls = {"n": 0}
@@ -176,7 +176,7 @@ def test_default_model_comes_from_the_zoo(model, tmp_path, capsys, monkeypatch):
 
 
 def test_board_profile_sets_defaults_flags_win(model, tmp_path, capsys, monkeypatch):
-    from edge.boards import load_board
+    from edge.device.boards import load_board
 
     board = tmp_path / "boards" / "pi5"
     board.mkdir(parents=True)
@@ -234,7 +234,7 @@ def test_labelled_dataset_metrics_agree_with_spire_evaluate(model, tmp_path, cap
     pytest.importorskip("torch")
     from edge.datasets import open_dataset
     from edge.metrics import PointMetrics
-    from edge.predictor import Predictor
+    from edge.inference.predictor import Predictor
     from edge.scoring import score
     from spire.data import Reporter, iter_eval_frames
 

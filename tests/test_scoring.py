@@ -9,7 +9,7 @@ import pytest
 
 from edge.errors import FrameError
 from edge.metrics import PointMetrics
-from edge.points import Points
+from edge.inference.points import Points
 from edge.scoring import LabelledFrame, RunScores, SourceFrames, score
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge.sidecar import file_sha256, read_sidecar
-from edge.zoo import find_artifacts
+from edge.model.sidecar import file_sha256, read_sidecar
+from edge.model.zoo import find_artifacts
 from tests.conftest import shared
 
 REPO = Path(__file__).resolve().parents[1]
@@ -54,7 +54,7 @@ def frames():
 def torch_points(frames):
     """Per model set, the torch checkpoint's points on `frames` (computed once per set)."""
     from edge.codecs import build_codec
-    from edge.preprocess import PreprocessConfig
+    from edge.inference.preprocess import PreprocessConfig
     from export.common import load_source
     from spire.torch_backend import torch_predictor
 
@@ -120,7 +120,7 @@ def test_deployed_size_is_the_contract_of_that_file_not_of_the_working_directory
     import json
     import shutil
 
-    from edge.contract import deployed_size
+    from edge.model.contract import deployed_size
 
     meta = json.loads((SHIPPED / "metadata.json").read_text())
     assert deployed_size(meta, SHIPPED / "best.pt") == 512
@@ -137,7 +137,7 @@ def test_deployed_size_is_the_contract_of_that_file_not_of_the_working_directory
 
 @pytest.mark.parametrize("root,folder,meta", ARTIFACTS, ids=[f"{r.name}/{p.name}" for r, p, _ in ARTIFACTS])
 def test_shipped_artifact_finds_what_torch_finds(root, folder, meta, frames, torch_points):
-    from edge.predictor import Predictor
+    from edge.inference.predictor import Predictor
 
     pred = Predictor(folder, backend=RUNNABLE[meta.format], threads=1)
     same, found_same = 0, 0

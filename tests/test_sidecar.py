@@ -6,7 +6,7 @@ import sys
 import pytest
 
 from edge.errors import SidecarError
-from edge.sidecar import (SIDECAR_NAME, ModelMeta, file_sha256, find_sidecar, io_specs, read_sidecar,
+from edge.model.sidecar import (SIDECAR_NAME, ModelMeta, file_sha256, find_sidecar, io_specs, read_sidecar,
                           toolchain_versions, write_sidecar)
 
 
@@ -117,7 +117,7 @@ def test_derive_and_versions(tmp_path):
 
 def test_preprocess_config_and_codec_from_sidecar(tmp_path):
     folder, f, meta = _artifact(tmp_path)
-    from edge.preprocess import Normalization, PreprocessConfig
+    from edge.inference.preprocess import Normalization, PreprocessConfig
     pre = PreprocessConfig(64, 1, Normalization("mean-std", (0.4,), (0.2,)))
     codec = {"type": "prps", "input_size": 64, "stride": 4, "thr": 0.3}
     inp, out = io_specs(64, 1)
@@ -130,13 +130,13 @@ def test_preprocess_config_and_codec_from_sidecar(tmp_path):
 
 
 def test_toolchain_versions_does_not_import_torch():
-    code = "import sys, edge.sidecar as s; s.toolchain_versions(); print('torch' in sys.modules)"
+    code = "import sys, edge.model.sidecar as s; s.toolchain_versions(); print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.stdout.strip() == "False", out.stderr
 
 
 def test_zoo_resolves_env_folder_and_prefers_int8(tmp_path, monkeypatch):
-    from edge import zoo
+    from edge.model import zoo
     monkeypatch.setenv(zoo.ENV_VAR, str(tmp_path / "w"))
     monkeypatch.chdir(tmp_path)
     assert zoo.weights_dir() == tmp_path / "w"
@@ -165,7 +165,7 @@ def test_zoo_resolves_env_folder_and_prefers_int8(tmp_path, monkeypatch):
 
 
 def test_zoo_measured_defaults_override_the_precision_order(tmp_path, monkeypatch):
-    from edge import zoo
+    from edge.model import zoo
     monkeypatch.setenv(zoo.ENV_VAR, str(tmp_path / "w"))
     monkeypatch.chdir(tmp_path)
     exp = tmp_path / "w" / "export"

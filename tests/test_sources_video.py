@@ -222,8 +222,8 @@ def test_save_writes_a_playable_annotated_mp4_and_a_contact_sheet(model, tmp_pat
 
 
 def test_annotate_layers_draw_over_the_frame():
-    from edge.annotate import FrameInfo, annotate
-    from edge.points import Points
+    from edge.outputs.annotate import FrameInfo, annotate
+    from edge.inference.points import Points
 
     seen = []
 
@@ -271,8 +271,8 @@ class FakeCamera:
 
 
 def test_realtime_drops_frames_when_inference_is_slow(model, tmp_path, capsys, monkeypatch):
-    import edge.capture
-    from edge.predictor import Predictor
+    import edge.sources.capture
+    from edge.inference.predictor import Predictor
 
     real = Predictor.predict
 
@@ -281,7 +281,7 @@ def test_realtime_drops_frames_when_inference_is_slow(model, tmp_path, capsys, m
         return real(self, frame, name)
 
     monkeypatch.setattr(Predictor, "predict", slow)
-    monkeypatch.setattr(edge.capture, "_open_capture", lambda device, api=None: FakeCamera())
+    monkeypatch.setattr(edge.sources.capture, "_open_capture", lambda device, api=None: FakeCamera())
     rc, out, _ = _run(capsys, "--model", model, "--source", "camera:0", "--realtime", "--save", tmp_path / "rt")
     s = json.loads((tmp_path / "rt" / "summary.json").read_text())
     assert rc == 0 and s["realtime"] and s["grabbed"] == 60
@@ -296,8 +296,8 @@ def test_realtime_drops_frames_when_inference_is_slow(model, tmp_path, capsys, m
 
 
 def test_streams_and_pipelines_open_through_opencv(monkeypatch, capsys):
-    import edge.capture
-    from edge.capture import capture_kind
+    import edge.sources.capture
+    from edge.sources.capture import capture_kind
     from edge.sources import open_source
 
     opened = []
@@ -306,7 +306,7 @@ def test_streams_and_pipelines_open_through_opencv(monkeypatch, capsys):
         opened.append((device, api))
         return FakeCamera(n=2)
 
-    monkeypatch.setattr(edge.capture, "_open_capture", fake)
+    monkeypatch.setattr(edge.sources.capture, "_open_capture", fake)
     assert [capture_kind(x) for x in ("camera:1", "rtsp://cam/live", "https://x/y.m3u8", "videotestsrc ! appsink",
                                       "clip.mp4")] == ["camera", "stream", "stream", "stream", None]
     for spec, api in (("rtsp://10.0.0.2/live", None), ("videotestsrc ! videoconvert ! appsink", cv2.CAP_GSTREAMER),
@@ -316,7 +316,7 @@ def test_streams_and_pipelines_open_through_opencv(monkeypatch, capsys):
         assert src.kind == ("camera" if spec.startswith("camera") else "stream") and src.is_video
         assert opened[-1] == (1 if spec == "camera:1" else spec, api)
         assert len(list(src)) == 2 and src.stopped_early  # a live source ends when it stops delivering
-    monkeypatch.setattr(edge.capture, "_open_capture", lambda d, api=None: type("C", (FakeCamera,), {"isOpened": lambda s: False})())
+    monkeypatch.setattr(edge.sources.capture, "_open_capture", lambda d, api=None: type("C", (FakeCamera,), {"isOpened": lambda s: False})())
     rc = edge_run.main(["--source", "rtsp://nowhere/x", "--quiet"])
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and err[-1].startswith("error: rtsp://nowhere/x: cannot open this stream")

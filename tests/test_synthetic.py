@@ -11,7 +11,7 @@ import pytest
 from edge.datasets import open_dataset, write_spire_json
 from edge.metrics import PointMetrics
 from edge.metrics.scr import measure_scr
-from edge.synthetic import (Placed, SceneConfig, SensorConfig, SynthConfig, SyntheticDataset, TargetConfig,
+from edge.datasets.synthetic import (Placed, SceneConfig, SensorConfig, SynthConfig, SyntheticDataset, TargetConfig,
                             demo_clip, make_frame, make_sequence)
 
 QUIET = SynthConfig(sensor=SensorConfig(netd_k=0.0, col_fpn_k=0.0, defect_fraction=0.0, vignetting_k=0.0))
@@ -143,7 +143,7 @@ def test_imports_without_scipy_or_matplotlib():
                 raise ImportError(name + ' blocked')
             return real(name, *a, **k)
         builtins.__import__ = guard
-        from edge.synthetic import make_frame
+        from edge.datasets.synthetic import make_frame
         print(len(make_frame(64, seed=0, n_targets=1).points))
     """)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)

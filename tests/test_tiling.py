@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edge.tiling import TileConfig, global_filter, merge_peaks, tile_grid, tile_starts
+from edge.inference.tiling import TileConfig, global_filter, merge_peaks, tile_grid, tile_starts
 
 S = 64
 
@@ -43,7 +43,7 @@ def test_merge_peaks_keeps_best_of_each_cluster():
 
 @pytest.fixture(scope="module")
 def predictor(fake_model):
-    from edge.predictor import Predictor
+    from edge.inference.predictor import Predictor
 
     return Predictor(fake_model, threads=1)  # the numpy fake target (tests/conftest.py): no runtime needed
 

@@ -12,8 +12,8 @@ import pytest
 from benchmarks.track_data import ClipData
 from benchmarks.track_sweep import MISS_KINDS, SweepConfig, choose, classify_misses, sweep_rows, tracker_grid, \
     tracking_entry
-from edge.track_settings import track_settings, tracking_entry as stored_entry
-from edge.tracker import TrackerConfig
+from edge.tracking.track_settings import track_settings, tracking_entry as stored_entry
+from edge.tracking.tracker import TrackerConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = ROOT / "weights" / "shipped"
@@ -86,7 +86,7 @@ def _copy_shipped_openvino(tmp_path) -> Path:
 
 
 def test_written_entry_keeps_sidecars_loading_and_drives_settings(tmp_path):
-    from edge.sidecar import read_sidecar
+    from edge.model.sidecar import read_sidecar
     from quantize.pick import set_tracking_point
 
     art = _copy_shipped_openvino(tmp_path)

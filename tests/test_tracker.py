@@ -1,4 +1,4 @@
-"""edge.tracker on edge.synthetic.make_sequence clips with known track ids: crossings, false alarms,
+"""edge.tracking.tracker on edge.datasets.synthetic.make_sequence clips with known track ids: crossings, false alarms,
 occlusions, camera pan, dropped frames; then `edge.run --track` end to end."""
 from __future__ import annotations
 
@@ -11,10 +11,18 @@ import numpy as np
 import pytest
 
 from edge.metrics.matching import match_hungarian
-from edge.synthetic import Scenario, SceneConfig, SynthConfig, TargetConfig, make_sequence
-from edge.tracker import Tracker, TrackerConfig, estimate_shift, registration_image, tracks_to_points
+from edge.datasets.synthetic import Scenario, SceneConfig, SynthConfig, TargetConfig, make_sequence
+from edge.inference.points import Points
+from edge.tracking.tracker import Tracker, TrackerConfig, estimate_shift, registration_image
 
 HW = (128, 160)
+
+
+
+def tracks_to_points(tracks) -> Points:
+    """The confirmed tracks' current points (what edge.run --track scores)."""
+    return Points(np.array([t.xy for t in tracks], np.float32).reshape(-1, 2),
+                  np.array([t.score for t in tracks], np.float32))
 
 
 def detections(frame, rng, noise=0.3, merge_px=3.0, with_false_alarms=True):
@@ -248,7 +256,7 @@ def _edge_run(capsys, *argv):
 
 def _shipped_tracker() -> TrackerConfig:
     from edge.run import pick_artifact
-    from edge.track_settings import track_settings, tracking_entry
+    from edge.tracking.track_settings import track_settings, tracking_entry
 
     return track_settings(tracking_entry(pick_artifact("openvino", None, None)), None, []).config
 

@@ -126,7 +126,7 @@ def test_epoch_plan_is_seeded_sharded_and_mixes_background():
 # ----------------------------------------------------------------------------- end to end
 @needs_data
 def test_train_writes_checkpoints_sidecar_and_log(tmp_path):
-    from edge.sidecar import read_sidecar
+    from edge.model.sidecar import read_sidecar
     from spire.models import load_checkpoint
 
     data = make_fixture(tmp_path / "nuaa")
@@ -268,7 +268,7 @@ def test_ddp_two_cpu_processes_keep_identical_weights(tmp_path):
 def test_operating_point_is_chosen_on_validation_scores():
     """Clutter peaks score 0.3-0.45, targets 0.6: the selected threshold drops every false alarm."""
     from edge.metrics.points import PointMetrics
-    from edge.points import Points
+    from edge.inference.points import Points
     from edge.metrics.operating import best_operating_point
 
     m = PointMetrics()
@@ -297,7 +297,7 @@ def test_set_lr_steps_a_resumed_run_and_is_refused_on_a_new_one(tmp_path):
 
 @needs_data
 def test_init_starts_from_our_checkpoint_and_records_its_sha(tmp_path):
-    from edge.sidecar import file_sha256, read_sidecar
+    from edge.model.sidecar import file_sha256, read_sidecar
     from spire.cli import UsageError
 
     data = make_fixture(tmp_path / "nuaa")
@@ -384,7 +384,7 @@ def test_hard_negative_views_are_planned_and_centred_on_the_mined_place(tmp_path
 def test_promote_makes_the_last_epoch_a_checkpoint_with_its_own_sidecar(tmp_path, capsys):
     """spire.promote: best.pt in a new folder holds last.pt's weights, its sidecar names the last epoch's
     validation and the reason; the run is untouched and an existing --out is refused."""
-    from edge.sidecar import read_sidecar
+    from edge.model.sidecar import read_sidecar
     from spire.promote import main
 
     data = make_fixture(tmp_path / "nuaa")
@@ -409,7 +409,7 @@ def test_promote_makes_the_last_epoch_a_checkpoint_with_its_own_sidecar(tmp_path
 def test_val_fit_validates_as_the_exports_run_and_records_the_policy(tmp_path):
     """--val-fit pad: validation is edge.run's path on the exports (their input size, frames padded to
     it, larger ones tiled) and the checkpoint's sidecar says fit pad, so its exports run that way."""
-    from edge.sidecar import read_sidecar
+    from edge.model.sidecar import read_sidecar
     from spire.train import parse_config, validation_path
     from spire.models import create_model
 
@@ -434,7 +434,7 @@ def test_val_fit_validates_as_the_exports_run_and_records_the_policy(tmp_path):
 def test_finetuned_model_is_deployed_as_its_init_and_exports_at_that_size(tmp_path, capsys):
     """--init without --model or --val-fit: the architecture, the fit and the deployed size come from
     the starting model, validation runs that way, and export with no --imgsz builds that size."""
-    from edge.sidecar import read_sidecar
+    from edge.model.sidecar import read_sidecar
     from export.common import load_source
     from spire.train import parse_config, train
 

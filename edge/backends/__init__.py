@@ -1,7 +1,7 @@
 """Backend adapters: one file per runtime, each importing its runtime lazily.
 
 Which backend runs which sidecar `format`, from which module, installed by which pip extra, is
-the target table's business (`edge.targets.TARGETS`); `BACKENDS` is that table keyed by backend
+the target table's business (`edge.model.targets.TARGETS`); `BACKENDS` is that table keyed by backend
 name. `load_backend` picks the row from the artifact's metadata.json when no backend is named, so
 `--model weights/x_openvino_model` just works. Importing this package imports no runtime.
 """
@@ -12,13 +12,13 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from edge.errors import SidecarError, SpireEdgeError
-from edge.targets import Target, backends
+from edge.model.targets import Target, backends
 
 from .base import Backend, missing_runtime
 
 
 class _Backends(Mapping):
-    """backend name -> its `edge.targets.Target` row (a live view: registered rows show up)."""
+    """backend name -> its `edge.model.targets.Target` row (a live view: registered rows show up)."""
 
     def __getitem__(self, name: str) -> Target:
         return backends()[name]
@@ -60,7 +60,7 @@ def load_backend(model_path: str | Path, backend: str | None = None, threads: in
 
     Args:
         model_path: an artifact folder or the model file inside it (next to metadata.json).
-        backend: a `--backend` name (edge.targets: 'onnxruntime', 'openvino', 'tflite', 'tensorrt', 'torch');
+        backend: a `--backend` name (edge.model.targets: 'onnxruntime', 'openvino', 'tflite', 'tensorrt', 'torch');
             None: the one that runs the sidecar's format.
         threads: CPU threads for the runtime.
         meta: an already read ModelMeta (skips reading the sidecar again).
@@ -68,7 +68,7 @@ def load_backend(model_path: str | Path, backend: str | None = None, threads: in
         SidecarError: missing / mismatching sidecar; BackendUnavailable: runtime not installed.
     """
     if meta is None:
-        from edge.sidecar import read_sidecar
+        from edge.model.sidecar import read_sidecar
 
         meta = read_sidecar(model_path)
     fmt = str(meta.format)

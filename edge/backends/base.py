@@ -29,19 +29,19 @@ class Backend(abc.ABC):
 
     Args:
         model_path: the artifact folder (or the model file inside it) next to its metadata.json.
-        meta: the artifact's ModelMeta (from edge.sidecar.read_sidecar).
+        meta: the artifact's ModelMeta (from edge.model.sidecar.read_sidecar).
         threads: CPU threads for the runtime (None: the runtime's default).
     """
 
-    #: runtime name as used on the command line (`--backend`); its row in edge.targets says the rest
+    #: runtime name as used on the command line (`--backend`); its row in edge.model.targets says the rest
     name: str = ""
-    #: the runtime can run the model at another input H×W (native-resolution frames, see edge.predictor)
+    #: the runtime can run the model at another input H×W (native-resolution frames, see edge.inference.predictor)
     dynamic_input: bool = False
 
     @property
     def target(self):
-        """This backend's row of the target table (`edge.targets`)."""
-        from edge.targets import target_for_backend
+        """This backend's row of the target table (`edge.model.targets`)."""
+        from edge.model.targets import target_for_backend
 
         return target_for_backend(self.name)
 

@@ -20,7 +20,7 @@ import numpy as np
 
 from edge.codecs.peaks import REFINE_METHODS, as_map, cell_table, find_peaks, refine, select_top_k
 from edge.errors import ArgumentError
-from edge.points import Points
+from edge.inference.points import Points
 
 CODECS: dict[str, type] = {}
 

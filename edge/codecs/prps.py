@@ -79,7 +79,7 @@ class PRPSCodec(GaussianCodec):
     """Pseudo-label by intensity prior (SPIRE defaults: thr 0.35, vr 0.35, K 8, σ 2 cells).
 
     encode(points, image) needs `image`: the letterboxed frame, H×W×C (or H×W) on the 0..255
-    scale, i.e. `edge.preprocess.letterbox(frame, cfg)[0]`.
+    scale, i.e. `edge.inference.preprocess.letterbox(frame, cfg)[0]`.
 
     Encoded:
         heatmap: float32 (h, w), values in [0, 1].

@@ -79,7 +79,7 @@ def _check_out(out: str, exist_ok: bool) -> None:
     --exist-ok adds to the folder instead of taking OUT2, because adding splits to one dataset
     folder in several calls is what convert is for.
     """
-    from edge.runfolders import OutputFolderError, check_out_path, is_used
+    from edge.outputs.runfolders import OutputFolderError, check_out_path, is_used
 
     check_out_path(out, "--out")
     if is_used(out) and not exist_ok:

@@ -17,7 +17,7 @@ the tools' pixel-corner vs. the project's pixel-centre convention differ by half
 inside the match radius, and keeping them equal makes an export -> import round trip exact.
 
 `Detection` / `PreLabels` are the other direction's shared shape: what `edge.run --labels-out`
-hands each tool's writer (see edge.labels_out).
+hands each tool's writer (see edge.outputs.labels_out).
 """
 from __future__ import annotations
 

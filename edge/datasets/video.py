@@ -137,7 +137,7 @@ def clip_frame_count(path: Path) -> int:
 def bgr_to_frame(bgr: np.ndarray) -> np.ndarray:
     """A decoded (BGR) video frame as edge frames are: grey when the clip is grey (thermal), else RGB.
 
-    The one rule for every video frame (clip folders here, video files and cameras in edge.capture),
+    The one rule for every video frame (clip folders here, video files and cameras in edge.sources.capture),
     so a clip scores the same read as a file or from a clip folder.
     """
     if bgr.ndim == 2:

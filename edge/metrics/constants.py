@@ -2,7 +2,7 @@
 
 Why one module: a number such as the 5 px hit radius decides every F1 the package prints; written
 in each tool it drifts (it once sat in six files). The matchers, `PointMetrics`, `edge.scoring`,
-the fidelity report, `spire.evaluate`, `spire.mine`, pictures (`edge.annotate`) and the command
+the fidelity report, `spire.evaluate`, `spire.mine`, pictures (`edge.outputs.annotate`) and the command
 defaults read these names; changing a convention is one line here.
 """
 from __future__ import annotations

@@ -36,7 +36,7 @@ UNITS = {
 def as_pred_arrays(pred) -> tuple[np.ndarray, np.ndarray]:
     """(xy (N,2) float64, scores (N,) float64) from a Points-like object or an array.
 
-    Accepts anything with `.xy` and `.scores` (edge.points.Points), an (N,2) array (scores 1),
+    Accepts anything with `.xy` and `.scores` (edge.inference.points.Points), an (N,2) array (scores 1),
     an (N,3) array (x, y, score) or None. Empty slots at exactly (0, 0) (the official decoders'
     "no target" padding, method.md section 4) are dropped.
     """

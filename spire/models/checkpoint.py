@@ -24,8 +24,8 @@ from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from edge.errors import SpireEdgeError
 from edge.io import atomic_open
-from edge.sidecar import file_sha256
-from edge.zoo import named_checkpoint
+from edge.model.sidecar import file_sha256
+from edge.model.zoo import named_checkpoint
 
 from .registry import ModelCfg, create_model, is_model
 
@@ -72,7 +72,7 @@ def save_checkpoint(path: str | os.PathLike, model: nn.Module, meta: dict | None
     """Write {'arch', 'arch_kwargs', 'model_cfg', 'model', 'meta', **extra_state} atomically.
 
     `model` must come from `create_model` (it carries `.arch`). `meta` is the sidecar dict
-    (see edge/sidecar.py); `extra_state` holds e.g. optimizer / scheduler state dicts and the
+    (see edge/model/sidecar.py); `extra_state` holds e.g. optimizer / scheduler state dicts and the
     epoch. Everything is checked to be loadable with `weights_only=True` before writing.
     """
     path = Path(path)
@@ -142,7 +142,7 @@ def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu",
     """Rebuild the model a checkpoint describes and load its weights -> (model in eval mode, ckpt).
 
     `model.cfg` is the `ModelCfg` saved with it (so trained normalisation stats survive);
-    `ckpt['meta']` is the model's deployment contract (edge.contract), `ckpt['deployed']` whether
+    `ckpt['meta']` is the model's deployment contract (edge.model.contract), `ckpt['deployed']` whether
     its deployed input size is known.
     """
     path = resolve_checkpoint(path)
@@ -177,10 +177,10 @@ def apply_contract(path: Path, ckpt: dict) -> None:
     the checkpoint file itself (whose sha256 the exports record) is never rewritten. So the
     sidecar's preprocess, codec and operating point win over the meta saved inside the file, but
     only a sidecar that names this very file (model_file and sha256) counts. A schema-1 meta is
-    then read once into the schema-2 shape (`edge.contract.upgrade_meta`: preprocess.imgsz is the
+    then read once into the schema-2 shape (`edge.model.contract.upgrade_meta`: preprocess.imgsz is the
     deployed input size); `ckpt['deployed']` says whether that size is known.
     """
-    from edge.contract import upgrade_meta
+    from edge.model.contract import upgrade_meta
 
     meta = ckpt.get("meta")
     if not isinstance(meta, dict):

@@ -74,7 +74,7 @@ def import_official(path: str | os.PathLike, out_dir: str | os.PathLike) -> Path
     The folder then works wherever a trained checkpoint does (`load_checkpoint`, export,
     quantisation, `edge.run` via its sidecar). Returns the checkpoint path.
     """
-    from edge.sidecar import ModelMeta, file_sha256, io_specs, write_sidecar
+    from edge.model.sidecar import ModelMeta, file_sha256, io_specs, write_sidecar
 
     from .checkpoint import save_checkpoint
 

@@ -22,7 +22,7 @@ from typing import Any, Callable
 
 import torch.nn as nn
 
-from edge.preprocess import IMAGENET_MEAN, IMAGENET_STD  # noqa: F401  (the RGB models' norm, one copy)
+from edge.inference.preprocess import IMAGENET_MEAN, IMAGENET_STD  # noqa: F401  (the RGB models' norm, one copy)
 
 __all__ = ["ModelCfg", "register_model", "create_model", "list_models", "get_model_cfg",
            "is_model", "default_cfgs"]
@@ -37,7 +37,7 @@ class ModelCfg:
         input_size: default square network input S (multiple of 32).
         stride: output stride; the heatmap is S/stride x S/stride.
         codec: kwargs for `edge.codecs.build_codec` (its `input_size` is filled at build time).
-        norm: kwargs for `edge.preprocess.Normalization` (`mode`, `mean`, `std`, ...).
+        norm: kwargs for `edge.inference.preprocess.Normalization` (`mode`, `mean`, `std`, ...).
         letterbox: 'faithful' (official 3-point affine, needed by the released weights) or 'center'.
         scale_up: True letterboxes every frame to S; False keeps native resolution (pad only).
         faithful: True when the variant reproduces the published network bit for bit.
@@ -86,8 +86,8 @@ class ModelCfg:
         return d
 
     def preprocess_config(self, imgsz: int | None = None):
-        """The `edge.preprocess.PreprocessConfig` frames must go through for this variant."""
-        from edge.preprocess import Normalization, PreprocessConfig
+        """The `edge.inference.preprocess.PreprocessConfig` frames must go through for this variant."""
+        from edge.inference.preprocess import Normalization, PreprocessConfig
 
         return PreprocessConfig(imgsz=int(imgsz or self.input_size), channels=self.in_chans,
                                 norm=Normalization.from_dict(self.norm),

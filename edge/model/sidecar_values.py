@@ -1,6 +1,6 @@
 """The values a sidecar holds, checked once on load with the command line's rules.
 
-Why: a hand-edited or corrupted `metadata.json` used to get through `edge.sidecar`'s structure
+Why: a hand-edited or corrupted `metadata.json` used to get through `edge.model.sidecar`'s structure
 checks and fail later, deep in the runtime: `codec.thr` 0 or -1 turned every local maximum into a
 target and 7 found nothing (while `--conf -1` is refused), `norm.std [0]`, `thr "abc"`, unknown
 `norm.mode` / `fit` / `letterbox`, `top_k 0` or `low_pct > high_pct` ended in 30-line
@@ -35,7 +35,7 @@ def _whole(v, minimum: int) -> bool:
 
 
 def _check_norm(norm, where: str, channels) -> None:
-    from edge.preprocess import NORM_MODES
+    from edge.inference.preprocess import NORM_MODES
 
     if not isinstance(norm, dict):
         raise _bad(where, "preprocess.norm", norm, "must be a JSON object with mode, mean and std")
@@ -55,7 +55,7 @@ def _check_norm(norm, where: str, channels) -> None:
 
 
 def _check_preprocess(pre: dict, where: str) -> None:
-    from edge.preprocess import FITS, LETTERBOXES
+    from edge.inference.preprocess import FITS, LETTERBOXES
 
     if "imgsz" in pre and (not _whole(pre["imgsz"], 32) or pre["imgsz"] % 32):
         raise _bad(where, "preprocess.imgsz", pre["imgsz"], "must be a positive multiple of 32")

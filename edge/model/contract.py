@@ -8,7 +8,7 @@ hashing the checkpoint and searching export folders, including `./runs/export` o
 current directory was, so the same command gave a 192 px model that found nothing, or scores
 that depended on which folders existed.
 
-The contract (sidecar schema 2, `edge.sidecar.SCHEMA_VERSION`): a model's `preprocess` (and
+The contract (sidecar schema 2, `edge.model.sidecar.SCHEMA_VERSION`): a model's `preprocess` (and
 `codec.input_size`, `input.shape`) describe the model **as it is deployed**: for an exported
 artifact the size of its static input, for a torch checkpoint the size its exports are built and
 its frames are run at; the training crop size is `training.imgsz`. How frames that fit are run is
@@ -52,7 +52,7 @@ def legacy_export_size(model_file: Path, sha256: str) -> int | None:
     Only the checkpoint's own folder is searched (never the current directory), so the answer is a
     property of the model's folder, not of where a command runs.
     """
-    from edge.sidecar import SIDECAR_NAME, read_sidecar
+    from edge.model.sidecar import SIDECAR_NAME, read_sidecar
     from edge.errors import SidecarError
 
     root = Path(model_file).parent / "export"
@@ -83,7 +83,7 @@ def upgrade_meta(meta: dict, model_file: str | Path | None = None) -> tuple[dict
         return m, True
     size = None
     if model_file is not None and Path(model_file).is_file():
-        from edge.sidecar import file_sha256
+        from edge.model.sidecar import file_sha256
 
         size = legacy_export_size(Path(model_file), file_sha256(model_file))
     if size is None:

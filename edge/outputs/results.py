@@ -21,7 +21,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from edge.points import Points
+from edge.inference.points import Points
 
 __all__ = ["DETECTION_FIELDS", "TRACK_FIELDS", "detection_rows", "Results"]
 
@@ -30,7 +30,7 @@ TRACK_FIELDS = ["track_id", "age", "vx", "vy"]  # added after DETECTION_FIELDS w
 
 
 def detection_rows(frame: int, name: str, pts: Points) -> list[dict]:
-    """The rows of one frame's points (tracked points, edge.track_outputs.TrackPoints, add TRACK_FIELDS)."""
+    """The rows of one frame's points (tracked points, edge.tracking.track_outputs.TrackPoints, add TRACK_FIELDS)."""
     rows = []
     for p in pts.to_records():
         row = {"frame": int(frame), "name": name, "x": round(p["x"], 3), "y": round(p["y"], 3),
@@ -53,7 +53,7 @@ class Results:
 
     def add(self, frame: int, name: str, points: Points) -> None:
         if not isinstance(points, Points):
-            raise TypeError(f"Results.add expects edge.points.Points, got {type(points).__name__}")
+            raise TypeError(f"Results.add expects edge.inference.points.Points, got {type(points).__name__}")
         self.frames.append((int(frame), str(name), points))
 
     def __len__(self) -> int:

@@ -4,7 +4,7 @@ Why a module apart from edge.run / edge.outputs: a run with `--track` reports th
 tracks' points instead of the detector's, so everything downstream (metrics, JSONL/CSV rows, the
 pictures) sees tracks without knowing about them: `TrackRun.update` turns a frame's detections
 into `TrackPoints` (a `Points` whose `to_list()` rows also carry id, age, vx, vy), `draw_tracks`
-is an edge.annotate layer (each track's id and recent trail on every picture), and `close()`
+is an edge.outputs.annotate layer (each track's id and recent trail on every picture), and `close()`
 writes `tracks.csv` (one row per track) and `tracks.png` (every trail over a clip's first frame).
 
 Clips: a labelled clip folder yields frames named `CLIP#NNNNNN`; the tracker is reset where the
@@ -21,9 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
-from edge.latency import LatencyLog
-from edge.points import Points
-from edge.tracker import Track, Tracker, TrackerConfig
+from edge.outputs.latency import LatencyLog
+from edge.inference.points import Points
+from edge.tracking.tracker import Track, Tracker, TrackerConfig
 
 __all__ = ["TrackPoints", "TrackRun", "draw_tracks", "track_color", "TRACK_CSV_FIELDS"]
 
@@ -59,7 +59,7 @@ def track_color(tid: int) -> tuple[int, int, int]:
 
 
 def draw_tracks(canvas, info) -> None:
-    """edge.annotate layer: each reported track's recent trail and `#id` (FrameInfo.extra['tracks'])."""
+    """edge.outputs.annotate layer: each reported track's recent trail and `#id` (FrameInfo.extra['tracks'])."""
     import cv2
 
     for t in info.extra.get("tracks", ()):
@@ -174,7 +174,7 @@ class TrackRun:
         """Every track's trail of the clip over its first frame (the stabilised frame is the first one)."""
         import cv2
 
-        from edge.annotate import auto_scale, render_base
+        from edge.outputs.annotate import auto_scale, render_base
 
         cv = render_base(self.first_frame, auto_scale(self.first_frame.shape[:2]))
         for tid, p in sorted(self.paths.items()):

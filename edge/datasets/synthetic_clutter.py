@@ -1,9 +1,9 @@
 """The scene temperature field of a synthetic infrared frame: sky with clouds, sea or ground.
 
-Why its own module: the clutter is the physics half of `edge.synthetic` (1/f^beta fractal
+Why its own module: the clutter is the physics half of `edge.datasets.synthetic` (1/f^beta fractal
 fields, cloud rims, waves and sun glint, warm and cold blocks), independent of the sensor and
-the targets rendered on top of it; `edge.synthetic` composes it with them. `sc` below is an
-`edge.synthetic.SceneConfig` (its ranges are drawn uniformly per frame or clip).
+the targets rendered on top of it; `edge.datasets.synthetic` composes it with them. `sc` below is an
+`edge.datasets.synthetic.SceneConfig` (its ranges are drawn uniformly per frame or clip).
 """
 from __future__ import annotations
 

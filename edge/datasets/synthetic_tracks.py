@@ -1,4 +1,4 @@
-"""Scenario geometry for `edge.synthetic.make_sequence`: crossings, occlusions, false alarms, camera pan.
+"""Scenario geometry for `edge.datasets.synthetic.make_sequence`: crossings, occlusions, false alarms, camera pan.
 
 Why a module of its own: these are the situations a point tracker must survive (two targets
 crossing must keep their ids, an occluded target must come back under its id, a one-frame false

@@ -1,11 +1,11 @@
 """What a run leaves behind in `--save`: per-frame JSON Lines and CSV, `summary.json`, pictures.
 
-Pictures (edge.annotate draws them, edge.video_out writes them): for a video, camera, stream or
+Pictures (edge.outputs.annotate draws them, edge.outputs.video_out writes them): for a video, camera, stream or
 clip folder `annotated.mp4` (every frame with detections, labels, score, frame index and live
 FPS); for image folders an overlay PNG every `--overlay-every` frames; for labelled sources
 `contact_sheet.png` (the frames with misses and false alarms); `--show` a live window.
 
-`frames.csv` holds one row per detection (edge.results: frame, name, x, y, score, and with
+`frames.csv` holds one row per detection (edge.outputs.results: frame, name, x, y, score, and with
 --track track_id, age, vx, vy); `frames_summary.csv` one row per frame (points found, stage
 latencies, the error of a skipped frame); `frames.jsonl` both, per frame.
 
@@ -26,12 +26,12 @@ from pathlib import Path
 import numpy as np
 
 from edge.io import atomic_write_json
-from edge.latency import LatencyLog
-from edge.predictor import STAGES
+from edge.outputs.latency import LatencyLog
+from edge.inference.predictor import STAGES
 
 
 def percentiles(values) -> dict:
-    """{'p50', 'p90', 'p99', 'mean'} in ms (None for no values) of a list or an `edge.latency.LatencyLog`."""
+    """{'p50', 'p90', 'p99', 'mean'} in ms (None for no values) of a list or an `edge.outputs.latency.LatencyLog`."""
     if not values:
         return {"p50": None, "p90": None, "p99": None, "mean": None}
     if isinstance(values, LatencyLog):  # bounded memory and time on a run of any length
@@ -138,19 +138,12 @@ class RunStats:
         return _clean(out)
 
 
-def overlay_image(frame: np.ndarray, pts, gt: np.ndarray | None = None, label: str = "") -> np.ndarray:
-    """8-bit BGR picture of a frame with predictions and labels (edge.annotate; `label` heads it)."""
-    from edge.annotate import FrameInfo, annotate
-
-    return annotate(frame, pts, gt, FrameInfo(name=label), scale=1)
-
-
 class RunWriter:
     """Files of one run under `save_dir` (None: write nothing, keep only the stats), and the --show window.
 
     `video_fps` (set for video-like sources) turns the overlays into `annotated.mp4` with every
     frame (`overlay_every` 0: none); `labelled` adds `contact_sheet.png`. `layers` are extra
-    drawing steps for every picture (edge.annotate.Layer: a tracker appends its own), and
+    drawing steps for every picture (edge.outputs.annotate.Layer: a tracker appends its own), and
     `frame(..., extra=)` hands them per-frame data. `tracking` adds the track columns to frames.csv.
     """
 
@@ -159,7 +152,7 @@ class RunWriter:
     def __init__(self, save_dir: str | Path | None, source: str, overlay_every: int = 0,
                  video_fps: float | None = None, summary_every: int = 25, show: bool = False,
                  labelled: bool = False, tracking: bool = False):
-        from edge.video_out import AnnotatedVideo, ContactSheet, LiveFps, Viewer
+        from edge.outputs.video_out import AnnotatedVideo, ContactSheet, LiveFps, Viewer
 
         self.dir = Path(save_dir) if save_dir else None
         self.source, self.overlay_every = source, int(overlay_every or 0)
@@ -177,7 +170,7 @@ class RunWriter:
         if labelled:
             self.sheet = ContactSheet()
         self._jsonl = open(self.dir / "frames.jsonl", "w", encoding="utf-8", buffering=1)
-        from edge.results import DETECTION_FIELDS, TRACK_FIELDS
+        from edge.outputs.results import DETECTION_FIELDS, TRACK_FIELDS
 
         self._csv_file, self._csv = self._open_csv("frames.csv", DETECTION_FIELDS + (TRACK_FIELDS if tracking else []))
         self._sum_file, self._sum = self._open_csv("frames_summary.csv", self.SUMMARY_FIELDS)
@@ -211,7 +204,7 @@ class RunWriter:
             rec["gt"] = np.asarray(gt, np.float32).reshape(-1, 2).round(3).tolist()
         self._jsonl.write(json.dumps(rec) + "\n")
         self._jsonl.flush()
-        from edge.results import detection_rows
+        from edge.outputs.results import detection_rows
 
         self._csv.writerows(detection_rows(frame_id, name, pts))
         self._csv_file.flush()
@@ -221,7 +214,7 @@ class RunWriter:
 
     def _pictures(self, frame_id: int, name: str, pts, image: np.ndarray, gt, fps, extra) -> None:
         """Draw the frame once for whichever of video, PNG overlay, contact sheet and window want it."""
-        from edge.annotate import FrameInfo, annotate, frame_errors
+        from edge.outputs.annotate import FrameInfo, annotate, frame_errors
 
         png = self.dir is not None and self.video is None and self.overlay_every and frame_id % self.overlay_every == 0
         viewing = self.viewer is not None and self.viewer.ok

@@ -16,7 +16,7 @@ Physics, in kelvin then counts (all steps vectorised; one 512x512 frame takes a 
   is solved so that the SCR defined in `edge.metrics.scr` equals the chosen value on the noisy
   background; the SCR measured on the final raw frame is what is returned.
 Sequences keep the sensor pattern, drift the clutter slowly and move targets smoothly.
-The clutter lives in `edge.synthetic_clutter`, the tracker scenarios in `edge.synthetic_tracks`.
+The clutter lives in `edge.datasets.synthetic_clutter`, the tracker scenarios in `edge.datasets.synthetic_tracks`.
 """
 from __future__ import annotations
 
@@ -25,11 +25,11 @@ from dataclasses import dataclass, field, replace
 import cv2
 import numpy as np
 
-from edge import synthetic_tracks as st
+from edge.datasets import synthetic_tracks as st
 from edge.datasets.core import Sample
 from edge.metrics.scr import RING, measure_scr, ring_stats
-from edge.synthetic_clutter import clutter, uniform
-from edge.synthetic_tracks import Scenario
+from edge.datasets.synthetic_clutter import clutter, uniform
+from edge.datasets.synthetic_tracks import Scenario
 
 __all__ = ["SceneConfig", "SensorConfig", "TargetConfig", "SynthConfig", "SynthFrame", "Placed", "Scenario",
            "make_frame", "make_sequence", "demo_clip", "SyntheticDataset", "SCENES", "DEMO_SEED"]
@@ -263,7 +263,7 @@ def make_sequence(n_frames: int = 16, size=256, seed=None, config: SynthConfig |
 
     Each frame's `ids` say which target each point is (its track id, 0..n-1), so a tracker can
     be scored. `scenario`: the tracker situations (crossing, occlusions, one-frame false alarms,
-    camera pan; `edge.synthetic_tracks.Scenario`), all off by default.
+    camera pan; `edge.datasets.synthetic_tracks.Scenario`), all off by default.
     """
     crossing, occlusions, false_alarms = scenario.crossing, scenario.occlusions, scenario.false_alarms
     if n_frames < 1:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from edge.errors import SpireEdgeError
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 KNOWN_KEYS = ("backend", "precision", "imgsz", "threads", "power")
 
 
@@ -49,7 +49,7 @@ class BoardProfile:
 def _check_choices(path: Path, d: dict) -> None:
     """A profile's backend and precision must be ones the runtime knows (they were a KeyError traceback)."""
     from edge.backends import BACKENDS
-    from edge.sidecar import PRECISIONS
+    from edge.model.sidecar import PRECISIONS
 
     for key, known, allowed in (("backend", BACKENDS, sorted(BACKENDS)), ("precision", PRECISIONS, PRECISIONS)):
         if d.get(key) is not None and (not isinstance(d[key], str) or d[key] not in known):

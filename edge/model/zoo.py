@@ -18,11 +18,11 @@ import os
 from pathlib import Path
 
 from edge.errors import SidecarError, SpireEdgeError
-from edge.sidecar import SIDECAR_NAME, ModelMeta, read_sidecar
-from edge.targets import TARGETS, get_target
+from edge.model.sidecar import SIDECAR_NAME, ModelMeta, read_sidecar
+from edge.model.targets import TARGETS, get_target
 
 ENV_VAR = "SPIRE_EDGE_WEIGHTS"
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 CHECKPOINT_NAME = "best.pt"
 # Preference when no precision is asked for: the fastest artifact that keeps the fidelity report's
 # agreement first, then the reference.
@@ -69,7 +69,7 @@ def default_backend() -> str:
     """The first of BACKEND_PREFERENCE whose runtime is installed ('onnxruntime' when none is)."""
     from importlib.util import find_spec
 
-    from edge.targets import backends
+    from edge.model.targets import backends
 
     for name in BACKEND_PREFERENCE:
         try:
@@ -145,7 +145,7 @@ def export_roots() -> list[Path]:
 
 
 def normalize_format(fmt: str) -> str:
-    """'onnxruntime' -> 'onnx', 'litert' -> 'tflite', ... (edge.targets' names and aliases); unknown
+    """'onnxruntime' -> 'onnx', 'litert' -> 'tflite', ... (edge.model.targets' names and aliases); unknown
     names raise a one-line error."""
     try:
         return get_target(fmt).format

@@ -23,7 +23,7 @@ from __future__ import annotations
 from pathlib import Path, PurePosixPath
 
 from edge.errors import SidecarError
-from edge.targets import TARGETS
+from edge.model.targets import TARGETS
 
 __all__ = ["ENGINE_SUFFIXES", "needed_files", "onnx_data_files", "hash_files", "verify_artifact", "check_names",
            "check_name", "is_inside_name", "sidecar_names"]
@@ -69,7 +69,7 @@ def needed_files(folder: str | Path, fmt: str, model_file: str) -> list[str]:
 
 def hash_files(folder: str | Path, names: list[str]) -> dict[str, str]:
     """{name: sha256} of files inside `folder` (one-line error for a missing one)."""
-    from edge.sidecar import file_sha256
+    from edge.model.sidecar import file_sha256
 
     folder = Path(folder)
     out = {}
@@ -137,7 +137,7 @@ def listed_files(meta) -> dict[str, str]:
 
 def verify_artifact(side: Path, meta) -> None:
     """Check that every file the sidecar `side` lists is beside it with its sha256; SidecarError names the file."""
-    from edge.sidecar import file_sha256
+    from edge.model.sidecar import file_sha256
 
     folder = Path(side).parent
     for key, name in sidecar_names(meta).items():  # (ModelMeta.validate did this; a hand-built meta too)

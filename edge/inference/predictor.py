@@ -1,9 +1,9 @@
 """Frame in, target points out: the one inference path shared by `edge.run`, calibration checks and benchmarks.
 
-The sidecar is read once: it fixes the preprocessing (edge.preprocess, the same code training
+The sidecar is read once: it fixes the preprocessing (edge.inference.preprocess, the same code training
 used), the decoder (edge.codecs, same parameters as training) and the backend. A frame that fits
 the model input is padded, or letterboxed when the model was trained with scale_up (the faithful
-SPIRE way); a larger frame is tiled at native resolution (edge.tiling) so few-pixel targets are
+SPIRE way); a larger frame is tiled at native resolution (edge.inference.tiling) so few-pixel targets are
 not shrunk away. Points always come back in original image pixels.
 
 Every path from a frame to points goes through here: `edge.run`, `spire.evaluate`, training-time
@@ -23,9 +23,9 @@ import numpy as np
 
 from edge.backends import BACKENDS, Backend, load_backend
 from edge.frames import read_frame
-from edge.points import Points
-from edge.preprocess import Letterbox, normalize, preprocess, preprocess_native, to_255, to_channels
-from edge.tiling import TileConfig, global_filter, merge_peaks, tile_grid
+from edge.inference.points import Points
+from edge.inference.preprocess import Letterbox, normalize, preprocess, preprocess_native, to_255, to_channels
+from edge.inference.tiling import TileConfig, global_filter, merge_peaks, tile_grid
 
 MODES = ("auto", "tile", "resize", "native", "static")
 STAGES = ("read", "preprocess", "infer", "decode")
@@ -44,8 +44,8 @@ def _model_file(model_path: Path, meta) -> Path:
 def resolve_model(model_path: str | Path | None, backend: str | None, precision: str | None = None) -> Path:
     """The artifact to run: a path as given; a ladder name ('spire-s') -> that rung's artifact for
     the backend; None -> the default rung's. Without a backend, the first installed of
-    edge.zoo.BACKEND_PREFERENCE (openvino, onnxruntime, tflite) picks the format."""
-    from edge import zoo
+    edge.model.zoo.BACKEND_PREFERENCE (openvino, onnxruntime, tflite) picks the format."""
+    from edge.model import zoo
 
     name = backend or zoo.default_backend()
     fmt = BACKENDS[name].format if name in BACKENDS else "onnx"  # an unknown name fails in load_backend
@@ -79,7 +79,7 @@ class Predictor:
     Args:
         model_path: ladder name, artifact folder or model file (None: the default rung's artifact
             for `backend`, or for the first installed runtime of openvino, onnxruntime, tflite).
-        backend: 'onnxruntime' | 'openvino' | 'tflite' | 'tensorrt' | 'torch' (edge.targets; None: from the sidecar).
+        backend: 'onnxruntime' | 'openvino' | 'tflite' | 'tensorrt' | 'torch' (edge.model.targets; None: from the sidecar).
         threads: runtime CPU threads.
         mode: 'auto' (pad/letterbox frames that fit, tile larger ones) | 'tile' | 'resize' | 'native'.
         conf: score threshold overriding the codec's `thr` (None: the sidecar's).
@@ -88,9 +88,9 @@ class Predictor:
         merge_px: peaks from different tiles closer than this are one target.
         raw16: (scale, offset) of the sensor's linear raw -> 8-bit map; 16-bit / float frames then
             become round((raw - offset) / scale) in 0..255, the camera's own 8-bit frame, so both bit
-            depths give the same points (None: the percentile AGC; see edge.preprocess).
+            depths give the same points (None: the percentile AGC; see edge.inference.preprocess).
         imgsz: input / tile size for a backend that takes any size (torch); None: the size of the
-            checkpoint's deployment contract when it states one (`edge.contract`), else its own.
+            checkpoint's deployment contract when it states one (`edge.model.contract`), else its own.
     """
 
     raw16: tuple[float, float] | None = None  # the sensor's raw -> 8-bit map (None: percentile AGC)
@@ -100,7 +100,7 @@ class Predictor:
                  precision: str | None = None, overlap: int = 32, merge_px: float = 3.0, imgsz: int | None = None,
                  raw16: tuple[float, float] | None = None):
         from edge.argcheck import check_conf, check_raw16, check_threads
-        from edge.sidecar import read_sidecar
+        from edge.model.sidecar import read_sidecar
 
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
@@ -111,7 +111,7 @@ class Predictor:
         be = load_backend(self.model_path, backend, threads, meta=self.meta)
         size = int(self.meta.input["shape"][2])
         if getattr(be, "dynamic_input", False):
-            from edge.contract import deployed_size
+            from edge.model.contract import deployed_size
 
             # an exported artifact is deployed at its own input size; a checkpoint as its contract says
             deployed = deployed_size(self.meta.to_dict(), _model_file(self.model_path, self.meta))
@@ -201,8 +201,8 @@ class Predictor:
         t0 = time.perf_counter()
         img = read_frame(frame, name)
         timings = {"read": _ms(t0), "preprocess": 0.0, "infer": 0.0, "decode": 0.0}
-        if self.raw16 is not None and img.dtype != np.uint8:  # the camera's own 8-bit view (edge.preprocess)
-            from edge.preprocess import raw_to_8bit
+        if self.raw16 is not None and img.dtype != np.uint8:  # the camera's own 8-bit view (edge.inference.preprocess)
+            from edge.inference.preprocess import raw_to_8bit
 
             t = time.perf_counter()
             img = raw_to_8bit(img, *self.raw16)
@@ -246,7 +246,7 @@ class Predictor:
 
         Gain (8-bit scaling / percentile AGC) and channel conversion run once on the whole frame,
         so every tile sees the same gain; each tile is then only zero-padded (never scaled) and
-        normalised with the same edge.preprocess functions the whole-frame path uses.
+        normalised with the same edge.inference.preprocess functions the whole-frame path uses.
         """
         t = time.perf_counter()
         img = to_channels(to_255(img, self.cfg.norm), self.cfg.channels)

@@ -10,7 +10,7 @@ Layout rule (docs/ARCHITECTURE.md): each artifact sits in its own folder next to
 the user passes the folder or the model file inside it. `model_sha256` is the hash of `model_file`
 (for OpenVINO the `.xml`, for TensorRT the `.onnx` the engine is built from); `files` hashes every
 file the artifact needs (the `.bin`, ONNX external data, the engine recipe and a built engine),
-and all of them are checked on load (edge.integrity).
+and all of them are checked on load (edge.model.integrity).
 
 numpy/stdlib only: `edge` never imports torch.
 """
@@ -29,11 +29,11 @@ from typing import Any
 
 from edge.errors import SidecarError
 from edge.io import atomic_write
-from edge.targets import TARGETS
+from edge.model.targets import TARGETS
 
 SIDECAR_NAME = "metadata.json"
-SCHEMA_VERSION = 2  # 2: a torch checkpoint's preprocess is its deployed input (edge.contract)
-READABLE_SCHEMAS = (1, 2)  # 1 reads as 2 (edge.contract.upgrade_meta); nothing else changed
+SCHEMA_VERSION = 2  # 2: a torch checkpoint's preprocess is its deployed input (edge.model.contract)
+READABLE_SCHEMAS = (1, 2)  # 1 reads as 2 (edge.model.contract.upgrade_meta); nothing else changed
 PRECISIONS = ("fp32", "fp16", "int8")
 REQUIRED_KEYS = ("schema_version", "arch", "format", "model_file", "model_sha256", "precision",
                  "input", "output", "preprocess", "codec")
@@ -80,13 +80,13 @@ def _need(cond: bool, where: str, msg: str) -> None:
 
 @dataclass(frozen=True)
 class ModelMeta:
-    """One artifact's metadata (schema_version 2; field meanings in docs/ARCHITECTURE.md and edge.contract).
+    """One artifact's metadata (schema_version 2; field meanings in docs/ARCHITECTURE.md and edge.model.contract).
 
     `input` is {name, shape [1,C,S,S], layout 'NCHW', dtype}; `output` is {name, shape
     [1,1,S/stride,S/stride], stride}; `preprocess` is PreprocessConfig.to_dict(); `codec` is
     codec.to_dict(); `calibration` is {source, frames} or None; `source_checkpoint` is
     {path, sha256} or None. `training` and `extra` are free-form. `files` is {name: sha256} of
-    every file the artifact needs, model file included (edge.integrity; {} in older sidecars).
+    every file the artifact needs, model file included (edge.model.integrity; {} in older sidecars).
     """
 
     arch: str
@@ -144,10 +144,10 @@ class ModelMeta:
         _need(pre_sz == s, where, f"'preprocess.imgsz' {pre_sz} differs from the input size {s}")
         pre_ch = self.preprocess.get("channels", shape[1])
         _need(pre_ch == shape[1], where, f"'preprocess.channels' {pre_ch} differs from the input channels {shape[1]}")
-        from edge.integrity import check_name, check_names, sidecar_names
+        from edge.model.integrity import check_name, check_names, sidecar_names
 
         check_names(self.files, where)
-        for key, name in sidecar_names(self).items():  # every name a sidecar holds: one check (edge.integrity)
+        for key, name in sidecar_names(self).items():  # every name a sidecar holds: one check (edge.model.integrity)
             check_name(name, where, key)
         from edge.codecs import CODECS  # (imports the registered codecs)
 
@@ -157,7 +157,7 @@ class ModelMeta:
             v = getattr(self, key)
             _need(v is None or (isinstance(v, dict) and all(k in v for k in need)), where,
                   f"'{key}' must be null or an object with {' and '.join(need)}")
-        from edge.sidecar_values import check_values
+        from edge.model.sidecar_values import check_values
 
         check_values(self, where)  # the numbers and names in preprocess/codec, with the CLI's rules
 
@@ -225,8 +225,8 @@ class ModelMeta:
         return str(self.output["name"])
 
     def preprocess_config(self):
-        """The runtime's `edge.preprocess.PreprocessConfig` for this model."""
-        from edge.preprocess import PreprocessConfig
+        """The runtime's `edge.inference.preprocess.PreprocessConfig` for this model."""
+        from edge.inference.preprocess import PreprocessConfig
         return PreprocessConfig.from_dict(self.preprocess)
 
     def build_codec(self):
@@ -283,18 +283,11 @@ def read_sidecar(model_path: str | Path, verify: bool = True) -> ModelMeta:
         raise SidecarError(f"{side}: not valid JSON ({e.msg if hasattr(e, 'msg') else e}); re-export the model") from None
     meta = ModelMeta.from_dict(d, source=side)
     _check_passed_file(p, meta, side)
-    if verify:  # every file the artifact needs (edge.integrity), each error naming the file
-        from edge.integrity import verify_artifact
+    if verify:  # every file the artifact needs (edge.model.integrity), each error naming the file
+        from edge.model.integrity import verify_artifact
 
         verify_artifact(side, meta)
     return meta
-
-
-def model_file_path(model_path: str | Path, meta: ModelMeta | None = None) -> Path:
-    """The model file the sidecar names, for a folder or file argument."""
-    p = Path(model_path)
-    meta = meta or read_sidecar(p, verify=False)
-    return (p if p.is_dir() else p.parent) / meta.model_file
 
 
 def sidecar_describing(model_file: str | Path) -> ModelMeta | None:

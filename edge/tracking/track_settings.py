@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from edge.tracker import TrackerConfig
+from edge.tracking.tracker import TrackerConfig
 
 __all__ = ["TrackSettings", "tracking_entry", "track_settings"]
 
@@ -35,7 +35,7 @@ def tracking_entry(model_path: str | Path | None) -> dict | None:
     if model_path is None:
         return None
     from edge.errors import SidecarError
-    from edge.sidecar import read_sidecar
+    from edge.model.sidecar import read_sidecar
 
     try:
         meta = read_sidecar(model_path, verify=False)  # the Predictor verifies the files next

@@ -5,7 +5,7 @@ named (folder and file suffix, the companion files a user may pass instead of th
 which `edge.backends` class runs it (imported only when a model is loaded), which Python module
 means the runtime is installed and which pip extra installs it, at which precisions it is
 exported and benchmarked, how `export` builds it, and whether this CPU machine can run it.
-`edge.backends`, `edge.sidecar`, `edge.zoo`, `export.formats`, `quantize` and `benchmarks` derive
+`edge.backends`, `edge.model.sidecar`, `edge.model.zoo`, `export.formats`, `quantize` and `benchmarks` derive
 their lookups from `TARGETS`, so a new target is one row here plus its backend module (and an
 exporter module, and an INT8 recipe in `quantize.recipes` when it has one).
 
@@ -47,7 +47,7 @@ class Target:
         toolchain: the distributions whose versions an export of it prints.
         runs_here: whether a CPU development machine runs it (a TensorRT engine needs its GPU).
         engine_recipe: artifacts carry `build_engine.sh`, which builds the runnable engine on the device.
-        aliases: other names users type for it (`--backend`, `edge.zoo.normalize_format`).
+        aliases: other names users type for it (`--backend`, `edge.model.zoo.normalize_format`).
     """
 
     format: str

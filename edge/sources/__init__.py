@@ -6,7 +6,7 @@
     VIDEO / IMAGE   a video file (mp4/avi/mkv/... through OpenCV; labelled when NAME.csv is beside
                     it or in ../labels/), or one image
     camera:N        a camera; rtsp:// http(s):// ... URLs and GStreamer pipelines ('a ! b ! appsink')
-    synthetic       generated frames with exactly known targets (edge.synthetic): a test fixture
+    synthetic       generated frames with exactly known targets (edge.datasets.synthetic): a test fixture
                     and speed check, not real IR (the shipped model finds few of its targets)
 
 Every source yields the same `Item(frame_id, name, frame, gt, read_ms, clip)`: `frame` is the
@@ -14,7 +14,7 @@ read array or the exception that reading it raised (a corrupt file must not stop
 run loop logs it with its name, skips it and counts it), `gt` the labelled points in image px or
 None, `clip` the clip a video frame belongs to (per-clip scores). `report()` adds what a source
 knows to summary.json (dropped frames in real-time mode, clips, undecodable frames). Videos and
-cameras are in edge.capture.
+cameras are in edge.sources.capture.
 """
 from __future__ import annotations
 
@@ -93,7 +93,7 @@ def _cap(n: int, limit: int | None) -> int:
 
 # --------------------------------------------------------------------------- synthetic
 class SyntheticSource(Source):
-    """edge.synthetic.demo_clip(): seeded generated frames with exactly known targets (labelled).
+    """edge.datasets.synthetic.demo_clip(): seeded generated frames with exactly known targets (labelled).
 
     A fixture for tests and a calibration / speed fallback: its clutter does not look like real
     IR, so its detection figures say nothing about real frames (use the built-in clip for that).
@@ -101,7 +101,7 @@ class SyntheticSource(Source):
 
     def __init__(self, limit: int | None = None):
         super().__init__("synthetic", "synthetic", True, None, limit)
-        from edge.synthetic import demo_clip
+        from edge.datasets.synthetic import demo_clip
 
         try:  # generate only the frames asked for (or more than the default clip when asked)
             clip = demo_clip(n_frames=int(limit)) if limit and limit > 0 else demo_clip()
@@ -248,7 +248,7 @@ def open_source(spec: str | None, limit: int | None = None, split: str = "all", 
     `stride` keeps every k-th frame; `realtime` (videos, cameras, streams only) reads through a
     grabber thread that keeps the newest frame and counts the ones it drops.
     """
-    from edge.capture import STREAM_PREFIXES, CaptureSource, capture_kind
+    from edge.sources.capture import STREAM_PREFIXES, CaptureSource, capture_kind
 
     stride = 1 if stride is None else int(stride)
     if stride < 1:
@@ -288,9 +288,9 @@ def open_source(spec: str | None, limit: int | None = None, split: str = "all", 
                        "built-in clip)")
 
 
-def __getattr__(name: str):  # CaptureSource lives in edge.capture (which imports this module)
+def __getattr__(name: str):  # CaptureSource lives in edge.sources.capture (which imports this module)
     if name == "CaptureSource":
-        from edge.capture import CaptureSource
+        from edge.sources.capture import CaptureSource
 
         return CaptureSource
     raise AttributeError(f"module 'edge.sources' has no attribute {name!r}")

@@ -82,7 +82,7 @@ def render_base(frame: np.ndarray, scale: int = 1) -> Canvas:
     """The frame as 8-bit BGR (percentile AGC for non-8-bit frames), scaled up `scale` times."""
     import cv2
 
-    from edge.preprocess import percentile_agc
+    from edge.inference.preprocess import percentile_agc
 
     img = frame if frame.dtype == np.uint8 else np.clip(percentile_agc(frame), 0, 255).astype(np.uint8)
     img = cv2.cvtColor(img, cv2.COLOR_GRAY2BGR) if img.ndim == 2 else cv2.cvtColor(img, cv2.COLOR_RGB2BGR)
@@ -156,7 +156,7 @@ def annotate(frame: np.ndarray, pts, gt=None, info: FrameInfo | None = None, lay
 
     Args:
         frame: H×W or H×W×3 RGB, any dtype edge reads.
-        pts: edge.points.Points in image px.
+        pts: edge.inference.points.Points in image px.
         gt: (M, 2) labelled targets in image px, or None (unlabelled: no hit/miss colours).
         info: header data (frame index, name, live FPS).
         layers: extra drawing steps `fn(canvas, info)` (tracks), drawn over the points.

@@ -1,0 +1,1 @@
+"""edge.device: see docs/ARCHITECTURE.md (rooms of the runtime)."""

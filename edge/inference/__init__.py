@@ -1,0 +1,1 @@
+"""edge.inference: see docs/ARCHITECTURE.md (rooms of the runtime)."""

@@ -1,0 +1,1 @@
+"""edge.model: see docs/ARCHITECTURE.md (rooms of the runtime)."""

@@ -1,0 +1,1 @@
+"""edge.tracking: see docs/ARCHITECTURE.md (rooms of the runtime)."""
