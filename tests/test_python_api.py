@@ -49,7 +49,8 @@ def test_import_edge_is_lazy_and_torch_free():
 
 
 def test_predictor_takes_a_ladder_name_and_is_callable(demo_frame):
-    from edge import Points, Predictor, zoo
+    from edge import Points, Predictor
+    from edge.model import zoo
 
     frame, target = demo_frame
     model = Predictor("spire-s")
@@ -65,7 +66,8 @@ def test_predictor_takes_a_ladder_name_and_is_callable(demo_frame):
 
 def test_predictor_runs_a_checkpoint_where_torch_is_installed(demo_frame):
     pytest.importorskip("torch")
-    from edge import Predictor, zoo
+    from edge import Predictor
+    from edge.model import zoo
 
     frame, target = demo_frame
     for spec in (zoo.named_checkpoint("spire-s"), "spire-s"):

@@ -254,7 +254,7 @@ def _train_args(tmp_path: Path, *extra: str) -> list[str]:
 ])
 def test_train_option_errors_are_one_line(tmp_path, extra, words):
     from spire.train import main
-    from spire.cli import run_main
+    from edge.cli import run_cli as run_main
 
     with pytest.raises(SpireEdgeError) as e:
         main(_train_args(tmp_path, *extra))
@@ -267,13 +267,13 @@ def test_out_under_a_file_refused_before_work(tmp_path):
     afile.write_text("x")
     from spire.train import main
 
-    with pytest.raises(SpireEdgeError, match="which is a file"):
+    with pytest.raises(SpireEdgeError, match="is a file"):
         main(["--data", str(DEMO), "--quiet", "--out", str(afile / "run")])
     r = _cli("edge.datasets", "convert", str(DEMO), "--split", "all", "--stride", "100", "--out", str(afile / "ds"))
-    _one_line_error(r, "--out", "which is a file")
+    _one_line_error(r, "--out", "is a file")
     for flag in ("--json", "--out"):
         r = _cli("spire.evaluate", "--data", str(DEMO), "--split", "all", flag, str(afile / "x"))
-        _one_line_error(r, flag, "which is a file")
+        _one_line_error(r, flag, "is a file")
 
 
 def test_train_on_a_full_disk_is_one_line(tmp_path, monkeypatch):

@@ -252,7 +252,7 @@ def test_sigterm_exit_code_is_143(fake_model, tmp_path):
 
 # ------------------------------------------------------------------ 1. two training runs into one --out at once
 TRAIN = ("import os, sys, time\n"
-         "from spire.cli import run_main\n"
+         "from edge.cli import run_cli as run_main\n"
          "from spire.train import main\n"
          "go = os.environ['GO']\n"
          "while not os.path.exists(go): time.sleep(0.002)\n"
