@@ -76,17 +76,23 @@ def _artifact(dst: Path, edit: Callable[[dict], None] | None = None, src: Path =
     return dst
 
 
-def _joined_mpeg(dst: Path) -> Path:
-    """Three 20-frame MPEG-1 program streams joined: the header says 20 frames, the file holds 60."""
+def noise_video(path: Path, fourcc: str, fps: float, frames: int) -> Path:
+    """A 96x64 clip of seeded noise frames: the raw material of the broken-video faults."""
     import cv2
 
-    dst.mkdir()
-    one = dst / "one.mpg"
-    vw = cv2.VideoWriter(str(one), cv2.VideoWriter_fourcc(*"PIM1"), 25.0, (96, 64))
+    vw = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), fps, (96, 64))
     rng = np.random.default_rng(0)
-    for _ in range(20):
+    for _ in range(frames):
         vw.write(cv2.cvtColor(rng.integers(0, 255, (64, 96), dtype=np.uint8), cv2.COLOR_GRAY2BGR))
     vw.release()
+    return path
+
+
+def _joined_mpeg(dst: Path) -> Path:
+    """Three 20-frame MPEG-1 program streams joined: the header says 20 frames, the file holds 60."""
+
+    dst.mkdir()
+    one = noise_video(dst / "one.mpg", "PIM1", 25.0, 20)
     joined = dst / "joined.mpg"
     joined.write_bytes(one.read_bytes() * 3)
     one.unlink()
@@ -125,7 +131,8 @@ def _nuaa_pair(dst: Path) -> Path:
     return dst
 
 
-def _black_calibration(dst: Path) -> Path:
+def black_calibration(dst: Path) -> Path:
+    """A NUAA-layout root of 8 all-black frames: calibration data PTQ must refuse."""
     import cv2
 
     (dst / "images").mkdir(parents=True)
@@ -158,15 +165,9 @@ def _ov_damaged(dst: Path, missing: bool) -> Path:
 
 def _truncated_avi(dst: Path) -> Path:
     """A 30-frame MJPG AVI cut in half (round 1: it must stop with its reason printed)."""
-    import cv2
 
     dst.mkdir()
-    path = dst / "clip.avi"
-    vw = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (96, 64))
-    rng = np.random.default_rng(0)
-    for _ in range(30):
-        vw.write(cv2.cvtColor(rng.integers(0, 255, (64, 96), dtype=np.uint8), cv2.COLOR_GRAY2BGR))
-    vw.release()
+    path = noise_video(dst / "clip.avi", "MJPG", 10.0, 30)
     data = path.read_bytes()
     path.write_bytes(data[:len(data) // 2])
     return path
@@ -219,7 +220,7 @@ BUILDERS: dict[str, Callable[[Path], Path]] = {
     "afile": _file,
     "board_nosuch": lambda d: _file(d.with_suffix(".json"), json.dumps({"backend": "nosuch"}).encode()),
     "nuaa_pair": _nuaa_pair,
-    "black_calib": _black_calibration,
+    "black_calib": black_calibration,
     "used_export": _used_export,
     "ov_missing_bin": lambda d: _ov_damaged(d, True),
     "ov_truncated_bin": lambda d: _ov_damaged(d, False),

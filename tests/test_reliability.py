@@ -191,12 +191,9 @@ def test_mask_of_another_aspect_is_refused_same_aspect_rescaled(tmp_path, capfd)
 
 
 def test_truncated_video_prints_why_it_stopped(tmp_path, capsys):
-    path = tmp_path / "clip.avi"
-    vw = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (96, 64))
-    rng = np.random.default_rng(0)
-    for _ in range(30):
-        vw.write(cv2.cvtColor(rng.integers(0, 255, (64, 96), dtype=np.uint8), cv2.COLOR_GRAY2BGR))
-    vw.release()
+    from benchmarks.fault_fixtures import noise_video
+
+    path = noise_video(tmp_path / "clip.avi", "MJPG", 10.0, 30)
     data = path.read_bytes()
     path.write_bytes(data[:len(data) // 2])
     rc, stdout, _ = _run(capsys, "--model", ONNX32, "--source", path, "--save", tmp_path / "o")
@@ -333,13 +330,9 @@ def test_degenerate_calibration_sets_are_refused(capsys):
 def test_ptq_refuses_all_black_calibration_frames(tmp_path, capsys):
     from quantize.ptq import main
 
-    root = tmp_path / "black"
-    (root / "images").mkdir(parents=True)
-    (root / "masks").mkdir()
-    for i in range(8):
-        cv2.imwrite(str(root / "images" / f"b{i}.png"), np.zeros((64, 64), np.uint8))
-        cv2.imwrite(str(root / "masks" / f"b{i}_pixels0.png"), np.zeros((64, 64), np.uint8))
-    (root / "train.txt").write_text("".join(f"b{i}\n" for i in range(8)))
+    from benchmarks.fault_fixtures import black_calibration
+
+    root = black_calibration(tmp_path / "black")
     rc = main(["--data", str(root), "--frames", "8", "--backend", "onnxruntime", "--no-fidelity", "--imgsz", "64",
                "--out", str(tmp_path / "q")])
     err = capsys.readouterr().err
