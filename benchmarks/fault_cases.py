@@ -99,15 +99,18 @@ def killed_summary(obs: Obs):
 
 
 def killed_video(obs: Obs):
+    """Frames that play from what a killed run left: annotated.mp4, or its closed segments."""
     import cv2
 
-    p = obs.w / "killed" / "annotated.mp4"
-    cap = cv2.VideoCapture(str(p))
+    d = obs.w / "killed"
+    files = sorted(d.glob("annotated*.mp4"))
     n = 0
-    while cap.isOpened() and n < 1000 and cap.read()[0]:
-        n += 1
-    cap.release()
-    return n > 0, f"annotated.mp4 ({p.stat().st_size if p.exists() else 0} bytes) decodes {n} frame(s)"
+    for p in files:
+        cap = cv2.VideoCapture(str(p))
+        while cap.isOpened() and n < 5000 and cap.read()[0]:
+            n += 1
+        cap.release()
+    return n > 0, f"{len(files)} annotated*.mp4 file(s) ({sum(p.stat().st_size for p in files)} bytes) decode {n} frame(s)"
 
 
 def frames_skipped(frames: int, skipped: int, within: float):
@@ -283,7 +286,7 @@ CASES = [
     Case("edge.run SIGTERM exit code", "26.12", "exit 143 (as spire.train)",
          (*RUN, "--save", "{w}/t"), exit_code(143), mode="term", after=3.0, quick=True),
     Case("spire.train SIGTERM exit code", "26.12", "exit 143 (as edge.run)",
-         ("spire.train", "--model", "spire_n", "--imgsz", "64", "--epochs", "200", "--quiet",
+         ("spire.train", "--model", "spire_n", "--imgsz", "64", "--epochs", "100000", "--quiet",
           "--data", "{fx:nuaa_pair}/a", "--out", "{w}/r"), exit_code(143), mode="term", after=12.0, timeout=120),
     Case("killed export leaves no .tmp", "26.12", "a rerun cleans the killed export's hidden folder",
          ("export", "--weights", CKPT, "--target", "onnx", "--out", "{w}/e"), no_tmp_after_rerun, mode="kill",

@@ -375,3 +375,28 @@ def test_max_pixels_holds_for_one_run_only(fake_model, tmp_path, capsys):
     before = edge.frames.MAX_PIXELS
     assert _run(capsys, "--model", fake_model, "--source", "synthetic", "--frames", "1", "--max-pixels", "5")[0] == 0
     assert edge.frames.MAX_PIXELS == before  # API callers and later runs in this process keep the default
+
+
+def test_annotated_video_is_written_in_segments_that_play_after_a_kill(tmp_path):
+    """26.2: a run killed mid-way leaves closed MP4 segments that play up to the last one closed;
+    a finished run leaves one annotated.mp4 with every frame."""
+    import cv2
+
+    from edge.outputs.video_out import AnnotatedVideo
+
+    def frames_in(paths):
+        n = 0
+        for p in paths:
+            cap = cv2.VideoCapture(str(p))
+            while cap.read()[0]:
+                n += 1
+            cap.release()
+        return n
+
+    v = AnnotatedVideo(tmp_path / "annotated.mp4", 30, segment_frames=10)
+    for i in range(35):
+        v.write(np.full((64, 96, 3), i * 5, np.uint8))
+    closed = sorted(tmp_path.glob("annotated.part*.mp4"))[:-1]  # the open segment is what a kill loses
+    assert len(closed) == 3 and frames_in(closed) == 30
+    v.close()
+    assert [p.name for p in tmp_path.iterdir()] == ["annotated.mp4"] and frames_in([tmp_path / "annotated.mp4"]) == 35

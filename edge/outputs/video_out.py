@@ -2,11 +2,9 @@
 
 - `AnnotatedVideo`: DIR/annotated.mp4 (OpenCV VideoWriter, mp4v), one picture per processed frame
   at the source's frame rate; a frame of another size (a folder of clips of mixed sizes) is
-  letterboxed into the first frame's size so the file stays playable. MP4 keeps its index at the
-  end, so a killed run's video does not play (OpenCV's writer takes no `movflags`, and MKV/AVI,
-  which would play to the last flushed frame, do not open in browsers and phones): kept as a
-  deliberate choice; the run's summary then says `"state": "running"` and frames.jsonl has every
-  frame up to the kill.
+  letterboxed into the first frame's size so the file stays playable. Written in closed segments
+  joined at the end, so a killed run leaves `annotated.partNNN.mp4` files that play up to the last
+  closed segment (MP4 keeps its index at the end; OpenCV's writer has no fragmented MP4).
 - `ContactSheet`: DIR/contact_sheet.png, a grid of the frames with misses or false alarms — what to
   look at first. Memory is bounded: it keeps at most `keep` candidate thumbnails and, when full,
   thins them to every other one, so the sheet samples the whole run evenly.
@@ -62,36 +60,80 @@ class LiveFps:
 
 
 class AnnotatedVideo:
-    """DIR/annotated.mp4: opened on the first picture (its size fixes the video's)."""
+    """DIR/annotated.mp4, written in closed segments so a killed run leaves a readable video.
 
-    def __init__(self, path: Path, fps: float | None):
+    Why segments: MP4 keeps its index at the end, so a run killed mid-way (power loss is how a run
+    on a board usually ends) left an annotated.mp4 that nothing could play, and OpenCV's writer
+    takes no fragmented-MP4 option. So the pictures go to `annotated.partNNN.mp4` files of
+    `segment_frames` frames, each closed (indexed) when full; `close` joins them into
+    annotated.mp4 and removes the parts. After a kill, every part but the last plays: the video
+    up to the last closed segment. Opened on the first picture (its size fixes the video's).
+    """
+
+    def __init__(self, path: Path, fps: float | None, segment_frames: int = 60):
         self.path, self.fps = Path(path), float(fps) if fps and fps > 0 else 25.0
+        self.segment_frames = max(1, int(segment_frames))
         self._vw = None
+        self.parts: list[Path] = []
         self.hw: tuple[int, int] | None = None
         self.frames = 0
         self.error: str | None = None
 
-    def write(self, pic: np.ndarray) -> bool:
+    def _open(self, path: Path):
         import cv2
 
+        vw = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), self.fps, (self.hw[1], self.hw[0]))
+        if not vw.isOpened():
+            self.error = f"{path}: OpenCV could not open an mp4v VideoWriter (no FFmpeg in this build?)"
+            return None
+        return vw
+
+    def write(self, pic: np.ndarray) -> bool:
         if self.error is not None:
             return False
-        if self._vw is None:
+        if self.hw is None:
             self.hw = pic.shape[:2]
-            self._vw = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*"mp4v"), self.fps,
-                                       (self.hw[1], self.hw[0]))
-            if not self._vw.isOpened():
-                self.error = f"{self.path}: OpenCV could not open an mp4v VideoWriter (no FFmpeg in this build?)"
-                self._vw = None
+        if self._vw is None:
+            part = self.path.with_name(f"{self.path.stem}.part{len(self.parts):03d}{self.path.suffix}")
+            self._vw = self._open(part)
+            if self._vw is None:
                 return False
+            self.parts.append(part)
         self._vw.write(fit_into(pic, self.hw))
         self.frames += 1
+        if self.frames % self.segment_frames == 0:  # a closed segment plays whatever happens next
+            self._vw.release()
+            self._vw = None
         return True
 
     def close(self) -> None:
+        """Close the open segment and join the parts into the one video (one part: a rename)."""
+        import cv2
+
         if self._vw is not None:
             self._vw.release()
             self._vw = None
+        if not self.parts:
+            return
+        if len(self.parts) == 1:
+            os.replace(self.parts[0], self.path)
+        else:
+            tmp = self.path.with_name(f".{self.path.name}.joining{self.path.suffix}")
+            out = self._open(tmp)
+            if out is None:
+                return  # the parts stay: each plays
+            for part in self.parts:
+                cap = cv2.VideoCapture(str(part))
+                ok, img = cap.read()
+                while ok:
+                    out.write(img)
+                    ok, img = cap.read()
+                cap.release()
+            out.release()
+            os.replace(tmp, self.path)
+            for part in self.parts:
+                part.unlink(missing_ok=True)
+        self.parts = []
 
 
 class ContactSheet:
