@@ -117,8 +117,8 @@ def test_missing_default_model_is_one_error_line(tmp_path):
     assert len(lines) == 1 and lines[0].startswith("error: ") and "--weights" in lines[0], r.stderr
 
 
-SHIPPED = Path(__file__).resolve().parents[1] / "weights" / "shipped"
-DEMO = Path(__file__).resolve().parents[1] / "edge" / "demo"
+SHIPPED = Path(__file__).resolve().parents[2] / "weights" / "shipped"
+DEMO = Path(__file__).resolve().parents[2] / "edge" / "demo"
 needs_shipped = pytest.mark.skipif(not (SHIPPED / "best.pt").is_file(), reason="needs the committed weights/shipped")
 
 

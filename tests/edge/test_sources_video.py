@@ -15,10 +15,10 @@ import numpy as np
 import pytest
 
 from edge import run as edge_run
-from tests.test_backends import export_tiny
+from tests.edge.test_backends import export_tiny
 
 S = 64
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")

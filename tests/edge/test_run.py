@@ -134,7 +134,7 @@ def test_killed_process_leaves_complete_lines_and_summary(model, tmp_path, sig):
            "from edge.run import main; sys.exit(main(sys.argv[1:]))")
     proc = subprocess.Popen([sys.executable, "-c", run, "--model", str(model), "--source", str(src),
                              "--save", str(out), "--quiet", "--overlay-every", "0"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=Path(__file__).parents[1])
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=Path(__file__).parents[2])
     deadline = time.time() + 60
     while time.time() < deadline and proc.poll() is None:
         p = out / "frames.jsonl"

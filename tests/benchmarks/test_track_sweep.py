@@ -15,7 +15,7 @@ from benchmarks.track_sweep import MISS_KINDS, SweepConfig, choose, classify_mis
 from edge.tracking.track_settings import track_settings, tracking_entry as stored_entry
 from edge.tracking.tracker import TrackerConfig
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = ROOT / "weights" / "shipped"
 
 

@@ -19,7 +19,7 @@ from edge.model.sidecar import file_sha256, read_sidecar
 from edge.model.zoo import find_artifacts
 from tests.conftest import shared
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SHIPPED = REPO / "weights" / "shipped"
 _LADDER = json.loads((REPO / "weights" / "ladder.json").read_text()) if (REPO / "weights" / "ladder.json").is_file() else {}
 SETS = [SHIPPED] + [REPO / "weights" / f for f in sorted(set((_LADDER.get("models") or {}).values())) if f != "shipped"]

@@ -21,7 +21,7 @@ import pytest
 
 from edge.errors import SidecarError, SpireEdgeError
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 ONNX32 = REPO / "weights" / "shipped" / "export" / "spire_s_512_fp32_onnx"
 ENV = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
 

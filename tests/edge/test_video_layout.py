@@ -113,7 +113,7 @@ def test_evaluate_reads_the_video_layout_with_a_frame_stride(tmp_path):
     import json
     from pathlib import Path
 
-    weights = Path(__file__).resolve().parents[1] / "weights" / "shipped" / "best.pt"
+    weights = Path(__file__).resolve().parents[2] / "weights" / "shipped" / "best.pt"
     if not weights.is_file():
         pytest.skip(f"{weights} not in this checkout")
     root = make_layout(tmp_path / "clips")

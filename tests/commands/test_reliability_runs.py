@@ -24,7 +24,7 @@ import pytest
 from edge import run as edge_run
 from tests.conftest import spots
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 ENV = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
 # `python -m edge.run` with the fake target registered (a row of the test process only); waits for GO first
 EDGE_RUN = ("import os, sys, time\n"
@@ -260,8 +260,8 @@ TRAIN = ("import os, sys, time\n"
 
 
 def test_two_trainings_started_at_once_never_share_a_folder(tmp_path):
-    from tests.test_reliability import NUAA, _train_args
-    from tests.test_train import make_fixture
+    from tests.commands.test_reliability import NUAA, _train_args
+    from tests.spire.test_train import make_fixture
 
     if not (NUAA / "images").is_dir():
         pytest.skip("NUAA-SIRST fixture data not present")
@@ -334,7 +334,7 @@ def test_export_into_an_existing_artifact_folder_keeps_it(checkpoint, tmp_path, 
 
 def test_convert_into_a_used_folder_is_refused_without_exist_ok(tmp_path, capsys):
     from edge.datasets.__main__ import main
-    from tests.test_datasets import _nuaa
+    from tests.edge.test_datasets import _nuaa
 
     src, out = _nuaa(tmp_path / "nuaa"), tmp_path / "o"
     assert main(["convert", str(src), "--split", "train", "--out", str(out)]) == 0

@@ -70,7 +70,7 @@ def test_nuaa_layout(tmp_path):
     assert s.frame.shape == (32, 48) and s.mask.dtype == np.uint8 and s.points.dtype == np.float32
     np.testing.assert_allclose(s.points, TRUE_PTS)
     assert ds[1].frame.shape == (32, 48, 3) and len(ds[1].points) == 0 and ds[1].labelled
-    d = ds[2]  # rescaled with one plain warning line (tests/test_reliability.py), kept in ds.problems
+    d = ds[2]  # rescaled with one plain warning line (tests/commands/test_reliability.py), kept in ds.problems
     assert any(re.search("d_pixels0.png.*48x32.*96x64.*rescaled", p) for p in ds.problems)
     assert d.mask.shape == (64, 96)
     # pixel centres map as (x + 0.5) * 2 - 0.5

@@ -2,7 +2,7 @@
 
 Each test is one case of the issue and failed before its fix. Kept fast: the committed 512² ONNX /
 OpenVINO exports are copied and run on a few frames (no export, no torch where it can be avoided);
-training uses hrpe_nano on the 6-frame NUAA fixture of tests/test_train.py at 64 px.
+training uses hrpe_nano on the 6-frame NUAA fixture of tests/spire/test_train.py at 64 px.
 """
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ import pytest
 from edge import run as edge_run
 from tests.conftest import shared
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 EXPORTS = REPO / "weights" / "shipped" / "export"
 
 
@@ -64,7 +64,7 @@ def _train_args(data: Path, out: Path, *extra: str) -> list[str]:
 
 @pytest.fixture(scope="module")
 def nuaa(tmp_path_factory):
-    from tests.test_train import make_fixture
+    from tests.spire.test_train import make_fixture
 
     return make_fixture(tmp_path_factory.mktemp("rel_nuaa") / "data")
 

@@ -12,7 +12,7 @@ from edge.metrics import PointMetrics
 from edge.inference.points import Points
 from edge.scoring import LabelledFrame, RunScores, SourceFrames, score
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 # The loops that score a predictor on labelled frames (issue 24): each must call edge.scoring.score.
 SCORING_MODULES = ("spire/evaluate.py", "spire/train.py", "spire/thresholds.py", "spire/mine.py",

@@ -12,7 +12,7 @@ from edge.device.boards import list_boards, load_board
 from edge.device.power import PROBES
 from export.formats import FORMATS
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 BOARDS = ROOT / "boards"
 EXPECTED = {"jetson-orin-nano", "jetson-agx-orin", "intel-x86", "rpi5", "arm64-generic"}
 

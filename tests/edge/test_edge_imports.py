@@ -45,7 +45,7 @@ def _imports_none_of(pkg: str, others: tuple[str, ...]) -> None:
 
 
 # ------------------------------------------------------------------ the one import direction
-REPO = __import__("pathlib").Path(__file__).resolve().parents[1]
+REPO = __import__("pathlib").Path(__file__).resolve().parents[2]
 PACKAGES = ("edge", "spire", "export", "quantize", "benchmarks")
 # what each package may import (docs/ARCHITECTURE.md): edge <- spire <- export <- quantize; benchmarks on top
 ALLOWED = {"edge": set(), "spire": {"edge"}, "export": {"edge", "spire"}, "quantize": {"edge", "spire", "export"},

@@ -1,0 +1,1 @@
+"""Tests of INT8 and the release of a rung (quantize/)."""
