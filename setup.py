@@ -45,14 +45,29 @@ def copy_default_model(weights: Path, dst: Path) -> list[str]:
     return kept
 
 
+PACKAGE_BOARDS = ("edge", "_boards")  # edge.device.boards.PACKAGE_BOARDS
+
+
+def copy_board_profiles(boards: Path, dst: Path) -> list[str]:
+    """Every boards/<name>/profile.json into the built package, so `--board NAME` works from a wheel."""
+    names = []
+    for prof in sorted(boards.glob("*/profile.json")):
+        (dst / prof.parent.name).mkdir(parents=True, exist_ok=True)
+        shutil.copy2(prof, dst / prof.parent.name / "profile.json")
+        names.append(prof.parent.name)
+    return names
+
+
 class BuildPyWithModel(build_py):
-    """build_py, then the default model's artifacts into the built `edge/_weights`."""
+    """build_py, then the default model's artifacts into `edge/_weights` and the board profiles into `edge/_boards`."""
 
     def run(self):
         super().run()
         if not self.dry_run:
             kept = copy_default_model(ROOT / "weights", Path(self.build_lib, *PACKAGE_WEIGHTS))
             print(f"package data: {', '.join(kept)} -> {'/'.join(PACKAGE_WEIGHTS)}")
+            boards = copy_board_profiles(ROOT / "boards", Path(self.build_lib, *PACKAGE_BOARDS))
+            print(f"package data: board profiles {', '.join(boards)} -> {'/'.join(PACKAGE_BOARDS)}")
 
 
 setup(cmdclass={"build_py": BuildPyWithModel})

@@ -14,13 +14,21 @@ from pathlib import Path
 from edge.errors import SpireEdgeError
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+PACKAGE_BOARDS = "_boards"  # an installed wheel's copy of boards/*/profile.json (setup.py)
 KNOWN_KEYS = ("backend", "precision", "imgsz", "threads", "power")
 
 
 def boards_dir() -> Path:
-    """$SPIRE_EDGE_BOARDS, else <repo>/boards."""
+    """$SPIRE_EDGE_BOARDS, else the checkout's boards/, else the installed package's profiles."""
     env = os.environ.get("SPIRE_EDGE_BOARDS")
-    return Path(env).expanduser() if env else REPO_ROOT / "boards"
+    if env:
+        return Path(env).expanduser()
+    repo = REPO_ROOT / "boards"
+    if repo.is_dir():
+        return repo
+    from importlib.resources import files
+
+    return Path(str(files("edge") / PACKAGE_BOARDS))
 
 
 def list_boards(root: str | Path | None = None) -> list[str]:

@@ -86,3 +86,13 @@ def test_wheel_names_what_it_leaves_out(installed):
     assert "weights/spire-m/" in err and "--model PATH" in err
     r = _sh([tmp / "venv" / "bin" / "spire-edge", "--version"], cwd=tmp, env=env)
     assert r.returncode == 0 and r.stdout.startswith("spire-edge (spire-edge ")
+
+
+def test_wheel_finds_board_profiles_through_package_resources(installed):
+    """`--board NAME` from an installed wheel reads the profile packaged with it, not a checkout."""
+    _, py, env, tmp = installed
+    code = ("from edge.device.boards import boards_dir, list_boards, load_board; "
+            "print(boards_dir().parts[-2:], len(list_boards()) > 0, load_board('intel-x86').backend)")
+    r = _sh([py, "-c", code], cwd=tmp, env=env)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout.split("\n")[0] == "('edge', '_boards') True openvino"
