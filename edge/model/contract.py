@@ -17,7 +17,8 @@ its frames are run at; the training crop size is `training.imgsz`. How frames th
 
 Older checkpoints (schema 1) stored the crop size there. They are read once through
 `upgrade_meta`: the deployed size is that of the FP32 exports of the very same file (matched by
-sha256) in the checkpoint's own `export/` folder; with none, the contract says "not known" and
+sha256) in the checkpoint's own `export/` folder, else the export size its training validated at
+(`--val-fit`: "as edge.run on 512 px exports"); with neither, the contract says "not known" and
 callers keep their old behaviour (whole frames, as training validated).
 
 numpy/stdlib only: `edge` never imports torch.
@@ -69,6 +70,15 @@ def legacy_export_size(model_file: Path, sha256: str) -> int | None:
     return max(set(sizes), key=sizes.count) if sizes else None
 
 
+def validated_size(meta: dict) -> int | None:
+    """The export size a schema-1 run validated at (`spire.train --val-fit`), from its training record."""
+    import re
+
+    desc = str((meta.get("training") or {}).get("validation") or "")
+    hit = re.search(r"on (\d+) px exports", desc)
+    return int(hit.group(1)) if hit else None
+
+
 def upgrade_meta(meta: dict, model_file: str | Path | None = None) -> tuple[dict, bool]:
     """(meta in the schema-2 shape, whether its deployed size is known).
 
@@ -86,6 +96,8 @@ def upgrade_meta(meta: dict, model_file: str | Path | None = None) -> tuple[dict
         from edge.model.sidecar import file_sha256
 
         size = legacy_export_size(Path(model_file), file_sha256(model_file))
+    if size is None:  # trained with --val-fit: its validation ran "as edge.run on N px exports"
+        size = validated_size(m)
     if size is None:
         return m, False
     m = with_input_size(m, size)
