@@ -80,7 +80,7 @@ trap 'rm -f "$tmp_engine"' EXIT
   --timingCacheFile="$dir/timing.cache" ${flags[@]+"${flags[@]}"} ${extra[@]+"${extra[@]}"} 2>&1 | tee "$log"
 [ -s "$tmp_engine" ] || die "trtexec wrote no engine; see $log"
 mv -f "$tmp_engine" "$engine"
-# the engine's sha256 goes into the sidecar's "files", so edge.run checks the engine it loads (edge.integrity)
+# the engine's sha256 goes into the sidecar's "files", so edge.run checks the engine it loads (edge.model.integrity)
 "$PY" - "$meta" "$(basename "$engine")" "$(sha256sum "$engine" | cut -d' ' -f1)" <<'PYEOF' \
   || die "$meta: could not record the engine's sha256 (is the folder writable?)"
 import json, os, sys, tempfile
