@@ -9,7 +9,7 @@ precision, F1, false points per frame), picks the **tracking operating point** (
 Cheap by construction: the network runs once per frame at the cache's low threshold
 (benchmarks.track_data), and each threshold is a filter of those points: decoding at t gives
 exactly the low-threshold points with score > t (edge.codecs: peaks are found before the
-threshold, top-K keeps a prefix of one total order; tests/test_codecs.py checks it).
+threshold, top-K keeps a prefix of one total order; tests/edge/test_codecs.py checks it).
 """
 from __future__ import annotations
 
