@@ -123,8 +123,10 @@ def test_deployed_size_is_the_contract_of_that_file_not_of_the_working_directory
     from edge.model.contract import deployed_size
 
     meta = json.loads((SHIPPED / "metadata.json").read_text())
+    assert meta["schema_version"] == 2 and deployed_size(meta, SHIPPED / "best.pt") == 512  # stated
+    meta["schema_version"] = 1  # the old shape, whose record names no export size: only its exports can tell
+    meta["training"]["validation"] = "native resolution, padded to 32"
     assert deployed_size(meta, SHIPPED / "best.pt") == 512
-    meta["training"]["validation"] = "native resolution, padded to 32"  # only its exports can tell
     shutil.copy(SHIPPED / "best.pt", tmp_path / "best.pt")
     assert deployed_size(meta, tmp_path / "best.pt") is None  # no exports beside it
     monkeypatch.chdir(tmp_path)
