@@ -137,3 +137,20 @@ def fake_model(tmp_path_factory) -> Path:
     target table when the session ends, so nothing after the tests sees a table they changed."""
     yield fake_artifact(tmp_path_factory.mktemp("fake_model"))
     TARGETS.pop(FAKE_TARGET.format, None)
+
+
+def nuaa_subset(root: Path, names, lists: dict) -> Path:
+    """A NUAA-layout root with `names` copied from ../shared/data/nuaa-sirst and the split lists given
+    ({"train": names, ...}): the small real fixture the training, evaluation and INT8 tests share."""
+    import shutil
+
+    nuaa = shared("data", "nuaa-sirst")
+    (root / "images").mkdir(parents=True, exist_ok=True)
+    (root / "masks").mkdir(exist_ok=True)
+    for n in names:
+        shutil.copy(nuaa / "images" / f"{n}.png", root / "images")
+        shutil.copy(nuaa / "masks" / f"{n}_pixels0.png", root / "masks")
+    for split, members in lists.items():
+        (root / f"{split}.txt").write_text("\n".join(members) + "\n")
+    return root
+

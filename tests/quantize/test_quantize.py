@@ -20,7 +20,7 @@ pytest.importorskip("onnxruntime")
 from edge.errors import BackendUnavailable, DatasetError, SpireEdgeError  # noqa: E402
 from edge.inference.preprocess import Normalization, PreprocessConfig  # noqa: E402
 from edge.scoring import LabelledFrame  # noqa: E402
-from tests.conftest import shared  # noqa: E402
+from tests.conftest import nuaa_subset, shared  # noqa: E402
 
 NUAA = shared("data", "nuaa-sirst")
 S = 64
@@ -73,17 +73,9 @@ def nuaa_fixture(tmp_path_factory):
     """A 10-frame NUAA-layout copy (train list only)."""
     if not NUAA.is_dir():
         pytest.skip(f"{NUAA}: NUAA-SIRST not present (the shared data belong in ../shared beside the checkout)")
-    root = tmp_path_factory.mktemp("nuaa")
     names = (NUAA / "train.txt").read_text().split()[:10]
-    (root / "images").mkdir()
-    (root / "masks").mkdir()
-    for n in names:
-        shutil.copy(NUAA / "images" / f"{n}.png", root / "images")
-        shutil.copy(NUAA / "masks" / f"{n}_pixels0.png", root / "masks")
-    (root / "train.txt").write_text("\n".join(names) + "\n")
-    (root / "tiny.txt").write_text("\n".join(names[:3]) + "\n")
-    (root / "test.txt").write_text("\n".join(names[:8]) + "\n")
-    return root
+    return nuaa_subset(tmp_path_factory.mktemp("nuaa"), names,
+                       {"train": names, "tiny": names[:3], "test": names[:8]})
 
 
 # ------------------------------------------------------------------------------ calibration

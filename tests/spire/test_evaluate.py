@@ -12,7 +12,7 @@ import pytest
 
 from edge.inference.preprocess import native_letterbox, preprocess_native
 from spire.evaluate import main
-from tests.conftest import needs_shared, shared
+from tests.conftest import needs_shared, nuaa_subset, shared
 
 NUAA = shared("data", "nuaa-sirst")
 OFFICIAL = shared("weights", "spire-official", "SPIRE-SIRST4-512-epoch230-lr0.005.pth")
@@ -22,14 +22,7 @@ needs_data = needs_shared("data", "nuaa-sirst", "images")
 
 @pytest.fixture(scope="module")
 def fixture(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("nuaa")
-    (root / "images").mkdir()
-    (root / "masks").mkdir()
-    for n in NAMES:
-        shutil.copy(NUAA / "images" / f"{n}.png", root / "images")
-        shutil.copy(NUAA / "masks" / f"{n}_pixels0.png", root / "masks")
-    (root / "test.txt").write_text("\n".join(NAMES) + "\n")
-    return root
+    return nuaa_subset(tmp_path_factory.mktemp("nuaa"), NAMES, {"test": NAMES})
 
 
 @pytest.fixture(scope="module")

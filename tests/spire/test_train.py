@@ -17,7 +17,7 @@ import torch
 from spire.augment import AugmentConfig, augment, dihedral, random_crop
 from spire.data import FrameStore
 from spire.plan import Mixture, PlanFrames, PlanSampler, epoch_plan
-from tests.conftest import needs_shared, shared
+from tests.conftest import needs_shared, nuaa_subset, shared
 
 NUAA = shared("data", "nuaa-sirst")
 NAMES = ["Misc_119", "Misc_64", "Misc_90", "Misc_100", "Misc_102", "Misc_103"]
@@ -25,13 +25,7 @@ needs_data = needs_shared("data", "nuaa-sirst", "images")
 
 
 def make_fixture(root: Path, names=NAMES) -> Path:
-    (root / "images").mkdir(parents=True)
-    (root / "masks").mkdir()
-    for n in names:
-        shutil.copy(NUAA / "images" / f"{n}.png", root / "images")
-        shutil.copy(NUAA / "masks" / f"{n}_pixels0.png", root / "masks")
-    (root / "train.txt").write_text("\n".join(names) + "\n")
-    return root
+    return nuaa_subset(root, names, {"train": names})
 
 
 def run_train(out: Path, data: Path, *extra: str, epochs: int = 1):
