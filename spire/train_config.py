@@ -111,7 +111,7 @@ def _adder(p, defaults: TrainConfig | None = None):
 def _data_options(p, a) -> None:
     a("--model", default=None, help=f"registered model name (spire.models.list_models()); default: --init's "
       f"architecture, else {TrainConfig.model}")
-    a("--data", nargs="+", required=True, help="training dataset root(s)")
+    a("--data", nargs="+", default=None, help="training dataset root(s) (--resume reads them from OUT/train_args.json)")
     a("--format", choices=("auto", *FORMATS))
     a("--train-split", help="list name (or .txt path) of every --data root")
     a("--val-data", nargs="+",
@@ -257,6 +257,8 @@ def parse_config(argv=None) -> TrainConfig:
         keep = {k: getattr(cfg, k) for k in RUN_CONTROL}
         names = {f.name for f in dataclasses.fields(TrainConfig)}
         cfg = TrainConfig(**{**{k: v for k, v in old.items() if k in names}, **keep})
+    if not cfg.data:
+        raise UsageError("--data: give the training dataset root(s) (--resume takes them from OUT/train_args.json)")
     if cfg.data_weights is not None and len(cfg.data_weights) != len(cfg.data):
         raise UsageError(f"--data-weights: {len(cfg.data_weights)} weight(s) for {len(cfg.data)} --data root(s); "
                          "give one weight per root")

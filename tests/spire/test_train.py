@@ -551,3 +551,17 @@ def test_ema_decay_outside_0_1_is_refused():
 
     with pytest.raises(UsageError, match="--ema"):
         parse_config(["--data", "x", "--ema", "1.0"])
+
+
+@needs_data
+def test_resume_needs_no_data_option_and_a_new_run_does(tmp_path):
+    """--resume reads --data from OUT/train_args.json (it asked for it again); a new run without it is one line."""
+    from spire.cli import UsageError
+    from spire.train import parse_config
+
+    data = make_fixture(tmp_path / "nuaa")
+    run_train(tmp_path / "run", data, epochs=1)
+    cfg = parse_config(["--resume", "--out", str(tmp_path / "run"), "--epochs", "2"])
+    assert cfg.data == [str(data)] and cfg.epochs == 2 and cfg.model == "hrpe_nano"
+    with pytest.raises(UsageError, match="--data"):
+        parse_config(["--out", str(tmp_path / "new")])
