@@ -144,9 +144,11 @@ def release(run: Path, dst: Path, settings: ReleaseSettings, data_root: Path) ->
             _pick(stage, settings, log)
         _int8(stage, settings, data_root, log)
         _pick(stage, settings, log)
-        for keep in ("MODEL_CARD.md",):  # what people wrote about the rung stays with it
+        for keep in ("MODEL_CARD.md", "hard_negatives.csv", "lineage"):  # the rung's card and history stay
             if (dst / keep).is_file():
                 shutil.copy2(dst / keep, stage / keep)
+            elif (dst / keep).is_dir():
+                shutil.copytree(dst / keep, stage / keep)
     except BaseException:
         kept = dst.parent / f"{dst.name}.release-failed.log"
         if log.is_file():

@@ -45,6 +45,8 @@ def test_release_runs_every_format_and_recipe_then_swaps_in(tmp_path, monkeypatc
     dst = tmp_path / "weights" / "rung"
     dst.mkdir(parents=True)
     (dst / "MODEL_CARD.md").write_text("card")
+    (dst / "lineage").mkdir()
+    (dst / "lineage" / "stage1_log.csv").write_text("history")
     (dst / "old.txt").write_text("old set")
     rel.release(_run(tmp_path), dst, rel.ReleaseSettings(thr=0.7, thr_rule="why", fit="pad"), _data(tmp_path))
     exported = {(c[c.index("--target") + 1], c[c.index("--precision") + 1]) for c in cmds if "--target" in c}
@@ -54,6 +56,7 @@ def test_release_runs_every_format_and_recipe_then_swaps_in(tmp_path, monkeypatc
     assert len(picks) == 2 and "0.7" in picks[0] and cmds.index(picks[0]) < min(
         i for i, c in enumerate(cmds) if "quantize.ptq" in c)  # threshold set before PTQ scores it
     assert (dst / "MODEL_CARD.md").read_text() == "card" and not (dst / "old.txt").exists()
+    assert (dst / "lineage" / "stage1_log.csv").read_text() == "history"  # the rung's history stays
     assert json.loads((dst / "release.json").read_text())["thr"] == 0.7
 
 
