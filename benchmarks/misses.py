@@ -61,7 +61,7 @@ def classify(frame: np.ndarray, gt: np.ndarray, xy: np.ndarray, scores: np.ndarr
     d_kept = pairwise_distances(gt, kept) if len(kept) else np.full((len(gt), 1), np.inf)
     d_all = pairwise_distances(gt, xy) if len(xy) else np.full((len(gt), 1), np.inf)
     h, w = frame.shape[:2]
-    scr = measure_scr(frame, gt)
+    scr = None  # measured only on a frame that has a miss without any candidate (the per-frame cost)
     out = []
     for i, (x, y) in enumerate(gt):
         if d_kept[i].min() <= HIT_RADIUS_PX:
@@ -73,6 +73,7 @@ def classify(frame: np.ndarray, gt: np.ndarray, xy: np.ndarray, scores: np.ndarr
         elif d_kept[i].min() <= OFF_CENTRE_PX:
             out.append("off centre")
         else:
+            scr = measure_scr(frame, gt) if scr is None else scr
             out.append("faint" if np.isnan(scr[i]) or scr[i] < FAINT_SCR else "in clutter")  # inf: on a flat sky
     return out
 

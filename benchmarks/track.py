@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.track_data import clip_names, load_or_detect
+from benchmarks.track_data import ClipSet, clip_names, load_or_detect
 from benchmarks.track_metrics import have_trackeval, score_points, score_tracks
 from benchmarks.track_runs import plain, run_tracker, synthetic_speed  # noqa: F401  (benchmarks.track API)
 from edge.tracking.tracker import TrackerConfig
@@ -209,7 +209,8 @@ def main(argv: list[str] | None = None) -> int:
     conf = float(args.conf if args.conf is not None else pred.meta.codec.get("thr", 0.35))
     cfg = TrackerConfig.from_pairs(args.tracker)
     ego = (cfg.ego_method, cfg.ego_scale)
-    clips = load_or_detect(pred, root, args.split, args.frame_stride, names, Path(args.cache), CONF_LOW, ego, log)
+    clips = load_or_detect(pred, ClipSet(root, args.split, args.frame_stride, names), Path(args.cache), CONF_LOW,
+                           ego, log)
     base = plain(clips, conf)
     ref = row("per-frame points (no tracking)", base, conf)
     if args.sweep:

@@ -27,6 +27,16 @@ import numpy as np
 __all__ = ["ClipData", "iter_clip_frames", "clip_names", "load_or_detect", "model_key"]
 
 
+@dataclass(frozen=True)
+class ClipSet:
+    """Which clips of a labelled video root, read how: the key of both caches (detections, shifts)."""
+
+    root: Path
+    split: str
+    stride: int
+    names: list
+
+
 @dataclass
 class ClipData:
     """One clip: frame indices (F,), per-frame labels, detections (xy, scores) above `conf_low`,
@@ -179,13 +189,13 @@ def _register_clip(frames_iter, method: str, scale: float) -> dict:
             "ego_ms": np.float64(t_all * 1000 / max(len(shifts), 1))}
 
 
-def _fill(folder: Path, clips: list[str], root: Path, split: str, stride: int, make, what: str, log) -> None:
-    todo = [c for c in clips if not (folder / f"{c}.npz").is_file()]
+def _fill(folder: Path, clips: ClipSet, make, what: str, log) -> None:
+    todo = [c for c in clips.names if not (folder / f"{c}.npz").is_file()]
     if not todo:
         return
     folder.mkdir(parents=True, exist_ok=True)
-    log(f"{what}: {len(todo)} of {len(clips)} clips (cache {folder})")
-    for c, frames in iter_clip_frames(root, split, stride, todo):
+    log(f"{what}: {len(todo)} of {len(clips.names)} clips (cache {folder})")
+    for c, frames in iter_clip_frames(clips.root, clips.split, clips.stride, todo):
         t = time.perf_counter()
         d = make(frames)
         tmp = folder / f".{c}.tmp.npz"
@@ -194,20 +204,18 @@ def _fill(folder: Path, clips: list[str], root: Path, split: str, stride: int, m
         log(f"  {c}: {time.perf_counter() - t:.1f} s")
 
 
-def load_or_detect(pred, root: Path, split: str, stride: int, clips: list[str], cache: Path, conf_low: float,
+def load_or_detect(pred, clips: ClipSet, cache: Path, conf_low: float,
                    ego: tuple[str, float] | None = ("phase", 1.0), log=print) -> list[ClipData]:
     """Every clip's `ClipData`, from the cache when it holds it, else by running `pred` once
     (detections) or the registration once (shifts; `ego` = (method, scale), None: none)."""
-    det_dir = Path(cache) / f"{model_key(pred)}_c{conf_low:g}_s{stride}"
-    _fill(det_dir, clips, root, split, stride, lambda fr: _detect_clip(pred, fr),
-          f"detecting with {pred.model_path}", log)
+    det_dir = Path(cache) / f"{model_key(pred)}_c{conf_low:g}_s{clips.stride}"
+    _fill(det_dir, clips, lambda fr: _detect_clip(pred, fr), f"detecting with {pred.model_path}", log)
     reg_dir = None
     if ego is not None:
-        reg_dir = Path(cache) / f"shift_{ego[0]}_x{ego[1]:g}_s{stride}"
-        _fill(reg_dir, clips, root, split, stride, lambda fr: _register_clip(fr, *ego), f"registering ({ego[0]})",
-              log)
+        reg_dir = Path(cache) / f"shift_{ego[0]}_x{ego[1]:g}_s{clips.stride}"
+        _fill(reg_dir, clips, lambda fr: _register_clip(fr, *ego), f"registering ({ego[0]})", log)
     out = []
-    for c in clips:
+    for c in clips.names:
         z = np.load(det_dir / f"{c}.npz")
         det = _unpack(z["det"], z["det_n"])
         n = len(z["frames"])

@@ -30,12 +30,12 @@ def check_threads(threads, flag: str = "--threads") -> int | None:
 
 
 def score_threshold_ok(v) -> bool:
-    """True for a finite number in edge.codecs.base.SCORE_RANGE (the one threshold rule)."""
+    """Whether `v` passes the one threshold rule (`edge.codecs.base.check_threshold`), as a bool."""
     try:
-        v = float(v)
-    except (TypeError, ValueError):
+        check_threshold(v)
+    except ArgumentError:
         return False
-    return math.isfinite(v) and SCORE_RANGE[0] < v <= SCORE_RANGE[1]
+    return True
 
 
 def check_conf(conf, flag: str = "--conf") -> float | None:

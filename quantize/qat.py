@@ -106,7 +106,7 @@ def finetune(src, job: Int8Job, opts: QatOptions):
     from spire.augment import AugmentConfig
     from spire.data import Reporter, TrainDataset, collate_skip
     from spire.plan import Mixture, PlanSampler
-    from spire.train import validate
+    from spire.validation import Validation, validate
     from spire.train_config import TrainConfig
     from spire.train_data import build_data
 
@@ -158,7 +158,8 @@ def finetune(src, job: Int8Job, opts: QatOptions):
                   disable=opts.quiet) as bar:
             r = engine.train_one_epoch(net, loader, engine.StepRule(opt), device=info.device, should_stop=should_stop,
                                        progress=bar)
-        val = validate(net, val_sets, pre, codec, info, val_mode, reporter, opts.max_val_frames, None, opts.quiet)
+        val = validate(net, Validation(val_sets, pre, codec, val_mode, reporter, opts.max_val_frames, None, opts.quiet),
+                       info)
         row = {"epoch": epoch + 1, "lr": opt.param_groups[0]["lr"], "train_loss": r["loss"],
                **{f"val_{k}": v for k, v in val.items()}, "seconds": time.monotonic() - t0}
         history.append(row)

@@ -27,12 +27,9 @@ import torch
 
 from edge.cli import run_cli
 from edge.errors import SpireEdgeError
-from edge.metrics.operating import THR_GRID
-from edge.metrics.points import PointMetrics
-from edge.scoring import score
 
 from .cli import UsageError, git_commit, write_json
-from .data import Reporter, TrainDataset, collate_skip, iter_eval_frames
+from .data import Reporter, TrainDataset, collate_skip
 from .plan import Mixture, PlanSampler
 from .augment import AugmentConfig
 from . import engine
@@ -40,6 +37,7 @@ from .engine import RunState, build_meta, load_last, save_best, save_last, write
 from .train_config import RUN_CONTROL, TrainConfig, build_parser, parse_config  # noqa: F401  (public API)
 from .train_contract import deployment, inherit_deployment, load_init
 from .train_data import build_data, copy_paste_bank, domain_weights
+from .validation import Validation, validate, validation_path  # noqa: F401  (public API)
 
 
 def make_ema(model, decay: float, resume=None):
@@ -66,41 +64,6 @@ def set_learning_rate(opt, sched, lr: float) -> None:
         g["lr"] = float(lr)
     sched.num_bad_epochs = 0
     sched._last_lr = [float(lr) for _ in opt.param_groups]
-
-
-def validation_path(cfg: TrainConfig, mcfg, pre, codec, native: bool):
-    """(preprocess, codec, Predictor mode, description) of validation: with --val-fit, edge.run's
-    path on the exports (their --val-imgsz input, the model's fit, larger frames tiled); else whole
-    frames ('native') or letterboxed to the crop size ('resize')."""
-    if cfg.val_fit:
-        return (dataclasses.replace(pre, imgsz=cfg.val_imgsz), mcfg.build_codec(cfg.val_imgsz), "auto",
-                f"as edge.run on {cfg.val_imgsz} px exports, fit {cfg.val_fit}")
-    if native:
-        return pre, codec, "native", "native resolution, padded to 32"
-    return pre, codec, "resize", f"letterbox {pre.imgsz}"
-
-
-def validate(model, val_sets, pre, codec, info, mode: str, reporter, max_frames: int, cache, quiet) -> dict:
-    """Validation metrics of the unwrapped model (rank 0 only), through edge's Predictor in `mode`
-    (validation_path: the same path spire.evaluate and edge.run take).
-
-    Each validation set is scored on its own; one decode threshold is chosen for all of them and
-    the model's score is the worst set's F1 (`edge.metrics.operating.joint_operating_point`), so
-    a model cannot be selected for one domain at another's expense. `max_frames` caps each set.
-    """
-    from edge.metrics.operating import joint_operating_point
-    from spire.torch_backend import torch_predictor
-
-    pred = torch_predictor(model, pre, codec, mode=mode, device=info.device)
-    per_set = {}
-    for k, ds in enumerate(val_sets):
-        metrics = PointMetrics()
-        frames = iter_eval_frames(ds, reporter, cache[k] if cache is not None else None)
-        score(pred, frames, thr=min(THR_GRID[0], codec.thr), metrics=metrics, progress=not quiet, desc="validating",
-              limit=max_frames or None)
-        name = Path(str(ds.root)).name
-        per_set[name if name not in per_set else f"{name}_{k}"] = metrics
-    return joint_operating_point(per_set, codec.thr)
 
 
 @dataclasses.dataclass
@@ -313,8 +276,8 @@ def _epoch(job: Job, p: Parts, lp: Loop, should_stop: StopControl) -> bool:
         if info.is_main:
             te = time.monotonic()
             vpre, vcodec, vmode, _ = p.val
-            val = validate(scored, p.val_sets, vpre, vcodec, info, vmode, job.reporter, cfg.max_val_frames,
-                           lp.val_cache, job.quiet)
+            val = validate(scored, Validation(p.val_sets, vpre, vcodec, vmode, job.reporter, cfg.max_val_frames,
+                                              lp.val_cache, job.quiet), info)
             val["seconds"] = time.monotonic() - te
         val = engine.broadcast_object(val, info)
         lp.sched.step(val["f1"])

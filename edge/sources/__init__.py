@@ -248,7 +248,7 @@ def open_source(spec: str | None, limit: int | None = None, split: str = "all", 
     `stride` keeps every k-th frame; `realtime` (videos, cameras, streams only) reads through a
     grabber thread that keeps the newest frame and counts the ones it drops.
     """
-    from edge.sources.capture import STREAM_PREFIXES, CaptureSource, capture_kind
+    from edge.sources.capture import STREAM_PREFIXES, CaptureOptions, CaptureSource, capture_kind
 
     stride = 1 if stride is None else int(stride)
     if stride < 1:
@@ -264,13 +264,13 @@ def open_source(spec: str | None, limit: int | None = None, split: str = "all", 
         return SyntheticSource(limit)
     if live == "camera":
         idx = spec.split(":", 1)[1]
-        return CaptureSource(spec, int(idx) if idx.isdigit() else idx, "camera", limit, stride=stride,
-                             realtime=realtime)
+        device = int(idx) if idx.isdigit() else idx
+        return CaptureSource(spec, device, "camera", CaptureOptions(limit, stride, realtime))
     if live == "stream":
         import cv2
 
         api = cv2.CAP_GSTREAMER if "!" in spec and not spec.lower().startswith(STREAM_PREFIXES) else None
-        return CaptureSource(spec, spec, "stream", limit, stride=stride, realtime=realtime, api=api)
+        return CaptureSource(spec, spec, "stream", CaptureOptions(limit, stride, realtime, api=api))
     if path.is_dir():
         from edge.datasets import detect_format
 
@@ -282,7 +282,7 @@ def open_source(spec: str | None, limit: int | None = None, split: str = "all", 
     if path.is_file():
         if path.suffix.lower() in IMAGE_SUFFIXES:
             return FolderSource(path, limit)
-        return CaptureSource(spec, str(path), "video", limit, stride=stride, realtime=realtime)
+        return CaptureSource(spec, str(path), "video", CaptureOptions(limit, stride, realtime))
     raise DatasetError(f"{spec}: no such folder, video or image; pass a folder, a video file, camera:N, a stream "
                        "URL (rtsp://, http://), a GStreamer pipeline, or synthetic (leave --source out for the "
                        "built-in clip)")

@@ -21,6 +21,7 @@ import itertools
 import sys
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
@@ -162,25 +163,37 @@ class LatestFrame:
         self._thread.join(timeout)
 
 
+@dataclass(frozen=True)
+class CaptureOptions:
+    """How a capture is read: frame cap, stride, newest-frame-only (realtime), reconnects, the largest
+    tolerated gap of undecodable frames, and an OpenCV backend (None: its default)."""
+
+    limit: int | None = None
+    stride: int = 1
+    realtime: bool = False
+    retries: int = 3
+    retry_wait_s: float = 0.2
+    max_gap: int = 5
+    api: int | None = None
+
+
 class CaptureSource(Source):
     """A video file, camera or stream through cv2.VideoCapture (see the module docstring)."""
 
     is_video = True
 
-    def __init__(self, spec: str, device: int | str, kind: str, limit: int | None = None, retries: int = 3,
-                 retry_wait_s: float = 0.2, stride: int = 1, realtime: bool = False, max_gap: int = 5,
-                 api: int | None = None):
+    def __init__(self, spec: str, device: int | str, kind: str, opts: CaptureOptions = CaptureOptions()):
         import cv2
 
-        super().__init__(spec, kind, False, None, limit)
-        self.stride, self.realtime, self.max_gap = max(1, int(stride)), bool(realtime), max(1, int(max_gap))
-        self.retries, self.retry_wait_s = int(retries), float(retry_wait_s)
+        super().__init__(spec, kind, False, None, opts.limit)
+        self.stride, self.realtime, self.max_gap = max(1, int(opts.stride)), bool(opts.realtime), max(1, opts.max_gap)
+        self.retries, self.retry_wait_s = int(opts.retries), float(opts.retry_wait_s)
         self.stopped_early, self.stop_reason, self.grabber = False, None, None
         self.labels: dict[int, np.ndarray] | None = None
         self.labels_path: Path | None = None
         self.undecodable = self.decoded = 0
         self.note: str | None = None
-        self.cap = _open_capture(device, api)
+        self.cap = _open_capture(device, opts.api)
         if not self.cap.isOpened():
             raise DatasetError(self._open_error(spec, kind))
         fps = self.cap.get(cv2.CAP_PROP_FPS)

@@ -228,7 +228,8 @@ def test_stop_request_ends_a_long_skip(monkeypatch, tmp_path):
     monkeypatch.setattr(edge.sources.capture, "_open_capture", lambda device, api=None: cap)
     video = tmp_path / "v.mp4"
     video.write_bytes(b"x")
-    src = edge.sources.capture.CaptureSource(str(video), str(video), "video", stride=10 ** 9)
+    src = edge.sources.capture.CaptureSource(str(video), str(video), "video",
+                                             edge.sources.capture.CaptureOptions(stride=10 ** 9))
     src.should_stop = lambda: cap.grabs >= 1000  # SIGTERM arrives during the skip
     items = list(src)
     assert len(items) == 1 and cap.grabs == 1000
