@@ -15,7 +15,7 @@ from edge.scoring import LabelledFrame, RunScores, SourceFrames, score
 ROOT = Path(__file__).resolve().parents[2]
 
 # The loops that score a predictor on labelled frames (issue 24): each must call edge.scoring.score.
-SCORING_MODULES = ("spire/evaluate.py", "spire/train.py", "spire/thresholds.py", "spire/mine.py",
+SCORING_MODULES = ("spire/evaluate.py", "spire/validation.py", "spire/thresholds.py", "spire/mine.py",
                    "quantize/fidelity.py", "benchmarks/ladder.py", "benchmarks/measure.py")
 # Where `.predict(` may still sit in a loop, and why it is not a scoring loop of its own.
 LOOP_PREDICT_ALLOWED = {
