@@ -22,11 +22,9 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from edge.cli import run_cli
-from edge.io import atomic_write, atomic_write_json
-from edge.outputs.runfolders import new_run_folder, release_claim
-
 from benchmarks.measure import load_frames
+from edge.cli import run_cli
+from edge.outputs.runfolders import check_out_path, save_report
 
 
 @dataclass
@@ -114,20 +112,16 @@ def main(argv=None) -> int:
     a = build_parser().parse_args(argv)
     if len(a.models) < 2 or a.rounds < 1:
         raise SystemExit("benchmarks.compare: name at least two models and --rounds >= 1")
+    check_out_path(a.out, "--out")  # before the passes, not after them
     preds = [Predictor(resolve_artifact(m, a.backend), backend=a.backend, threads=a.threads) for m in a.models]
     frames = load_frames(a.data, a.split, a.frames, 512)
     h, w = frames[0].hw
     host = device_string(a.threads or default_threads())
     label = f"{Path(a.data).name} ({a.split})" if a.data else "the built-in clip"
-    out, _ = new_run_folder(a.out, "--out")
-    try:
-        rows = compare(preds, list(a.models), frames, a.rounds, progress=not a.quiet)
-        md = markdown(rows, f"{label}, {len(frames)} frames of {w}x{h}", a.backend, host)
-        atomic_write_json(out / "compare.json", {"frames": label, "n_frames": len(frames), "backend": a.backend,
-                                                  "host": host, "models": [asdict(c) for c in rows]})
-        atomic_write(out / "compare.md", md)
-    finally:
-        release_claim(out)
+    rows = compare(preds, list(a.models), frames, a.rounds, progress=not a.quiet)
+    md = markdown(rows, f"{label}, {len(frames)} frames of {w}x{h}", a.backend, host)
+    out = save_report(a.out, "compare", {"frames": label, "n_frames": len(frames), "backend": a.backend,
+                                         "host": host, "models": [asdict(c) for c in rows]}, md)
     print(md + f"saved: {out}/compare.md")
     return 0
 

@@ -24,12 +24,11 @@ from pathlib import Path
 import numpy as np
 
 from edge.cli import run_cli
-from edge.io import atomic_write, atomic_write_json
 from edge.metrics.constants import HIT_RADIUS_PX
 from edge.metrics.matching import pairwise_distances
 from edge.metrics.points import PointMetrics
 from edge.metrics.scr import measure_scr
-from edge.outputs.runfolders import new_run_folder, release_claim
+from edge.outputs.runfolders import check_out_path, save_report
 from edge.scoring import SourceFrames, score
 from edge.sources import open_source
 
@@ -118,23 +117,19 @@ def main(argv=None) -> int:
     from edge.model.zoo import resolve_artifact
 
     a = build_parser().parse_args(argv)
+    check_out_path(a.out, "--out")  # before the scoring, not after it
     model = resolve_artifact(a.model, a.backend or "openvino") if a.model else None
     pred = Predictor(model, backend=a.backend, threads=a.threads)
-    out, _ = new_run_folder(a.out, "--out")
-    try:
-        rows, table = {}, []
-        for root in a.data:
-            c = misses_of(pred, root, a.split, a.frame_stride, a.floor, not a.quiet)
-            rows[Path(root).name] = {"targets": c.targets, "found": c.found, "misses": dict(c.classes)}
-            table.append(c.row(Path(root).name))
-        head = ("| set | targets | recall | missed | " + " | ".join(CLASSES) + " |\n|---|---:|---:|---:|"
-                + "---:|" * len(CLASSES))
-        md = (f"misses of {pred.model_path} at threshold {pred.conf} ({a.split}):\n\n{head}\n"
-              + "\n".join(table) + "\n")
-        atomic_write_json(out / "misses.json", {"model": str(pred.model_path), "thr": pred.conf, "sets": rows})
-        atomic_write(out / "misses.md", md)
-    finally:
-        release_claim(out)
+    rows, table = {}, []
+    for root in a.data:
+        c = misses_of(pred, root, a.split, a.frame_stride, a.floor, not a.quiet)
+        rows[Path(root).name] = {"targets": c.targets, "found": c.found, "misses": dict(c.classes)}
+        table.append(c.row(Path(root).name))
+    head = ("| set | targets | recall | missed | " + " | ".join(CLASSES) + " |\n|---|---:|---:|---:|"
+            + "---:|" * len(CLASSES))
+    md = (f"misses of {pred.model_path} at threshold {pred.conf} ({a.split}):\n\n{head}\n"
+          + "\n".join(table) + "\n")
+    out = save_report(a.out, "misses", {"model": str(pred.model_path), "thr": pred.conf, "sets": rows}, md)
     print(md + f"saved: {out}/misses.md")
     return 0
 

@@ -30,7 +30,7 @@ from pathlib import Path
 from edge.errors import SpireEdgeError
 
 __all__ = ["OutputFolderError", "is_used", "next_free", "check_out_path", "writable_folder", "new_run_folder", "train_out_folder",
-           "claim_run_folder", "release_claim", "TRAIN_RUN_FILES", "CLAIM"]
+           "claim_run_folder", "release_claim", "save_report", "TRAIN_RUN_FILES", "CLAIM"]
 
 MAX_TRIES = 9999
 CLAIM = ".spire-run"  # created O_EXCL by the one run that owns the folder
@@ -186,6 +186,20 @@ def new_run_folder(folder: str | os.PathLike, flag: str = "--save",
     Returns (created writable folder, moved) where `moved` says it is not `folder` itself.
     """
     return claim_run_folder(folder, flag, markers, move=True)
+
+
+def save_report(folder: str | os.PathLike, stem: str, payload: dict, markdown: str) -> Path:
+    """A measuring command's result, `stem.json` + `stem.md`, in a new run folder (never over an earlier
+    one); returns the folder. The benchmarks write their tables this way, so a rerun keeps the last."""
+    from edge.io import atomic_write, atomic_write_json
+
+    out, _ = new_run_folder(folder, "--out")
+    try:
+        atomic_write_json(out / f"{stem}.json", payload)
+        atomic_write(out / f"{stem}.md", markdown)
+    finally:
+        release_claim(out)
+    return out
 
 
 # what spire.train leaves in --out: a folder holding any of these holds a run

@@ -76,3 +76,13 @@ def test_arm_features_name_the_dot_product_and_no_flags_say_nothing(tmp_path):
     assert int8_isa(f) == "NEON dot product"
     f.write_text("processor\t: 0\n")
     assert int8_isa(f) is None
+
+
+def test_an_output_path_under_a_file_is_refused_before_any_pass(fake_model, tmp_path):
+    from edge.outputs.runfolders import OutputFolderError
+
+    blocker = tmp_path / "afile"
+    blocker.write_text("mine")
+    with pytest.raises(OutputFolderError, match="afile"):
+        cmp.main([str(fake_model), str(fake_model), "--backend", "numpy", "--out", str(blocker / "cmp")])
+    assert blocker.read_text() == "mine"
