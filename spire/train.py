@@ -230,6 +230,9 @@ class StopControl:
         if self.sig:
             raise KeyboardInterrupt
         self.sig = int(signum)
+        # a validation pass can take minutes on a CPU: say that the signal was heard and what comes next
+        print(f"spire.train: {signal.Signals(signum).name} received; stopping after the current batch or "
+              "validation pass and saving last.pt (send it again to stop at once)", file=sys.stderr, flush=True)
 
     def __call__(self) -> bool:
         local = bool(self.sig) or (self.limit > 0 and time.monotonic() - self.t_start > self.limit)

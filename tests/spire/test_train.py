@@ -565,3 +565,24 @@ def test_resume_needs_no_data_option_and_a_new_run_does(tmp_path):
     assert cfg.data == [str(data)] and cfg.epochs == 2 and cfg.model == "hrpe_nano"
     with pytest.raises(UsageError, match="--data"):
         parse_config(["--out", str(tmp_path / "new")])
+
+
+def test_the_first_signal_is_acknowledged_and_asks_for_a_clean_stop_the_second_stops_at_once(capsys):
+    """StopControl: a validation pass can take minutes, so the first SIGTERM says it was heard (the run
+    then stops after the batch or validation and saves last.pt); a second one interrupts at once."""
+    import os
+    import signal
+    from types import SimpleNamespace
+
+    from spire.train import StopControl
+
+    job = SimpleNamespace(cfg=SimpleNamespace(time_limit_min=0.0), info=SimpleNamespace(distributed=False))
+    before = signal.getsignal(signal.SIGTERM)
+    with StopControl(job) as stop:
+        assert not stop()
+        os.kill(os.getpid(), signal.SIGTERM)
+        assert stop() and stop.sig == signal.SIGTERM
+        assert "SIGTERM received" in capsys.readouterr().err
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGTERM)
+    assert signal.getsignal(signal.SIGTERM) == before
