@@ -72,7 +72,7 @@ class Int8Job:
 
     @property
     def roots(self) -> list[str]:
-        """`data` as a list of roots (QAT trains on several; PTQ calibrates on the first)."""
+        """`data` as a list of roots (QAT trains on several; PTQ calibrates on an equal share of each)."""
         if self.data is None:
             return []
         return [str(self.data)] if isinstance(self.data, (str, Path)) else [str(d) for d in self.data]

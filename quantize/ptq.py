@@ -53,8 +53,8 @@ def run_ptq(job: Int8Job, src=None) -> list[Path]:
         src = load_source(job.weights, job.imgsz)
 
     cfg = PreprocessConfig.from_dict(src.preprocess)
-    data = (job.roots or [None])[0]
-    source = calibration_source(data, job.split, job.frames, cfg, job.seed, job.min_frames)
+    data = (job.roots or [None])[0]  # the fidelity report's default root
+    source = calibration_source(job.roots or None, job.split, job.frames, cfg, job.seed, job.min_frames)
     vals = None
     if job.fidelity:
         vdata, vsplit = default_val(data, job.val_data, job.val_split, job.split)
@@ -151,7 +151,8 @@ def _parser() -> argparse.ArgumentParser:
     job = Int8Job()
     add_job_options(p, job)
     p.add_argument("--backend", default=job.backend, help="openvino|onnxruntime|tflite|tensorrt|all (comma list ok)")
-    p.add_argument("--data", default=job.data, help="calibration dataset root (training/validation split); "
+    p.add_argument("--data", nargs="+", default=job.data,
+                   help="calibration dataset root(s) (training/validation split; several share the frames equally); "
                    "default: synthetic frames with a warning")
     p.add_argument("--calibrate-method", default=job.calibrate_method, choices=("MinMax", "Percentile", "Entropy"),
                    help="onnxruntime/TensorRT calibration statistic (default: the architecture's recipe, else MinMax)")

@@ -48,7 +48,7 @@ class ReleaseSettings:
     thr: float | None = None  # one decode threshold for the checkpoint and every artifact (None: keep)
     thr_rule: str = ""  # how it was chosen, kept in every sidecar's extra.operating_point
     fit: str | None = None  # frames that fit the input: run at their own size (native) or padded (pad)
-    calib_data: str = "sirst-v2"  # under --data-root; training split only, never a test split
+    calib_data: str | list[str] = "sirst-v2"  # root(s) under --data-root; training split only, never a test split
     calib_split: str = "train"
     calib_frames: int = 300
     val_data: str = "sirst-v2"
@@ -58,6 +58,10 @@ class ReleaseSettings:
     required_int8: list[str] = field(default_factory=lambda: ["onnxruntime", "openvino"])
     ptq_args: dict[str, list[str]] = field(default_factory=dict)  # extra quantize.ptq options per backend
     threads: int = 2
+
+    @property
+    def calib_roots(self) -> list[str]:
+        return [self.calib_data] if isinstance(self.calib_data, str) else list(self.calib_data)
 
     @classmethod
     def load(cls, path: Path) -> "ReleaseSettings":
@@ -103,7 +107,8 @@ def _int8(stage: Path, s: ReleaseSettings, data_root: Path, log: Path) -> None:
     py, w = sys.executable, str(stage / "best.pt")
     for backend in RECIPES:
         cmd = [py, "-m", "quantize.ptq", "--weights", w, "--backend", backend,
-               "--data", str(data_root / s.calib_data), "--split", s.calib_split, "--frames", str(s.calib_frames),
+               "--data", *[str(data_root / d) for d in s.calib_roots], "--split", s.calib_split,
+               "--frames", str(s.calib_frames),
                "--val-data", str(data_root / s.val_data), "--val-split", s.val_split,
                "--val-frames", str(s.val_frames), "--threads", str(s.threads), "--allow-drop",
                "--out", str(stage / "export"), *s.ptq_args.get(backend, [])]
@@ -129,7 +134,7 @@ def release(run: Path, dst: Path, settings: ReleaseSettings, data_root: Path) ->
     missing = [f for f in RUN_FILES if not (run / f).is_file()]
     if missing:
         raise ReleaseError(f"{run}: no {', '.join(missing)}; pass a finished spire.train run (or spire.promote's)")
-    for root in {settings.calib_data, settings.val_data}:
+    for root in {*settings.calib_roots, settings.val_data}:
         if not (data_root / root).is_dir():
             raise ReleaseError(f"{data_root / root}: no such dataset; pass --data-root or fix {SETTINGS_NAME}")
     dst.parent.mkdir(parents=True, exist_ok=True)

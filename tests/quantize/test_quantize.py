@@ -97,6 +97,20 @@ def test_calibration_real_frames_runtime_preprocess(nuaa_fixture):
     assert max(float(x.max()) for x in a) > 1.0
 
 
+def test_several_calibration_roots_share_the_frames_equally(nuaa_fixture, tmp_path):
+    """A model that runs on two kinds of frames is calibrated on both: each root gives its share."""
+    from quantize.calibration import calibration_source
+
+    names = (NUAA / "train.txt").read_text().split()[10:16]
+    other = nuaa_subset(tmp_path / "other", names, {"train": names})
+    src = calibration_source([nuaa_fixture, other], "train", frames=9, cfg=CFG, progress=False)
+    picked = [f.name for f in src.frames]
+    assert len(picked) == 9 and sum(n in names for n in picked) == 4  # 5 + 4: the first root takes the remainder
+    assert src.info()["source"] == f"{nuaa_fixture}+{other}"
+    with pytest.raises(DatasetError, match="test"):
+        calibration_source([nuaa_fixture, other], "test", frames=8, cfg=CFG, progress=False)
+
+
 def test_calibration_errors_are_one_line(nuaa_fixture, capsys):
     from quantize.calibration import calibration_source
 

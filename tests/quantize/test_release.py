@@ -75,3 +75,17 @@ def test_missing_run_files_are_one_line(tmp_path):
     (tmp_path / "run").mkdir()
     with pytest.raises(rel.ReleaseError, match="pass a finished spire.train run"):
         rel.release(tmp_path / "run", tmp_path / "dst", rel.ReleaseSettings(), _data(tmp_path))
+
+
+def test_several_calibration_roots_go_to_every_ptq_step_and_each_must_exist(tmp_path, monkeypatch):
+    cmds = []
+    monkeypatch.setattr(rel, "_step", lambda cmd, what, log: cmds.append(cmd) or True)
+    data, run = _data(tmp_path), _run(tmp_path)
+    settings = rel.ReleaseSettings(calib_data=["sirst-v2", "ir-drone"])
+    with pytest.raises(rel.ReleaseError, match="ir-drone: no such dataset"):
+        rel.release(run, tmp_path / "dst", settings, data)
+    (data / "ir-drone").mkdir()
+    rel.release(run, tmp_path / "dst", settings, data)
+    for c in (c for c in cmds if "quantize.ptq" in c):
+        i = c.index("--data")
+        assert c[i + 1:i + 3] == [str(data / "sirst-v2"), str(data / "ir-drone")] and c[i + 3] == "--split"
