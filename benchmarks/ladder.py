@@ -141,14 +141,15 @@ def markdown(rungs: list[Rung], roots: list[str], imgsz: int, backend: str, prec
     names = [Path(r).name for r in roots]
     head = ["rung", "params", f"GMAC @{imgsz}²"]
     for n in names:
-        head += [f"{n} F1", f"{n} false pts / frame", f"{n} false pts / target-free frame"]
+        head += [f"{n} F1", f"{n} recall", f"{n} false pts / frame", f"{n} false pts / target-free frame"]
     head += [f"{backend} {precision} e2e ms @{imgsz}² (official: torch fp32)", "speed-up", "thr", "status"]
     lines = ["| " + " | ".join(head) + " |", "|---|" + "---:|" * (len(head) - 2) + "---|"]
     for r in rungs:
         cells = [r.name, _f(r.params and r.params / 1e6, ".3f") + " M" if r.params else "n/a", _f(r.gmac, ".2f")]
         for n in names:
             s = r.sets.get(n) or {}
-            cells += [_f(s.get("f1"), ".3f"), _f(s.get("fppi"), ".3f"), _f(s.get("fp_per_target_free_frame"), ".3f")]
+            cells += [_f(s.get("f1"), ".3f"), _f(s.get("recall"), ".3f"), _f(s.get("fppi"), ".3f"),
+                      _f(s.get("fp_per_target_free_frame"), ".3f")]
         cells += [_f(r.latency_ms_p50, ".2f"), (f"{r.speedup:.1f}x" if r.speedup else "n/a"), _f(r.thr, ".2f"),
                   r.status]
         lines.append("| " + " | ".join(str(c) for c in cells) + " |")
