@@ -22,7 +22,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from benchmarks.measure import load_frames
+from benchmarks.measure import load_frames, warm_up
 from edge.cli import run_cli
 from edge.outputs.runfolders import check_out_path, save_report
 
@@ -61,8 +61,7 @@ def compare(predictors: list, names: list[str], frames: list, rounds: int, warmu
     for name, p in zip(names, predictors):
         pre = p.cfg
         out.append(Contender(name, str(p.model_path), getattr(pre, "imgsz", None), getattr(pre, "fit", None), p.conf))
-        for i in range(warmup):
-            p.predict(frames[i % len(frames)].frame, frames[i % len(frames)].name)
+        warm_up(p, frames, warmup)
     from tqdm import tqdm
 
     with tqdm(total=rounds * len(predictors), desc="passes", unit="pass", disable=not progress) as bar:

@@ -125,6 +125,12 @@ def infer_input(predictor, frame: LabelledFrame) -> np.ndarray:
     return x[None]
 
 
+def warm_up(predictor, frames: list[LabelledFrame], n: int) -> None:
+    """`n` untimed predictions first (graph compilation, caches, lazy allocations stay out of the timing)."""
+    for i in range(n):
+        predictor.predict(frames[i % len(frames)].frame, frames[i % len(frames)].name)
+
+
 def measure(row: Row, predictor, frames: list[LabelledFrame], timing: TimingConfig, power=None,
             progress: bool = True, scored: bool = True) -> Row:
     """Fill `row` with accuracy (when `scored`), latency and power from `predictor` on `frames`; returns it.
@@ -134,8 +140,7 @@ def measure(row: Row, predictor, frames: list[LabelledFrame], timing: TimingConf
     """
     if not frames:
         raise ValueError("no benchmark frames")
-    for i in range(timing.warmup):
-        predictor.predict(frames[i % len(frames)].frame, frames[i % len(frames)].name)
+    warm_up(predictor, frames, timing.warmup)
     passes = max(1, -(-timing.min_runs // len(frames)))
     if power is not None:
         power.start()

@@ -345,7 +345,7 @@ def test_int8_command_lines_build_the_job_whose_fields_are_their_defaults():
     assert Int8Job.from_args(ptq._parser().parse_args([])) == Int8Job()
     args = ["--no-fidelity", "--allow-drop", "--ignored-scope", "--data", "d"]
     job = Int8Job.from_args(ptq._parser().parse_args(args))
-    assert job == Int8Job(fidelity=False, max_drop=None, ignored_scope=(), data="d")
+    assert job == Int8Job(fidelity=False, max_drop=None, ignored_scope=(), data=("d",))  # --data takes roots
     a = qat._parser().parse_args(["--weights", "w", "--data", "d", "e", "--epochs", "3"])
     assert Int8Job.from_args(a, qat.QAT_JOB) == dataclasses.replace(qat.QAT_JOB, weights="w", data=("d", "e"))
     assert QatOptions.from_args(a) == QatOptions(epochs=3)
