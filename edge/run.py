@@ -118,6 +118,8 @@ class Run:
             print(f"tracking: {self.track_settings.source}", file=sys.stderr)
         self.pred = Predictor(model, args.backend, args.threads, args.mode, conf,
                               raw16=getattr(args, "raw16", None))
+        if self.pred.note:
+            print(f"note: {self.pred.note}", file=sys.stderr)
         self.source = open_source(args.source, args.frames, args.split, args.frame_stride, args.realtime)
         self.source.should_stop = lambda: self.stop.reason is not None  # long skips and reads end on a signal
         self.stats = RunStats()

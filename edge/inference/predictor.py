@@ -152,6 +152,13 @@ class Predictor:
         # 1920x1080 frames.
         self.fits_native = (mode == "auto" and getattr(backend, "dynamic_input", False) and not cfg.scale_up
                             and cfg.fit == "native")
+        # A model chosen at the frames' own size on a runtime that cannot run them so (LiteRT, TensorRT):
+        # it still runs, padded, but its scores near the padding differ from what was validated.
+        self.note = (f"{backend.name} runs a fixed {int(size)}x{int(size)} input, so frames that fit are padded to "
+                     "it; this model was chosen running frames at their own size (fit native) and may score lower "
+                     "near the padding: --backend openvino or onnxruntime run it as validated"
+                     if mode == "auto" and cfg.fit == "native" and not getattr(backend, "dynamic_input", False)
+                     else None)
         self.backend = backend
         self.cfg = cfg
         self.size = int(size)

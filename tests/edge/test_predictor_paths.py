@@ -202,3 +202,19 @@ def test_fit_pad_runs_a_small_frame_padded_to_the_input_on_a_backend_of_any_size
     assert PreprocessConfig.from_dict({k: v for k, v in cfg.to_dict().items() if k != "fit"}).fit == "native"
     with pytest.raises(ValueError, match="fit must be one of"):
         dataclasses.replace(cfg, fit="stretch")
+
+
+def test_a_native_model_on_a_fixed_input_runtime_gets_a_note_and_edge_run_prints_it(fake_model, capsys):
+    """A model chosen at the frames' own size still runs on LiteRT/TensorRT (padded), but the user is told
+    once that it is not running as validated, and which runtimes would."""
+    import dataclasses
+
+    art = Predictor(fake_model, threads=1)  # the fake numpy runtime has a fixed input, like LiteRT
+    assert art.cfg.fit == "native" and art.note and "fixed 64x64 input" in art.note and "openvino" in art.note
+    padded = Predictor.from_parts(art.backend, dataclasses.replace(art.cfg, fit="pad"), art.codec, art.size)
+    assert padded.note is None  # a padded model runs on it as validated
+    from edge.run import main
+
+    assert main(["--model", str(fake_model), "--frames", "2", "--quiet"]) == 0
+    err = capsys.readouterr().err
+    assert err.count("note: numpy runs a fixed 64x64 input") == 1
