@@ -196,6 +196,8 @@ _ARCHS: dict[str, HRPEDenseArch] = {
     "spire_m": HRPEDenseArch(stem1=16, width=64, neck=16, gate=True),
     # spire-s with a 31 x 31 window gate (124 px of context at stride 4): runs frames at their own size
     "spire_s_local": HRPEDenseArch(stem1=16, width=48, neck=16, gate=True, gate_window=31),
+    # the same with a 63 x 63 window (252 px): more of the context the global gate had on large frames
+    "spire_s_local63": HRPEDenseArch(stem1=16, width=48, neck=16, gate=True, gate_window=63),
 }
 # PTQ recipe per backend (ModelCfg.int8), from each rung's fidelity reports on sirst-v2/val: the SE
 # gate's global mean and the 16-channel neck before it lose the most to INT8 (plain NNCF PTQ of
@@ -214,6 +216,7 @@ _INT8 = {
     "spire_s": {**_INT8_FAMILY, "openvino": {"ignored_scope": ["gate", "neck", "conv1"]}},
     "spire_m": {**_INT8_FAMILY, "openvino": {}},  # the round before's plain NNCF INT8 (-4.8: its FP32 ships)
     "spire_s_local": {**_INT8_FAMILY, "openvino": {"ignored_scope": ["gate", "neck", "conv1"]}},
+    "spire_s_local63": {**_INT8_FAMILY, "openvino": {"ignored_scope": ["gate", "neck", "conv1"]}},
 }
 default_cfgs.update({name: _cfg(int8=_INT8[name]) for name in _ARCHS})
 
@@ -241,6 +244,12 @@ def spire_s(**kwargs) -> HRPEDense:
 def spire_s_local(**kwargs) -> HRPEDense:
     """spire-s with a window gate (`LocalGate`): the same weights, frames run at their own size."""
     return _create("spire_s_local", **kwargs)
+
+
+@register_model
+def spire_s_local63(**kwargs) -> HRPEDense:
+    """spire_s_local with a 63 x 63 window gate (an experiment of issue 28: does more context help SIRST-V2?)."""
+    return _create("spire_s_local63", **kwargs)
 
 
 @register_model

@@ -34,7 +34,7 @@ ALL = list_models()
 # its full size is checked separately.
 SMALL = {"sshd": {"width": 8}}
 EXPECTED_PARAMS = {"hrpe": 294_753, "hrpe_ir": 293_601, "hrpe_lite": 37_649, "hrpe_nano": 15_977,
-                   "spire_n": 61_369, "spire_s": 133_273, "spire_s_local": 133_273, "spire_m": 232_825,
+                   "spire_n": 61_369, "spire_s": 133_273, "spire_s_local": 133_273, "spire_s_local63": 133_273, "spire_m": 232_825,
                    "sshd": 28_735_256}
 
 
@@ -85,7 +85,7 @@ def _randomize_bn(model: nn.Module, seed: int = 0) -> None:
 def test_registry_lists_the_family():
     assert {"hrpe", "hrpe_ir", "hrpe_lite", "hrpe_nano", "sshd"} <= set(ALL)
     assert list_models("hrpe_*") == ["hrpe_ir", "hrpe_lite", "hrpe_nano"]
-    assert list_models("spire_*") == ["spire_m", "spire_n", "spire_s", "spire_s_local"]
+    assert list_models("spire_*") == ["spire_m", "spire_n", "spire_s", "spire_s_local", "spire_s_local63"]
 
 
 @pytest.mark.parametrize("name", ALL)
