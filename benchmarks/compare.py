@@ -3,12 +3,12 @@
 Why: "is the new model faster than the one I run today, and does it find as much?" is the question a
 release (or a user's own fine-tune) has to answer, and two `edge.run` calls minutes apart on a shared
 host do not answer it: the load changes between them. Here every model makes `--rounds` full passes
-over the same frames, the models taking turns (ABAB..., so a load spike hits every model alike), each
+over the same frames, the models taking turns (ABBA..., so a load spike hits every model alike), each
 pass the runtime path itself (`edge.scoring.score` over `Predictor`: read, preprocess at the model's
 own deployment contract, infer, decode). Per model: the median FPS of its passes (frames / wall time
 of a pass), the metrics of its first pass, and the FPS ratio to the first model named.
 
-    python -m benchmarks.compare weights/shipped/lineage/round3_pad_int8_openvino_model spire-s --backend openvino
+    python -m benchmarks.compare spire-s spire-s-native --backend openvino      # today's default, then the candidate
 
 Frames: the built-in clip by default (every frame, at its sensor resolution), or `--data ROOT --split S`.
 Writes `OUT/compare.json` and `OUT/compare.md` in a new run folder.
@@ -59,8 +59,7 @@ def compare(predictors: list, names: list[str], frames: list, rounds: int, warmu
     """Every predictor makes `rounds` passes over `frames`, taking turns; returns one Contender each."""
     out = []
     for name, p in zip(names, predictors):
-        pre = p.cfg
-        out.append(Contender(name, str(p.model_path), getattr(pre, "imgsz", None), getattr(pre, "fit", None), p.conf))
+        out.append(Contender(name, str(p.model_path), p.size, p.cfg.fit, p.conf))
         warm_up(p, frames, warmup)
     from tqdm import tqdm
 

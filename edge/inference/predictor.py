@@ -140,7 +140,8 @@ class Predictor:
         return self
 
     def _setup(self, backend: Backend, cfg, codec, size: int, mode: str, overlap: int, merge_px: float) -> None:
-        if mode == "native" and not getattr(backend, "dynamic_input", False):
+        dynamic = bool(getattr(backend, "dynamic_input", False))  # the runtime takes any input size
+        if mode == "native" and not dynamic:
             raise ValueError(f"mode 'native' needs a backend that runs any input size (torch); {backend.name} runs a "
                              "static input: use 'auto' (tiles at native resolution)")
         # A backend that runs any input size runs a frame that fits the input as the model's
@@ -150,15 +151,14 @@ class Predictor:
         # 0.782 -> 0.852 and ir-drone/val 0.916 -> 0.931 padded; the older stage-1 model had lost 3 points).
         # Larger frames are tiled at S, which scored 7 points higher on sirst-v2/val than whole
         # 1920x1080 frames.
-        self.fits_native = (mode == "auto" and getattr(backend, "dynamic_input", False) and not cfg.scale_up
-                            and cfg.fit == "native")
+        wants_native = mode == "auto" and cfg.fit == "native" and not cfg.scale_up
+        self.fits_native = wants_native and dynamic
         # A model chosen at the frames' own size on a runtime that cannot run them so (LiteRT, TensorRT):
         # it still runs, padded, but its scores near the padding differ from what was validated.
-        self.note = (f"{backend.name} runs a fixed {int(size)}x{int(size)} input, so frames that fit are padded to "
-                     "it; this model was chosen running frames at their own size (fit native) and may score lower "
-                     "near the padding: --backend openvino or onnxruntime run it as validated"
-                     if mode == "auto" and cfg.fit == "native" and not getattr(backend, "dynamic_input", False)
-                     else None)
+        self.note = None if not wants_native or dynamic else (
+            f"{backend.name} runs a fixed {int(size)}x{int(size)} input, so frames that fit are padded to it; this "
+            "model was chosen running frames at their own size (fit native) and may score lower near the padding: "
+            "a runtime that takes any input size (--backend openvino or onnxruntime) runs it as validated")
         self.backend = backend
         self.cfg = cfg
         self.size = int(size)

@@ -216,8 +216,8 @@ _INT8 = {
     "spire_s": {**_INT8_FAMILY, "openvino": {"ignored_scope": ["gate", "neck", "conv1"]}},
     "spire_m": {**_INT8_FAMILY, "openvino": {}},  # the round before's plain NNCF INT8 (-4.8: its FP32 ships)
     "spire_s_local": {**_INT8_FAMILY, "openvino": {"ignored_scope": ["gate", "neck", "conv1"]}},
-    "spire_s_local63": {**_INT8_FAMILY, "openvino": {"ignored_scope": ["gate", "neck", "conv1"]}},
 }
+_INT8["spire_s_local63"] = _INT8["spire_s_local"]  # the same layers, the same recipe
 default_cfgs.update({name: _cfg(int8=_INT8[name]) for name in _ARCHS})
 
 

@@ -16,7 +16,7 @@ class CountingPredictor:
 
     def __init__(self, inner, name, log):
         self.inner, self.name, self.log = inner, name, log
-        self.cfg, self.model_path, self.conf = inner.cfg, inner.model_path, inner.conf
+        self.cfg, self.model_path, self.conf, self.size = inner.cfg, inner.model_path, inner.conf, inner.size
 
     def predict(self, frame, name=None, thr=None):
         if name == "f0":  # the first frame of a pass
